@@ -1,0 +1,194 @@
+//! The error every fallible probe operation returns.
+
+use core::fmt;
+
+/// Why an instruction cannot be probed: its mnemonic and the reason, both
+/// fixed strings from the backend's decision table.
+///
+/// ```
+/// use probe_hal::Refusal;
+/// const INT3: Refusal = Refusal::new("int3", "a breakpoint cannot be stepped out of line");
+/// assert_eq!(INT3.mnemonic, "int3");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The instruction (or instruction class) refused, e.g. `"sc.w"`.
+    pub mnemonic: &'static str,
+    /// Why it is refused, in words a user can act on.
+    pub reason: &'static str,
+}
+
+impl Refusal {
+    /// A refusal of `mnemonic` because of `reason`.
+    pub const fn new(mnemonic: &'static str, reason: &'static str) -> Self {
+        Self { mnemonic, reason }
+    }
+}
+
+/// Which fixed-capacity resource ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capacity {
+    /// The probe table (registered probes of every kind).
+    Probes,
+    /// The probe-point table (distinct probed addresses).
+    ProbePoints,
+    /// Out-of-line slots: every slot page is full and no new page may be taken.
+    SlotPages,
+    /// A batch is larger than the engine can hold.
+    Batch,
+    /// The per-task table of in-flight user-mode steps.
+    UserSteps,
+}
+
+/// What went wrong, precisely enough for a user to fix it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProbeErrorKind {
+    /// The address is inside an instruction, not at its start.
+    NotInsnBoundary {
+        /// Start of the instruction that covers the address.
+        insn_start: usize,
+        /// Length of that instruction.
+        insn_len: usize,
+    },
+    /// The instruction at the address must not be probed.
+    Refused(Refusal),
+    /// The bytes at the address are no instruction the backend knows.
+    Undecodable,
+    /// The address does not have the alignment the ISA requires.
+    Misaligned {
+        /// Required alignment in bytes.
+        align: usize,
+    },
+    /// A fixed-capacity table is full.
+    CapacityFull(Capacity),
+    /// The address lies in a range that must never be probed.
+    Blacklisted,
+    /// A return probe was asked for an address that is not a function entry.
+    NotFunctionEntry,
+    /// The same probe (same handlers at the same place) is already registered.
+    AlreadyRegistered,
+    /// No probe with this id (or at this address) is registered.
+    NoSuchProbe,
+    /// The kernel gave no executable memory for an out-of-line slot.
+    SlotMemoryExhausted,
+    /// A pc-relative operand cannot reach its target from the slot.
+    OutOfReach {
+        /// The slot the instruction would run in.
+        slot: usize,
+    },
+    /// The kernel could not write the text (read-only, not mapped, refused).
+    TextPatchFailed,
+    /// Reading the memory at the address failed.
+    MemoryUnreadable,
+    /// The kernel does not know the symbol.
+    UnknownSymbol,
+    /// The offset lies beyond the end of the symbol.
+    OffsetOutsideSymbol {
+        /// Size of the symbol in bytes.
+        size: usize,
+    },
+    /// The request itself is malformed (the text says how).
+    InvalidRequest(&'static str),
+}
+
+/// The error of every fallible probe operation: what went wrong and where.
+///
+/// ```
+/// use probe_hal::{ProbeError, ProbeErrorKind};
+/// let e = ProbeError::new(ProbeErrorKind::Misaligned { align: 4 }, 0x1002);
+/// assert_eq!(e.addr(), 0x1002);
+/// assert_eq!(e.to_string(), "cannot probe 0x1002: address is not 4-byte aligned");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeError {
+    kind: ProbeErrorKind,
+    addr: usize,
+}
+
+impl ProbeError {
+    /// An error of `kind` about address `addr`.
+    pub const fn new(kind: ProbeErrorKind, addr: usize) -> Self {
+        Self { kind, addr }
+    }
+
+    /// A refusal of the instruction at `addr`.
+    pub const fn refused(refusal: Refusal, addr: usize) -> Self {
+        Self::new(ProbeErrorKind::Refused(refusal), addr)
+    }
+
+    /// What went wrong.
+    pub const fn kind(&self) -> ProbeErrorKind {
+        self.kind
+    }
+
+    /// The address the error is about (0 when there is none).
+    pub const fn addr(&self) -> usize {
+        self.addr
+    }
+
+    /// The same error about another address.
+    pub const fn at(self, addr: usize) -> Self {
+        Self {
+            kind: self.kind,
+            addr,
+        }
+    }
+}
+
+impl fmt::Display for Capacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capacity::Probes => "probe table",
+            Capacity::ProbePoints => "probe-point table",
+            Capacity::SlotPages => "out-of-line slot pages",
+            Capacity::Batch => "batch",
+            Capacity::UserSteps => "in-flight user step table",
+        })
+    }
+}
+
+impl fmt::Display for ProbeErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotInsnBoundary {
+                insn_start,
+                insn_len,
+            } => write!(
+                f,
+                "not an instruction boundary (inside the {insn_len}-byte instruction at {insn_start:#x})"
+            ),
+            Self::Refused(r) => write!(f, "refused instruction `{}`: {}", r.mnemonic, r.reason),
+            Self::Undecodable => f.write_str("the bytes there do not decode as an instruction"),
+            Self::Misaligned { align } => write!(f, "address is not {align}-byte aligned"),
+            Self::CapacityFull(c) => write!(f, "{c} is full"),
+            Self::Blacklisted => f.write_str("address is in a range that must not be probed"),
+            Self::NotFunctionEntry => f.write_str("a return probe must be placed on a function entry"),
+            Self::AlreadyRegistered => f.write_str("this probe is already registered"),
+            Self::NoSuchProbe => f.write_str("no such probe is registered"),
+            Self::SlotMemoryExhausted => {
+                f.write_str("the kernel gave no executable memory for an out-of-line slot")
+            }
+            Self::OutOfReach { slot } => write!(
+                f,
+                "a pc-relative operand cannot reach its target from the slot at {slot:#x}"
+            ),
+            Self::TextPatchFailed => f.write_str("the kernel could not patch the text"),
+            Self::MemoryUnreadable => f.write_str("the memory there cannot be read"),
+            Self::UnknownSymbol => f.write_str("unknown symbol"),
+            Self::OffsetOutsideSymbol { size } => {
+                write!(f, "offset lies outside the {size}-byte symbol")
+            }
+            Self::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot probe {:#x}: {}", self.addr, self.kind)
+    }
+}
+
+impl core::error::Error for ProbeError {}

@@ -1,0 +1,30 @@
+//! # probe-hal: the contract between the probe engine and an instruction set
+//!
+//! `probe-core` is generic over [`Arch`]: everything that depends on the
+//! instruction set (how a breakpoint is encoded, which instructions can be
+//! executed out of line, which must be simulated and which must be refused,
+//! how a single step ends, how a function's return is redirected) lives behind
+//! this trait. One crate per ISA implements it (`hal-x86_64`, `hal-riscv64`,
+//! `hal-loongarch64`); an out-of-tree ISA implements it the same way, without
+//! touching the engine (see `docs/porting.md`).
+//!
+//! The kernel's own trap frame is reached through [`Registers`], so a kernel
+//! hands the engine the frame its trap entry already built; every hal crate
+//! also ships a Linux-layout `PtRegs` for kernels that have none.
+//!
+//! Nothing here allocates and nothing here needs `std`.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+
+mod arch;
+mod decision;
+mod error;
+mod memory;
+mod regs;
+pub mod rethook;
+
+pub use arch::{Arch, Breakpoint};
+pub use decision::{Decoded, ExecMode, Handling, SlotImage, MAX_SLOT_LEN};
+pub use error::{Capacity, ProbeError, ProbeErrorKind, Refusal};
+pub use memory::{DataAccess, MemoryFault};
+pub use regs::{CallAbi, Registers};

@@ -1,0 +1,87 @@
+//! The call-back from a backend's return trampoline into the engine.
+//!
+//! A backend's kernel-mode trampoline saves the registers into a frame that
+//! implements [`Registers`], calls [`dispatch_return`], and resumes at the
+//! address it returns. The engine installs itself with [`set_return_hook`]
+//! once at start-up. The hook is read without a lock on the trap path.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::Registers;
+
+/// What a return trampoline calls back into (implemented by the engine).
+pub trait ReturnHook: Sync {
+    /// A probed function returned into the trampoline with `regs`; run the
+    /// return handlers and give the real return address. Implementations
+    /// also set `regs`'s pc to it.
+    fn on_return(&self, regs: &mut dyn Registers) -> usize;
+}
+
+const EMPTY: u8 = 0;
+const WRITING: u8 = 1;
+const READY: u8 = 2;
+
+struct HookCell {
+    state: AtomicU8,
+    hook: UnsafeCell<Option<&'static dyn ReturnHook>>,
+}
+
+// SAFETY: `hook` is written exactly once, by the caller that moved `state`
+// from EMPTY to WRITING, and read only after `state` is READY (Acquire pairs
+// with the Release store that publishes it); `&'static dyn ReturnHook` is Sync.
+unsafe impl Sync for HookCell {}
+
+static HOOK: HookCell = HookCell {
+    state: AtomicU8::new(EMPTY),
+    hook: UnsafeCell::new(None),
+};
+
+/// The hook was installed before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookAlreadySet;
+
+impl core::fmt::Display for HookAlreadySet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("the return hook is already installed")
+    }
+}
+
+/// Install the engine that return trampolines call back into. Once per boot.
+pub fn set_return_hook(hook: &'static dyn ReturnHook) -> Result<(), HookAlreadySet> {
+    if HOOK
+        .state
+        .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return Err(HookAlreadySet);
+    }
+    // SAFETY: the compare-exchange above made us the only writer, and no
+    // reader looks at `hook` before `state` is READY.
+    unsafe { *HOOK.hook.get() = Some(hook) };
+    HOOK.state.store(READY, Ordering::Release);
+    Ok(())
+}
+
+/// The installed hook, if any.
+pub fn return_hook() -> Option<&'static dyn ReturnHook> {
+    if HOOK.state.load(Ordering::Acquire) != READY {
+        return None;
+    }
+    // SAFETY: READY is stored (Release) only after the single write of `hook`
+    // completed, and `hook` is never written again.
+    unsafe { *HOOK.hook.get() }
+}
+
+/// Called by a backend's return trampoline: runs the engine's return
+/// handling and gives the address to resume at.
+///
+/// # Panics
+/// If no hook was installed: a trampoline can only be reached after the
+/// engine hijacked a return, which it does only once installed.
+pub fn dispatch_return(regs: &mut dyn Registers) -> usize {
+    match return_hook() {
+        Some(h) => h.on_return(regs),
+        None => panic!("return trampoline reached with no return hook installed"),
+    }
+}
