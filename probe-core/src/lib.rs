@@ -1,1 +1,62 @@
-//! engine
+//! # probe-core: kprobes, kretprobes and uprobes for Rust kernels
+//!
+//! An allocation-free, `no_std` probe engine, generic over the instruction
+//! set ([`probe_hal::Arch`]), the registration lock (any
+//! [`lock_api::RawMutex`]) and the kernel's [`KernelServices`]. Capacities
+//! are const generics; the trap path takes no lock and never allocates, and
+//! finds a probe in O(1).
+//!
+//! A kernel:
+//! 1. implements [`KernelServices`] (memory, text patching, slot pages,
+//!    current CPU/task, grace period, symbols);
+//! 2. puts an [`Engine`] in a `static` and, if its backend has a code
+//!    return trampoline, installs it with
+//!    [`probe_hal::rethook::set_return_hook`];
+//! 3. calls [`Engine::handle_breakpoint`] from its breakpoint trap and
+//!    [`Engine::handle_fault`] from its fault traps, with its own trap
+//!    frame (anything implementing [`probe_hal::Registers`]);
+//! 4. calls [`Engine::release_task`] when a task exits, and the address
+//!    space hooks ([`Engine::release_space`], [`Engine::fork_space`]) for
+//!    uprobes.
+//!
+//! Then [`Engine::register_kprobe`], [`Engine::register_kretprobe`] and
+//! friends do the rest. See `docs/porting.md` for adding an ISA.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+
+mod cpu;
+mod engine;
+mod instances;
+mod point;
+mod probe;
+mod register;
+mod rethook;
+mod services;
+mod space;
+mod spec;
+mod table;
+mod task;
+mod trap;
+mod xol;
+
+pub use engine::Engine;
+pub use register::BatchError;
+pub use services::{KernelServices, Space, Symbol, TextPatchError};
+pub use spec::{
+    EntryAction, EntryHandler, Kprobe, Kretprobe, PostHandler, PreAction, PreHandler, ProbeContext,
+    ProbeId, ProbeInfo, ProbeKind, ProbeSpec, ReturnHandler, Target, UserData, NO_DATA,
+};
+pub use task::TaskState;
+pub use trap::{FaultOutcome, TrapOutcome};
+
+pub use probe_hal::{Arch, ExecMode, ProbeError, ProbeErrorKind, Registers};
+
+/// The backend of the compilation target (with the `native` feature).
+#[cfg(all(feature = "native", target_arch = "x86_64"))]
+pub type NativeArch = hal_x86_64::X86_64;
+/// The backend of the compilation target (with the `native` feature).
+#[cfg(all(feature = "native", target_arch = "riscv64"))]
+pub type NativeArch = hal_riscv64::Riscv64;
+/// The backend of the compilation target (with the `native` feature).
+#[cfg(all(feature = "native", target_arch = "loongarch64"))]
+pub type NativeArch = hal_loongarch64::LoongArch64;

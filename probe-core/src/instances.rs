@@ -1,0 +1,215 @@
+//! `InstancePool`: the engine-wide fixed pool of return-probe instances.
+//!
+//! An instance records one tracked call: which probe (index and generation),
+//! the real return address, the frame identity and the per-instance data.
+//! Free instances form a lock-free stack (Treiber stack with a 32-bit tag
+//! against ABA); a taken instance belongs to exactly one task, which links it
+//! into its own LIFO through `prev`.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// One tracked call.
+pub(crate) struct Instance<const D: usize> {
+    pub(crate) probe: u32,
+    pub(crate) generation: u32,
+    pub(crate) real_ret: usize,
+    pub(crate) frame: usize,
+    pub(crate) trampoline: usize,
+    pub(crate) addr: usize,
+    pub(crate) data: [u8; D],
+}
+
+struct Cell<const D: usize> {
+    /// Next free (free list) or next older instance of the owning task
+    /// (index + 1; 0: none).
+    link: AtomicU32,
+    inst: UnsafeCell<Instance<D>>,
+}
+
+/// See the module documentation.
+pub(crate) struct InstancePool<const I: usize, const D: usize> {
+    /// Tagged head of the free stack: `tag << 32 | (index + 1)`.
+    free: AtomicU64,
+    cells: [Cell<D>; I],
+    initialised: AtomicU32,
+}
+
+// SAFETY: `inst` of a cell is accessed only by the holder of that cell: a
+// cell is on the free stack (touched by nobody) or owned by one task (or by
+// the CPU running `alloc`/`release` for it). Ownership moves through the
+// atomic free stack with Acquire/Release ordering.
+unsafe impl<const I: usize, const D: usize> Sync for InstancePool<I, D> {}
+
+impl<const I: usize, const D: usize> InstancePool<I, D> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            free: AtomicU64::new(0),
+            cells: [const {
+                Cell {
+                    link: AtomicU32::new(0),
+                    inst: UnsafeCell::new(Instance {
+                        probe: 0,
+                        generation: 0,
+                        real_ret: 0,
+                        frame: 0,
+                        trampoline: 0,
+                        addr: 0,
+                        data: [0; D],
+                    }),
+                }
+            }; I],
+            initialised: AtomicU32::new(0),
+        }
+    }
+
+    /// Put every cell on the free stack (once, at engine start-up; the
+    /// registration lock is held).
+    pub(crate) fn init(&self) {
+        if self.initialised.swap(1, Ordering::AcqRel) == 1 {
+            return;
+        }
+        for i in 0..I {
+            let next = if i + 1 < I { i as u32 + 2 } else { 0 };
+            self.cells[i].link.store(next, Ordering::Relaxed);
+        }
+        let head = if I > 0 { 1 } else { 0 };
+        self.free.store(head, Ordering::Release);
+    }
+
+    /// Take a free instance; `None` when the pool is empty.
+    pub(crate) fn alloc(&self) -> Option<u32> {
+        let mut cur = self.free.load(Ordering::Acquire);
+        loop {
+            let idx = (cur & 0xffff_ffff) as u32;
+            if idx == 0 {
+                return None;
+            }
+            let next = self.cells[idx as usize - 1].link.load(Ordering::Relaxed);
+            let tag = (cur >> 32).wrapping_add(1);
+            let new = (tag << 32) | next as u64;
+            match self
+                .free
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    self.cells[idx as usize - 1]
+                        .link
+                        .store(0, Ordering::Relaxed);
+                    return Some(idx - 1);
+                }
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Return instance `i` to the pool.
+    pub(crate) fn release(&self, i: u32) {
+        let mut cur = self.free.load(Ordering::Acquire);
+        loop {
+            self.cells[i as usize]
+                .link
+                .store((cur & 0xffff_ffff) as u32, Ordering::Relaxed);
+            let tag = (cur >> 32).wrapping_add(1);
+            let new = (tag << 32) | (i as u64 + 1);
+            match self
+                .free
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// The instance `i`.
+    ///
+    /// # Safety
+    /// The caller owns instance `i` (took it from `alloc` and has not
+    /// released it, or found it on its own task's list) and holds no other
+    /// reference to it.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get(&self, i: u32) -> &mut Instance<D> {
+        // SAFETY: exclusive ownership is the caller's promise (see above).
+        unsafe { &mut *self.cells[i as usize].inst.get() }
+    }
+
+    /// The older instance linked after `i` on its task's list (index + 1).
+    pub(crate) fn prev(&self, i: u32) -> u32 {
+        self.cells[i as usize].link.load(Ordering::Acquire)
+    }
+
+    /// Link instance `i` in front of `older` (index + 1) on a task's list.
+    pub(crate) fn set_prev(&self, i: u32, older: u32) {
+        self.cells[i as usize].link.store(older, Ordering::Release)
+    }
+
+    /// Free instances (walks the free stack; diagnostics and tests only,
+    /// with no concurrent alloc/release).
+    pub(crate) fn free_count(&self) -> usize {
+        self.chain_len((self.free.load(Ordering::Acquire) & 0xffff_ffff) as u32)
+    }
+
+    /// Length of the list starting at `head` (index + 1).
+    pub(crate) fn chain_len(&self, mut head: u32) -> usize {
+        let mut n = 0;
+        while head != 0 && n <= I {
+            n += 1;
+            head = self.cells[head as usize - 1].link.load(Ordering::Acquire);
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_until_empty_then_release() {
+        let p = InstancePool::<3, 8>::new();
+        p.init();
+        assert_eq!(p.free_count(), 3);
+        let a = p.alloc().unwrap();
+        let b = p.alloc().unwrap();
+        let c = p.alloc().unwrap();
+        assert_eq!(p.alloc(), None);
+        assert_eq!(p.free_count(), 0);
+        let mut seen = [a, b, c];
+        seen.sort();
+        assert_eq!(seen, [0, 1, 2]);
+        p.release(b);
+        assert_eq!(p.free_count(), 1);
+        assert_eq!(p.alloc(), Some(b));
+        p.release(a);
+        p.release(c);
+        p.release(b);
+        assert_eq!(p.free_count(), 3);
+    }
+
+    #[test]
+    fn concurrent_alloc_release_never_hands_out_one_cell_twice() {
+        extern crate std;
+        use std::sync::atomic::AtomicBool;
+        static POOL: InstancePool<16, 8> = InstancePool::new();
+        static OWNED: [AtomicBool; 16] = [const { AtomicBool::new(false) }; 16];
+        POOL.init();
+        let threads: std::vec::Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..20_000 {
+                        if let Some(i) = POOL.alloc() {
+                            assert!(!OWNED[i as usize].swap(true, Ordering::AcqRel));
+                            OWNED[i as usize].store(false, Ordering::Release);
+                            POOL.release(i);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(POOL.free_count(), 16);
+    }
+}

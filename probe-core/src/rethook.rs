@@ -1,0 +1,253 @@
+//! Return probes: tracking a call at function entry and catching its return.
+//!
+//! At entry the probe takes an instance from the engine-wide pool (its
+//! `maxactive` is a quota on it), runs the entry handler, replaces the
+//! return address with the trampoline and pushes the instance on the
+//! current task's LIFO. When the function returns into the trampoline (a
+//! backend's code trampoline calling [`probe_hal::rethook::dispatch_return`]
+//! or a breakpoint the engine recognises), the task's newest instance for
+//! that frame gives the real return address. An instance whose probe was
+//! unregistered meanwhile (its generation no longer matches) runs no
+//! handler but still returns to the real caller.
+
+use core::sync::atomic::Ordering;
+
+use lock_api::RawMutex;
+use probe_hal::rethook::ReturnHook;
+use probe_hal::{Arch, Registers};
+
+use crate::engine::Engine;
+use crate::point::PointInfo;
+use crate::probe::Handlers;
+use crate::services::{KernelServices, Space};
+use crate::spec::{EntryAction, EntryHandler, ProbeContext, ProbeId};
+use crate::task::TaskState;
+
+impl<
+        A: Arch,
+        L: RawMutex,
+        K: KernelServices<A>,
+        const PROBES: usize,
+        const INSTANCES: usize,
+        const CPUS: usize,
+        const PAGES: usize,
+        const DATA: usize,
+    > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
+{
+    /// At a return probe's function entry: track this call.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn track_call<R: Registers>(
+        &self,
+        regs: &mut R,
+        probe: u32,
+        ctx: &ProbeContext,
+        info: &PointInfo<A>,
+        entry: Option<EntryHandler>,
+        maxactive: u32,
+        data_size: usize,
+    ) {
+        let rec = &self.probes[probe as usize];
+        if rec.active.fetch_add(1, Ordering::AcqRel) >= maxactive {
+            rec.active.fetch_sub(1, Ordering::AcqRel);
+            rec.missed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Some(i) = self.pool.alloc() else {
+            rec.active.fetch_sub(1, Ordering::AcqRel);
+            rec.missed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // SAFETY: `i` was just taken from the pool: this CPU owns it.
+        let inst = unsafe { self.pool.get(i) };
+        inst.data[..data_size].fill(0);
+        if let Some(entry) = entry {
+            if entry(ctx, regs, &mut inst.data[..data_size]) == EntryAction::Decline {
+                rec.active.fetch_sub(1, Ordering::AcqRel);
+                self.pool.release(i);
+                return;
+            }
+        }
+        let mem = self.memory(info.space);
+        let frame = A::entry_frame(regs);
+        let real_ret = match A::hijack_return(regs, &mem, info.trampoline) {
+            Ok(r) => r,
+            Err(_) => {
+                rec.active.fetch_sub(1, Ordering::AcqRel);
+                rec.missed.fetch_add(1, Ordering::Relaxed);
+                self.pool.release(i);
+                return;
+            }
+        };
+        inst.probe = probe;
+        inst.generation = ctx.id.generation;
+        inst.real_ret = real_ret;
+        inst.frame = frame;
+        inst.trampoline = info.trampoline;
+        inst.addr = info.addr;
+        let task = self.services.task_state();
+        self.pool.set_prev(i, task.ret_head.load(Ordering::Relaxed));
+        task.ret_head.store(i + 1, Ordering::Release);
+        rec.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current task returned into a trampoline: run the return handlers
+    /// of its instances for this frame and set the pc to the real return
+    /// address, which is also returned.
+    pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> usize {
+        let task = self.services.task_state();
+        let frame = A::return_frame(&*regs);
+        let cpu_index = self.services.cpu_id();
+        let cpu = &self.cpus[cpu_index.min(CPUS - 1)];
+        let mut real = 0;
+        loop {
+            let head = task.ret_head.load(Ordering::Acquire);
+            if head == 0 {
+                break;
+            }
+            let i = head - 1;
+            // SAFETY: the instance is on the current task's list: only this
+            // task (running here) touches it.
+            let inst = unsafe { self.pool.get(i) };
+            if inst.frame < frame {
+                // A deeper frame that never returned (longjmp, unwinding):
+                // drop its instance.
+                self.retire(i, task);
+                continue;
+            }
+            if inst.frame != frame {
+                break;
+            }
+            real = inst.real_ret;
+            let trampoline = inst.trampoline;
+            let rec = &self.probes[inst.probe as usize];
+            if rec.generation.load(Ordering::Acquire) == inst.generation {
+                if let Some(cfg) = rec.config() {
+                    if let Handlers::Kretprobe { ret, data_size, .. } = cfg.handlers {
+                        let busy = cpu.with(|c| {
+                            let b = c.in_handler;
+                            c.in_handler = true;
+                            b
+                        });
+                        if busy {
+                            rec.missed.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            if let Some(ret) = ret {
+                                let ctx = ProbeContext {
+                                    id: ProbeId {
+                                        index: inst.probe,
+                                        generation: inst.generation,
+                                    },
+                                    addr: inst.addr,
+                                    data: cfg.data,
+                                    cpu: cpu_index,
+                                    space,
+                                    return_address: real,
+                                };
+                                ret(&ctx, regs, &mut inst.data[..data_size]);
+                            }
+                            cpu.with(|c| c.in_handler = false);
+                        }
+                    }
+                }
+            }
+            self.retire(i, task);
+            // Two return probes on one function: the inner one's "real"
+            // return address is the trampoline again; go on with the next.
+            if real != trampoline {
+                break;
+            }
+        }
+        if real == 0 {
+            // No instance for this frame: the shadow stack is corrupt. There
+            // is no right place to return to.
+            panic!("return trampoline reached with no return-probe instance for frame {frame:#x}");
+        }
+        regs.set_pc(real);
+        real
+    }
+
+    /// Pop instance `i` (the head of `task`'s list) and free it.
+    fn retire(&self, i: u32, task: &TaskState<A>) {
+        // SAFETY: `i` heads the current (or exiting) task's list; only it
+        // touches the instance.
+        let inst = unsafe { self.pool.get(i) };
+        let rec = &self.probes[inst.probe as usize];
+        if rec.generation.load(Ordering::Acquire) == inst.generation {
+            rec.active.fetch_sub(1, Ordering::AcqRel);
+        }
+        task.ret_head.store(self.pool.prev(i), Ordering::Release);
+        self.pool.release(i);
+    }
+
+    /// The kernel calls this when a task exits (or before reusing its
+    /// [`TaskState`]): its return instances go back to the pool and any user
+    /// step in flight is forgotten. The task must not run any more.
+    pub fn release_task(&self, task: &TaskState<A>) {
+        loop {
+            let head = task.ret_head.load(Ordering::Acquire);
+            if head == 0 {
+                break;
+            }
+            self.retire(head - 1, task);
+        }
+        // SAFETY: the task no longer runs, so nothing else touches its step.
+        unsafe { *task.step.get() = None };
+    }
+
+    /// For unwinders: if `addr` (a return address found on a stack) is a
+    /// return trampoline, the real return address it stands for, given the
+    /// task and the frame identity ([`Arch::entry_frame`] of the call).
+    /// `None` when `addr` is no trampoline or no instance matches.
+    pub fn unwind_return_address(
+        &self,
+        task: &TaskState<A>,
+        addr: usize,
+        frame: usize,
+    ) -> Option<usize> {
+        let mut cur = task.ret_head.load(Ordering::Acquire);
+        while cur != 0 {
+            // SAFETY: read-only walk of the task's list; the caller stops
+            // the task or is the task (an unwinder of the current stack).
+            let inst = unsafe { self.pool.get(cur - 1) };
+            if inst.trampoline == addr && inst.frame == frame && inst.real_ret != addr {
+                return Some(inst.real_ret);
+            }
+            cur = self.pool.prev(cur - 1);
+        }
+        None
+    }
+
+    /// Real return addresses of `task`'s pending instances, newest first,
+    /// as `(frame, trampoline, real return address)`: what a debugger or a
+    /// detaching tracer needs to put the real addresses back.
+    pub fn pending_return_frames(
+        &self,
+        task: &TaskState<A>,
+        mut f: impl FnMut(usize, usize, usize),
+    ) {
+        let mut cur = task.ret_head.load(Ordering::Acquire);
+        while cur != 0 {
+            // SAFETY: as in `unwind_return_address`.
+            let inst = unsafe { self.pool.get(cur - 1) };
+            f(inst.frame, inst.trampoline, inst.real_ret);
+            cur = self.pool.prev(cur - 1);
+        }
+    }
+}
+
+impl<
+        A: Arch,
+        L: RawMutex + Sync + Send,
+        K: KernelServices<A>,
+        const PROBES: usize,
+        const INSTANCES: usize,
+        const CPUS: usize,
+        const PAGES: usize,
+        const DATA: usize,
+    > ReturnHook for Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
+{
+    /// Kernel-mode code trampolines land here.
+    fn on_return(&self, regs: &mut dyn Registers) -> usize {
+        self.return_from(regs, Space::Kernel)
+    }
+}

@@ -1,0 +1,281 @@
+//! What a user asks for: probe descriptions, handlers and identities.
+
+use core::any::Any;
+
+use probe_hal::Registers;
+
+use crate::services::Space;
+
+/// User data attached to a probe, handed back to its handlers.
+pub type UserData = &'static (dyn Any + Sync);
+
+/// Data for probes registered without any.
+pub static NO_DATA: () = ();
+
+/// What a pre-handler asks the engine to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreAction {
+    /// Execute the probed instruction and run the post-handlers.
+    Continue,
+    /// The handler moved the pc: skip the probed instruction and the
+    /// post-handlers and resume at the new pc.
+    SkipInstruction,
+}
+
+/// What a return probe's entry handler decides about this call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryAction {
+    /// Track this call: the return handler runs when it returns.
+    Track,
+    /// Do not track this call (its instance goes back to the pool).
+    Decline,
+}
+
+/// Runs before the probed instruction.
+pub type PreHandler = fn(&ProbeContext, &mut dyn Registers) -> PreAction;
+/// Runs after the probed instruction.
+pub type PostHandler = fn(&ProbeContext, &mut dyn Registers);
+/// Runs at the entry of a function with a return probe; `data` is this
+/// call's per-instance data.
+pub type EntryHandler = fn(&ProbeContext, &mut dyn Registers, data: &mut [u8]) -> EntryAction;
+/// Runs when a function with a return probe returns; the registers are the
+/// ones at return (return value readable and writable).
+pub type ReturnHandler = fn(&ProbeContext, &mut dyn Registers, data: &mut [u8]);
+
+/// Identifies a registered probe. Stale after unregister: every use then
+/// fails with `NoSuchProbe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProbeId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+/// What a handler learns about the hit.
+#[derive(Clone, Copy)]
+pub struct ProbeContext {
+    /// The probe that fired.
+    pub id: ProbeId,
+    /// The probed address.
+    pub addr: usize,
+    /// The probe's user data.
+    pub data: UserData,
+    /// The CPU the hit happened on.
+    pub cpu: usize,
+    /// The address space of the probed code.
+    pub space: Space,
+    /// For return handlers, the real return address; 0 otherwise.
+    pub return_address: usize,
+}
+
+impl core::fmt::Debug for ProbeContext {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ProbeContext")
+            .field("id", &self.id)
+            .field("addr", &format_args!("{:#x}", self.addr))
+            .field("cpu", &self.cpu)
+            .field("space", &self.space)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a probe goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// An absolute address.
+    Addr(usize),
+    /// A kernel symbol plus an offset (resolved through the kernel services).
+    Symbol {
+        /// Symbol name.
+        name: &'a str,
+        /// Offset into the symbol.
+        offset: usize,
+    },
+}
+
+/// A kprobe (or, with [`Kprobe::in_space`], a uprobe).
+///
+/// ```
+/// use probe_core::{Kprobe, PreAction, ProbeContext};
+/// use probe_hal::Registers;
+/// fn count(_: &ProbeContext, _: &mut dyn Registers) -> PreAction { PreAction::Continue }
+/// let p = Kprobe::symbol("do_sys_open", 0).pre(count);
+/// assert!(p.enabled);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Kprobe<'a> {
+    /// Where.
+    pub target: Target<'a>,
+    /// In which address space.
+    pub space: Space,
+    /// Runs before the instruction.
+    pub pre: Option<PreHandler>,
+    /// Runs after the instruction.
+    pub post: Option<PostHandler>,
+    /// Handed to the handlers.
+    pub data: UserData,
+    /// Armed when registered.
+    pub enabled: bool,
+}
+
+impl<'a> Kprobe<'a> {
+    /// A kprobe at `addr`, enabled, no handlers yet.
+    pub fn at(addr: usize) -> Self {
+        Self::new(Target::Addr(addr))
+    }
+    /// A kprobe at `name + offset`.
+    pub fn symbol(name: &'a str, offset: usize) -> Self {
+        Self::new(Target::Symbol { name, offset })
+    }
+    fn new(target: Target<'a>) -> Self {
+        Self {
+            target,
+            space: Space::Kernel,
+            pre: None,
+            post: None,
+            data: &NO_DATA,
+            enabled: true,
+        }
+    }
+    /// With a pre-handler.
+    pub fn pre(mut self, h: PreHandler) -> Self {
+        self.pre = Some(h);
+        self
+    }
+    /// With a post-handler.
+    pub fn post(mut self, h: PostHandler) -> Self {
+        self.post = Some(h);
+        self
+    }
+    /// With user data.
+    pub fn data(mut self, data: UserData) -> Self {
+        self.data = data;
+        self
+    }
+    /// Registered disabled (no breakpoint until enabled).
+    pub fn disabled(mut self) -> Self {
+        self.enabled = false;
+        self
+    }
+    /// In a user address space: a uprobe.
+    pub fn in_space(mut self, space: Space) -> Self {
+        self.space = space;
+        self
+    }
+}
+
+/// A return probe (kretprobe, or with [`Kretprobe::in_space`] a uretprobe).
+#[derive(Clone, Copy)]
+pub struct Kretprobe<'a> {
+    /// The function entry.
+    pub target: Target<'a>,
+    /// In which address space.
+    pub space: Space,
+    /// Runs at entry; may decline the call.
+    pub entry: Option<EntryHandler>,
+    /// Runs at return.
+    pub ret: Option<ReturnHandler>,
+    /// At most this many calls tracked at once; more are counted as missed.
+    pub maxactive: usize,
+    /// Bytes of per-instance data the handlers get (at most the engine's
+    /// instance data size).
+    pub data_size: usize,
+    /// Handed to the handlers.
+    pub data: UserData,
+    /// Armed when registered.
+    pub enabled: bool,
+}
+
+impl<'a> Kretprobe<'a> {
+    /// A return probe on the function at `addr`.
+    pub fn at(addr: usize) -> Self {
+        Self::new(Target::Addr(addr))
+    }
+    /// A return probe on the function `name`.
+    pub fn symbol(name: &'a str) -> Self {
+        Self::new(Target::Symbol { name, offset: 0 })
+    }
+    fn new(target: Target<'a>) -> Self {
+        Self {
+            target,
+            space: Space::Kernel,
+            entry: None,
+            ret: None,
+            maxactive: 0,
+            data_size: 0,
+            data: &NO_DATA,
+            enabled: true,
+        }
+    }
+    /// With an entry handler.
+    pub fn entry(mut self, h: EntryHandler) -> Self {
+        self.entry = Some(h);
+        self
+    }
+    /// With a return handler.
+    pub fn ret(mut self, h: ReturnHandler) -> Self {
+        self.ret = Some(h);
+        self
+    }
+    /// At most `n` calls tracked at once (0: the default, max(10, 2 × CPUs)).
+    pub fn maxactive(mut self, n: usize) -> Self {
+        self.maxactive = n;
+        self
+    }
+    /// `n` bytes of per-instance data.
+    pub fn data_size(mut self, n: usize) -> Self {
+        self.data_size = n;
+        self
+    }
+    /// With user data.
+    pub fn data(mut self, data: UserData) -> Self {
+        self.data = data;
+        self
+    }
+    /// Registered disabled.
+    pub fn disabled(mut self) -> Self {
+        self.enabled = false;
+        self
+    }
+    /// In a user address space: a uretprobe.
+    pub fn in_space(mut self, space: Space) -> Self {
+        self.space = space;
+        self
+    }
+}
+
+/// One entry of a batch registration.
+#[derive(Clone, Copy)]
+pub enum ProbeSpec<'a> {
+    /// A kprobe or uprobe.
+    Kprobe(Kprobe<'a>),
+    /// A kretprobe or uretprobe.
+    Kretprobe(Kretprobe<'a>),
+}
+
+/// What kind a listed probe is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Kprobe or uprobe.
+    Kprobe,
+    /// Kretprobe or uretprobe.
+    Kretprobe,
+}
+
+/// A probe as the listing shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// Its id.
+    pub id: ProbeId,
+    /// The probed address.
+    pub addr: usize,
+    /// The address space.
+    pub space: Space,
+    /// Kprobe or kretprobe.
+    pub kind: ProbeKind,
+    /// Whether it fires.
+    pub enabled: bool,
+    /// Times its handlers ran (for a return probe: calls tracked).
+    pub hits: u64,
+    /// Times it was hit but ran no handler (re-entry, no free instance).
+    pub missed: u64,
+}

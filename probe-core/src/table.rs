@@ -1,0 +1,169 @@
+//! `ProbeTable`: the lock-free map from (address space, address) to a probe
+//! point, read by the trap path in O(1) while registration changes it.
+//!
+//! Open addressing with linear probing over `2 × N` buckets for `N` points
+//! (load factor at most ½). A bucket holds `point + 1`, 0 for "never used"
+//! and [`TOMBSTONE`] for "removed". Writers hold the registration lock;
+//! readers take no lock:
+//! - insert fills the point first, then publishes its index (Release);
+//! - remove turns the bucket into a tombstone; a run of tombstones followed
+//!   by an empty bucket becomes empty again (a reader stopping there early
+//!   cannot miss anything: nothing lies after it in that run);
+//! - a point is freed only after a grace period following its removal, so a
+//!   reader that found its index never sees it reused.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+const EMPTY: u32 = 0;
+const TOMBSTONE: u32 = u32::MAX;
+
+/// See the module documentation.
+pub(crate) struct ProbeTable<const N: usize> {
+    buckets: [[AtomicU32; N]; 2],
+}
+
+/// A lookup key: the address space (0 = kernel, `asid + 1` for users) and
+/// the address.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Key {
+    pub(crate) space: usize,
+    pub(crate) addr: usize,
+}
+
+impl<const N: usize> ProbeTable<N> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            buckets: [const { [const { AtomicU32::new(EMPTY) }; N] }; 2],
+        }
+    }
+
+    fn bucket(&self, i: usize) -> &AtomicU32 {
+        &self.buckets[i / N][i % N]
+    }
+
+    fn start(key: Key) -> usize {
+        // Fibonacci hashing of both parts; the low bits of code addresses are
+        // poorly distributed, the high bits of the product are not.
+        let h = (key.addr as u64 ^ (key.space as u64).rotate_left(29))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((h >> 32) as usize) % (2 * N)
+    }
+
+    /// The point stored under `key`; `key_of` reads a point's key.
+    pub(crate) fn lookup(&self, key: Key, key_of: impl Fn(u32) -> Key) -> Option<u32> {
+        if N == 0 {
+            return None;
+        }
+        let mut i = Self::start(key);
+        for _ in 0..2 * N {
+            match self.bucket(i).load(Ordering::Acquire) {
+                EMPTY => return None,
+                TOMBSTONE => {}
+                v if key_of(v - 1) == key => return Some(v - 1),
+                _ => {}
+            }
+            i = (i + 1) % (2 * N);
+        }
+        None
+    }
+
+    /// Publish `point` under `key` (registration lock held; `key` absent).
+    pub(crate) fn insert(&self, key: Key, point: u32) {
+        let mut i = Self::start(key);
+        for _ in 0..2 * N {
+            let b = self.bucket(i);
+            let v = b.load(Ordering::Relaxed);
+            if v == EMPTY || v == TOMBSTONE {
+                b.store(point + 1, Ordering::Release);
+                return;
+            }
+            i = (i + 1) % (2 * N);
+        }
+        unreachable!("probe table has 2N buckets for N points");
+    }
+
+    /// Unpublish `point` stored under `key` (registration lock held).
+    pub(crate) fn remove(&self, key: Key, point: u32) {
+        let mut i = Self::start(key);
+        for _ in 0..2 * N {
+            let b = self.bucket(i);
+            match b.load(Ordering::Relaxed) {
+                EMPTY => return,
+                v if v == point + 1 => {
+                    b.store(TOMBSTONE, Ordering::Release);
+                    self.reclaim_tombstones(i);
+                    return;
+                }
+                _ => {}
+            }
+            i = (i + 1) % (2 * N);
+        }
+    }
+
+    /// Turn the run of tombstones ending at `i` back into empty buckets when
+    /// the bucket after `i` is empty.
+    fn reclaim_tombstones(&self, mut i: usize) {
+        if self.bucket((i + 1) % (2 * N)).load(Ordering::Relaxed) != EMPTY {
+            return;
+        }
+        while self.bucket(i).load(Ordering::Relaxed) == TOMBSTONE {
+            self.bucket(i).store(EMPTY, Ordering::Release);
+            i = (i + 2 * N - 1) % (2 * N);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(addr: usize) -> Key {
+        Key { space: 0, addr }
+    }
+
+    #[test]
+    fn insert_lookup_remove_with_collisions() {
+        let t = ProbeTable::<8>::new();
+        let keys: [Key; 8] = core::array::from_fn(|i| key(0x1000 + i * 16));
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(*k, i as u32);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.lookup(*k, |p| keys[p as usize]), Some(i as u32));
+        }
+        assert_eq!(t.lookup(key(0x9999), |p| keys[p as usize]), None);
+        for (i, k) in keys.iter().enumerate().step_by(2) {
+            t.remove(*k, i as u32);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let want = if i % 2 == 0 { None } else { Some(i as u32) };
+            assert_eq!(t.lookup(*k, |p| keys[p as usize]), want);
+        }
+        // every bucket that is not a live entry is reusable
+        for (i, k) in keys.iter().enumerate().step_by(2) {
+            t.insert(*k, i as u32);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.lookup(*k, |p| keys[p as usize]), Some(i as u32));
+        }
+    }
+
+    #[test]
+    fn spaces_are_distinct_keys() {
+        let t = ProbeTable::<4>::new();
+        let a = Key {
+            space: 1,
+            addr: 0x4000,
+        };
+        let b = Key {
+            space: 2,
+            addr: 0x4000,
+        };
+        let keys = [a, b];
+        t.insert(a, 0);
+        assert_eq!(t.lookup(b, |p| keys[p as usize]), None);
+        t.insert(b, 1);
+        assert_eq!(t.lookup(b, |p| keys[p as usize]), Some(1));
+        assert_eq!(t.lookup(a, |p| keys[p as usize]), Some(0));
+    }
+}
