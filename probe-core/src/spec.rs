@@ -7,7 +7,7 @@ use probe_hal::Registers;
 use crate::services::Space;
 
 /// User data attached to a probe, handed back to its handlers.
-pub type UserData = &'static (dyn Any + Sync);
+pub type UserData = &'static (dyn Any + Send + Sync);
 
 /// Data for probes registered without any.
 pub static NO_DATA: () = ();

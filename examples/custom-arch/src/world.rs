@@ -1,0 +1,418 @@
+//! `World`: the mock kernel the Toy machine runs in. It implements the
+//! engine's `KernelServices`, records every call, and asserts the protocol
+//! the engine owes a kernel:
+//! - every text write is followed by an instruction-cache sync before the
+//!   bytes execute (the interpreter refuses to fetch unsynced bytes);
+//! - no slot page is given back while a CPU executes in it, nor before a
+//!   grace period that followed the last breakpoint removal.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
+use probe_hal::MemoryFault;
+
+use crate::arch::Toy;
+
+/// Bytes of memory in every address space.
+pub const MEM_SIZE: usize = 0x2_0000;
+/// Addresses below this fault (an unmapped first page).
+pub const GUARD: usize = 0x100;
+/// Where slot pages are handed out from.
+pub const SLOT_AREA: usize = 0x8000;
+/// Slot page size (small, so tests cross page boundaries).
+pub const PAGE: usize = 256;
+/// Number of tasks the world has.
+pub const TASKS: usize = 8;
+
+/// One recorded service call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `write_text`
+    TextWrite {
+        /// Where.
+        space: Space,
+        /// Address.
+        addr: usize,
+        /// Bytes written.
+        len: usize,
+    },
+    /// `sync_icache`
+    IcacheSync {
+        /// Where.
+        space: Space,
+        /// Address.
+        addr: usize,
+        /// Length.
+        len: usize,
+    },
+    /// `synchronize`
+    GracePeriod,
+    /// `alloc_slot_page`
+    PageAlloc(Space, usize),
+    /// `free_slot_page`
+    PageFree(Space, usize),
+}
+
+struct SpaceMem {
+    bytes: Vec<u8>,
+    /// Written text not yet synced to instruction fetch.
+    dirty: Vec<Range<usize>>,
+}
+
+/// See the module documentation.
+pub struct World {
+    spaces: Mutex<BTreeMap<usize, SpaceMem>>,
+    /// Every service call, in order.
+    pub log: Mutex<Vec<Event>>,
+    cpu: AtomicUsize,
+    task: AtomicUsize,
+    /// The tasks' probe state.
+    pub tasks: [TaskState<Toy>; TASKS],
+    task_space: [AtomicUsize; TASKS],
+    symbols: Mutex<Vec<(&'static str, Symbol)>>,
+    blacklist: Vec<Range<usize>>,
+    failing_writes: Mutex<Vec<usize>>,
+    page_limit: AtomicUsize,
+    far_pages: AtomicBool,
+    pages: Mutex<Vec<(Space, usize)>>,
+    next_page: Mutex<BTreeMap<usize, usize>>,
+    /// Runs inside `synchronize`: a test lets other CPUs move on here.
+    sync_hook: Mutex<Option<Box<dyn FnMut() + Send>>>,
+    /// pc of every CPU, kept by the interpreter (for the slot-release check).
+    pub cpu_pcs: Mutex<BTreeMap<usize, (Space, usize)>>,
+    /// Kernel fault fix-ups: faulting pc -> continuation pc.
+    pub fixups: Mutex<Vec<(usize, usize)>>,
+}
+
+fn key(space: Space) -> usize {
+    match space {
+        Space::Kernel => 0,
+        Space::User(a) => a + 1,
+    }
+}
+
+impl World {
+    /// A world with empty memory, the given kernel blacklist.
+    pub fn new(blacklist: Vec<Range<usize>>) -> Self {
+        Self {
+            spaces: Mutex::new(BTreeMap::new()),
+            log: Mutex::new(Vec::new()),
+            cpu: AtomicUsize::new(0),
+            task: AtomicUsize::new(0),
+            tasks: [const { TaskState::new() }; TASKS],
+            task_space: [const { AtomicUsize::new(0) }; TASKS],
+            symbols: Mutex::new(Vec::new()),
+            blacklist,
+            failing_writes: Mutex::new(Vec::new()),
+            page_limit: AtomicUsize::new(usize::MAX),
+            far_pages: AtomicBool::new(false),
+            pages: Mutex::new(Vec::new()),
+            next_page: Mutex::new(BTreeMap::new()),
+            sync_hook: Mutex::new(None),
+            cpu_pcs: Mutex::new(BTreeMap::new()),
+            fixups: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A leaked world (the engine needs `'static` services).
+    pub fn leak(blacklist: Vec<Range<usize>>) -> &'static World {
+        Box::leak(Box::new(World::new(blacklist)))
+    }
+
+    fn with_space<T>(&self, space: Space, f: impl FnOnce(&mut SpaceMem) -> T) -> T {
+        let mut s = self.spaces.lock().unwrap();
+        let m = s.entry(key(space)).or_insert_with(|| SpaceMem {
+            bytes: vec![0; MEM_SIZE],
+            dirty: Vec::new(),
+        });
+        f(m)
+    }
+
+    /// Load code or data (as the kernel's loader would: synced).
+    pub fn load(&self, space: Space, addr: usize, bytes: &[u8]) {
+        self.with_space(space, |m| {
+            m.bytes[addr..addr + bytes.len()].copy_from_slice(bytes)
+        });
+    }
+
+    /// Copy of memory.
+    pub fn peek(&self, space: Space, addr: usize, len: usize) -> Vec<u8> {
+        self.with_space(space, |m| m.bytes[addr..addr + len].to_vec())
+    }
+
+    /// Fetch instruction bytes, asserting they were synced after writing.
+    pub fn fetch(&self, space: Space, addr: usize) -> Result<[u8; 4], MemoryFault> {
+        if !(GUARD..MEM_SIZE - 4).contains(&addr) {
+            return Err(MemoryFault { addr });
+        }
+        self.with_space(space, |m| {
+            if let Some(d) = m.dirty.iter().find(|d| d.start < addr + 4 && addr < d.end) {
+                panic!("protocol: executing {space:?} {addr:#x}, written at {d:?} with no icache sync since");
+            }
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&m.bytes[addr..addr + 4]);
+            Ok(b)
+        })
+    }
+
+    /// Data read by the machine.
+    pub fn load_u64(&self, space: Space, addr: usize) -> Result<u64, MemoryFault> {
+        let mut b = [0u8; 8];
+        self.read_raw(space, addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Data write by the machine.
+    pub fn store_u64(&self, space: Space, addr: usize, v: u64) -> Result<(), MemoryFault> {
+        self.write_raw(space, addr, &v.to_le_bytes())
+    }
+
+    fn read_raw(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        if addr < GUARD || addr.checked_add(buf.len()).is_none_or(|e| e > MEM_SIZE) {
+            return Err(MemoryFault { addr });
+        }
+        self.with_space(space, |m| {
+            buf.copy_from_slice(&m.bytes[addr..addr + buf.len()])
+        });
+        Ok(())
+    }
+
+    fn write_raw(&self, space: Space, addr: usize, data: &[u8]) -> Result<(), MemoryFault> {
+        if addr < GUARD || addr.checked_add(data.len()).is_none_or(|e| e > MEM_SIZE) {
+            return Err(MemoryFault { addr });
+        }
+        self.with_space(space, |m| {
+            m.bytes[addr..addr + data.len()].copy_from_slice(data)
+        });
+        Ok(())
+    }
+
+    /// Make the next service calls come from `cpu` running `task`.
+    pub fn switch_to(&self, cpu: usize, task: usize) {
+        self.cpu.store(cpu, Ordering::SeqCst);
+        self.task.store(task, Ordering::SeqCst);
+    }
+
+    /// The current CPU.
+    pub fn current_cpu(&self) -> usize {
+        self.cpu.load(Ordering::SeqCst)
+    }
+
+    /// The current task.
+    pub fn current_task(&self) -> usize {
+        self.task.load(Ordering::SeqCst)
+    }
+
+    /// Put `task` in user address space `asid`.
+    pub fn set_task_space(&self, task: usize, asid: usize) {
+        self.task_space[task].store(asid, Ordering::SeqCst);
+    }
+
+    /// Add a symbol.
+    pub fn add_symbol(&self, name: &'static str, addr: usize, size: usize) {
+        self.symbols
+            .lock()
+            .unwrap()
+            .push((name, Symbol { addr, size }));
+    }
+
+    /// Make text writes at `addr` fail.
+    pub fn fail_writes_at(&self, addr: usize) {
+        self.failing_writes.lock().unwrap().push(addr);
+    }
+
+    /// Let text writes succeed again.
+    pub fn clear_failures(&self) {
+        self.failing_writes.lock().unwrap().clear();
+    }
+
+    /// Give at most `n` more slot pages.
+    pub fn limit_pages(&self, n: usize) {
+        let held = self.pages.lock().unwrap().len();
+        self.page_limit.store(held + n, Ordering::SeqCst);
+    }
+
+    /// Hand out slot pages far from any code (beyond pc-relative reach).
+    pub fn far_pages(&self, far: bool) {
+        self.far_pages.store(far, Ordering::SeqCst);
+    }
+
+    /// Run `hook` inside every grace period from now on.
+    pub fn on_synchronize(&self, hook: impl FnMut() + Send + 'static) {
+        *self.sync_hook.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// Stop running a hook in grace periods.
+    pub fn clear_sync_hook(&self) {
+        *self.sync_hook.lock().unwrap() = None;
+    }
+
+    /// Slot pages currently held by the engine.
+    pub fn pages_held(&self) -> usize {
+        self.pages.lock().unwrap().len()
+    }
+
+    /// Number of recorded events matching `f`.
+    pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
+        self.log.lock().unwrap().iter().filter(|e| f(e)).count()
+    }
+
+    fn record(&self, e: Event) {
+        self.log.lock().unwrap().push(e);
+    }
+
+    fn in_slot_area(addr: usize) -> bool {
+        addr >= SLOT_AREA
+    }
+}
+
+/// The engine's view of the world.
+#[derive(Clone, Copy)]
+pub struct Kernel(pub &'static World);
+
+impl KernelServices<Toy> for Kernel {
+    fn cpu_id(&self) -> usize {
+        self.0.current_cpu()
+    }
+
+    fn task_state(&self) -> &TaskState<Toy> {
+        &self.0.tasks[self.0.current_task()]
+    }
+
+    fn current_space(&self) -> usize {
+        self.0.task_space[self.0.current_task()].load(Ordering::SeqCst)
+    }
+
+    fn read(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        self.0.read_raw(space, addr, buf)
+    }
+
+    fn write_data(&self, space: Space, addr: usize, data: &[u8]) -> Result<(), MemoryFault> {
+        self.0.write_raw(space, addr, data)
+    }
+
+    fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError> {
+        if self.0.failing_writes.lock().unwrap().contains(&addr) {
+            return Err(TextPatchError);
+        }
+        self.0
+            .write_raw(space, addr, bytes)
+            .map_err(|_| TextPatchError)?;
+        self.0
+            .with_space(space, |m| m.dirty.push(addr..addr + bytes.len()));
+        self.0.record(Event::TextWrite {
+            space,
+            addr,
+            len: bytes.len(),
+        });
+        Ok(())
+    }
+
+    fn sync_icache(&self, space: Space, addr: usize, len: usize) {
+        self.0.with_space(space, |m| {
+            m.dirty
+                .retain(|d| !(d.start >= addr && d.end <= addr + len))
+        });
+        self.0.record(Event::IcacheSync { space, addr, len });
+    }
+
+    fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> {
+        let _ = near;
+        let mut pages = self.0.pages.lock().unwrap();
+        if pages.len() >= self.0.page_limit.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut next = self.0.next_page.lock().unwrap();
+        let base_of_area = if self.0.far_pages.load(Ordering::SeqCst) {
+            MEM_SIZE - 4 * PAGE
+        } else {
+            SLOT_AREA
+        };
+        let used: Vec<usize> = pages.iter().filter(|p| p.0 == space).map(|p| p.1).collect();
+        let start = *next.entry(key(space)).or_insert(base_of_area);
+        let base = (0..)
+            .map(|i| start.max(base_of_area) + i * PAGE)
+            .take_while(|b| b + PAGE <= MEM_SIZE)
+            .find(|b| !used.contains(b))?;
+        pages.push((space, base));
+        drop(next);
+        drop(pages);
+        self.0.record(Event::PageAlloc(space, base));
+        Some(base)
+    }
+
+    fn free_slot_page(&self, space: Space, page: usize) {
+        // Protocol: nobody executes in the page…
+        for (cpu, (s, pc)) in self.0.cpu_pcs.lock().unwrap().iter() {
+            assert!(
+                !(*s == space && *pc >= page && *pc < page + PAGE),
+                "protocol: slot page {page:#x} freed while CPU {cpu} runs in it at {pc:#x}"
+            );
+        }
+        // …and a grace period followed the last breakpoint removal.
+        let log = self.0.log.lock().unwrap();
+        let last_sync = log.iter().rposition(|e| *e == Event::GracePeriod);
+        let last_disarm = log.iter().rposition(
+            |e| matches!(e, Event::TextWrite { space: s, addr, .. } if *s == space && !World::in_slot_area(*addr)),
+        );
+        if let Some(d) = last_disarm {
+            assert!(
+                last_sync.is_some_and(|s| s > d),
+                "protocol: slot page {page:#x} freed with no grace period after the last text change"
+            );
+        }
+        drop(log);
+        self.0
+            .pages
+            .lock()
+            .unwrap()
+            .retain(|p| !(p.0 == space && p.1 == page));
+        self.0.record(Event::PageFree(space, page));
+    }
+
+    fn slot_page_size(&self) -> usize {
+        PAGE
+    }
+
+    fn synchronize(&self) {
+        self.0.record(Event::GracePeriod);
+        let hook = self.0.sync_hook.lock().unwrap().take();
+        if let Some(mut h) = hook {
+            h();
+            let mut slot = self.0.sync_hook.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(h);
+            }
+        }
+    }
+
+    fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
+        self.0
+            .symbols
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
+    }
+
+    fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
+        if space != Space::Kernel {
+            return None;
+        }
+        self.0
+            .symbols
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, s)| *s)
+            .find(|s| addr >= s.addr && addr < s.addr + s.size)
+    }
+
+    fn blacklist(&self) -> &[Range<usize>] {
+        &self.0.blacklist
+    }
+}
