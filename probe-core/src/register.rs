@@ -514,7 +514,10 @@ impl<
             ));
         }
         let at_entry = sym.is_some_and(|s| s.addr == addr);
-        if is_return && !at_entry {
+        // Kernel return probes need the kernel's word that `addr` starts a
+        // function. In user space symbols are the tracer's business (Linux
+        // uretprobes take a file offset): without one, the caller vouches.
+        if is_return && !at_entry && (space == Space::Kernel || sym.is_some()) {
             return Err(ProbeError::new(ProbeErrorKind::NotFunctionEntry, addr));
         }
         match sym {

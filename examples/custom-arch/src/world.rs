@@ -138,6 +138,12 @@ impl World {
         });
     }
 
+    /// Make `to` a copy of `from` (what fork does to memory).
+    pub fn clone_space(&self, from: Space, to: Space) {
+        let bytes = self.with_space(from, |m| m.bytes.clone());
+        self.with_space(to, |m| m.bytes = bytes);
+    }
+
     /// Copy of memory.
     pub fn peek(&self, space: Space, addr: usize, len: usize) -> Vec<u8> {
         self.with_space(space, |m| m.bytes[addr..addr + len].to_vec())
