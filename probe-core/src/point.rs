@@ -36,8 +36,6 @@ pub(crate) struct PointInfo<A: Arch> {
     pub(crate) step_end: usize,
     /// Slot jumping back by itself (0: none).
     pub(crate) boost_slot: usize,
-    /// Return trampoline for return probes on this point.
-    pub(crate) trampoline: usize,
 }
 
 /// See the module documentation.

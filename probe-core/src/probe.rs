@@ -17,6 +17,8 @@ pub(crate) enum Handlers {
         ret: Option<ReturnHandler>,
         maxactive: u32,
         data_size: usize,
+        /// Where hijacked returns go (the trampoline of the probe's space).
+        trampoline: usize,
     },
 }
 

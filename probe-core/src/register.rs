@@ -170,7 +170,7 @@ impl<
         spec: &ProbeSpec<'_>,
     ) -> Result<ProbeId, ProbeError> {
         self.pool.init();
-        let req = match spec {
+        let mut req = match spec {
             ProbeSpec::Kprobe(p) => Request {
                 target: p.target,
                 space: p.space,
@@ -204,6 +204,7 @@ impl<
                         ret: p.ret,
                         maxactive: maxactive.min(u32::MAX as usize) as u32,
                         data_size: p.data_size,
+                        trampoline: 0,
                     },
                     data: p.data,
                 }
@@ -235,14 +236,17 @@ impl<
         };
 
         // Return probes need a trampoline in their space.
-        let (trampoline, new_trampoline) = if is_return {
-            self.trampoline_for(reg, req.space)?
-        } else {
-            (0, None)
+        let new_trampoline = match &mut req.handlers {
+            Handlers::Kretprobe { trampoline, .. } => {
+                let (t, created) = self.trampoline_for(reg, req.space)?;
+                *trampoline = t;
+                created
+            }
+            Handlers::Kprobe { .. } => None,
         };
         let (point, new_point) = match existing {
             Some(p) => (p, false),
-            None => match self.create_point(reg, req.space, addr, trampoline) {
+            None => match self.create_point(reg, req.space, addr) {
                 Ok(p) => (p, true),
                 Err(e) => {
                     self.undo_trampoline(reg, new_trampoline);
@@ -556,8 +560,9 @@ impl<
         Ok(())
     }
 
-    /// Read up to `MAX_INSN_LEN` bytes at `addr`, fewer near the end of
-    /// readable memory; returns how many.
+    /// Read up to `MAX_INSN_LEN` original bytes at `addr` (see
+    /// [`Self::read_original`]), fewer near the end of readable memory;
+    /// returns how many.
     fn read_insn_bytes(
         &self,
         space: Space,
@@ -566,12 +571,43 @@ impl<
     ) -> Result<usize, ProbeError> {
         let mut n = A::MAX_INSN_LEN.min(MAX_ORIG);
         while n > 0 {
-            if self.services.read(space, addr, &mut buf[..n]).is_ok() {
+            if self.read_original(space, addr, &mut buf[..n]).is_ok() {
                 return Ok(n);
             }
             n = n.saturating_sub(A::INSN_ALIGN);
         }
         Err(ProbeError::new(ProbeErrorKind::MemoryUnreadable, addr))
+    }
+
+    /// Read text as it is without our breakpoints: bytes under an armed
+    /// point of the same space are replaced by the original ones, so
+    /// decoding and the boundary walk never see a breakpoint of ours.
+    fn read_original(
+        &self,
+        space: Space,
+        addr: usize,
+        buf: &mut [u8],
+    ) -> Result<(), probe_hal::MemoryFault> {
+        self.services.read(space, addr, buf)?;
+        let end = addr + buf.len();
+        for p in &self.points {
+            if !p.used.load(Ordering::Relaxed) || !p.armed.load(Ordering::Relaxed) {
+                continue;
+            }
+            let info = p.info();
+            let bp_end = info.addr + info.breakpoint.len;
+            if info.space != space
+                || info.kind != PointKind::Probe
+                || bp_end <= addr
+                || info.addr >= end
+            {
+                continue;
+            }
+            for a in info.addr.max(addr)..bp_end.min(end) {
+                buf[a - addr] = info.orig[a - info.addr];
+            }
+        }
+        Ok(())
     }
 
     fn check_address(
@@ -605,7 +641,6 @@ impl<
         reg: &mut Registry<PAGES>,
         space: Space,
         addr: usize,
-        trampoline: usize,
     ) -> Result<u32, ProbeError> {
         let Some(index) = (0..PROBES).find(|&i| !self.points[i].used.load(Ordering::Relaxed))
         else {
@@ -627,7 +662,7 @@ impl<
             let mut before = [0u8; MAX_LOOK_BACK];
             let len = addr - start;
             // Unreadable look-back (start of a mapping) is checked as empty.
-            let window = if self.services.read(space, start, &mut before[..len]).is_ok() {
+            let window = if self.read_original(space, start, &mut before[..len]).is_ok() {
                 &before[..len]
             } else {
                 &before[..0]
@@ -646,7 +681,6 @@ impl<
             step_slot: 0,
             step_end: 0,
             boost_slot: 0,
-            trampoline,
         };
         if let Handling::StepOutOfLine { boostable } = decoded.handling {
             let (slot, image) = self.install_slot(reg, space, addr, |slot| {
@@ -767,7 +801,6 @@ impl<
             step_slot: slot,
             step_end: 0,
             boost_slot: 0,
-            trampoline: slot,
         };
         let pt = &self.points[index];
         pt.used.store(true, Ordering::Relaxed);

@@ -17,10 +17,9 @@ use probe_hal::rethook::ReturnHook;
 use probe_hal::{Arch, Registers};
 
 use crate::engine::Engine;
-use crate::point::PointInfo;
 use crate::probe::Handlers;
 use crate::services::{KernelServices, Space};
-use crate::spec::{EntryAction, EntryHandler, ProbeContext, ProbeId};
+use crate::spec::{EntryAction, ProbeContext, ProbeId};
 use crate::task::TaskState;
 
 impl<
@@ -35,17 +34,24 @@ impl<
     > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
     /// At a return probe's function entry: track this call.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn track_call<R: Registers>(
         &self,
         regs: &mut R,
         probe: u32,
         ctx: &ProbeContext,
-        info: &PointInfo<A>,
-        entry: Option<EntryHandler>,
-        maxactive: u32,
-        data_size: usize,
+        space: Space,
+        handlers: &Handlers,
     ) {
+        let Handlers::Kretprobe {
+            entry,
+            maxactive,
+            data_size,
+            trampoline,
+            ..
+        } = *handlers
+        else {
+            return;
+        };
         let rec = &self.probes[probe as usize];
         if rec.active.fetch_add(1, Ordering::AcqRel) >= maxactive {
             rec.active.fetch_sub(1, Ordering::AcqRel);
@@ -67,9 +73,9 @@ impl<
                 return;
             }
         }
-        let mem = self.memory(info.space);
+        let mem = self.memory(space);
         let frame = A::entry_frame(regs);
-        let real_ret = match A::hijack_return(regs, &mem, info.trampoline) {
+        let real_ret = match A::hijack_return(regs, &mem, trampoline) {
             Ok(r) => r,
             Err(_) => {
                 rec.active.fetch_sub(1, Ordering::AcqRel);
@@ -82,8 +88,8 @@ impl<
         inst.generation = ctx.id.generation;
         inst.real_ret = real_ret;
         inst.frame = frame;
-        inst.trampoline = info.trampoline;
-        inst.addr = info.addr;
+        inst.trampoline = trampoline;
+        inst.addr = ctx.addr;
         let task = self.services.task_state();
         self.pool.set_prev(i, task.ret_head.load(Ordering::Relaxed));
         task.ret_head.store(i + 1, Ordering::Release);

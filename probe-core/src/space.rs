@@ -199,7 +199,6 @@ impl<
             step_slot: src.step_slot,
             step_end: 0,
             boost_slot: 0,
-            trampoline: src.trampoline,
         };
         let pt = &self.points[index];
         pt.used.store(true, Ordering::Relaxed);

@@ -254,12 +254,9 @@ impl<
                         }
                     }
                 }
-                Handlers::Kretprobe {
-                    entry,
-                    maxactive,
-                    data_size,
-                    ..
-                } => self.track_call(regs, p, &ctx, info, entry, maxactive, data_size),
+                Handlers::Kretprobe { .. } => {
+                    self.track_call(regs, p, &ctx, info.space, &cfg.handlers)
+                }
             }
         }
         cpu.with(|c| c.in_handler = false);

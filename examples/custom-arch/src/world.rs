@@ -78,7 +78,6 @@ pub struct World {
     page_limit: AtomicUsize,
     far_pages: AtomicBool,
     pages: Mutex<Vec<(Space, usize)>>,
-    next_page: Mutex<BTreeMap<usize, usize>>,
     /// Runs inside `synchronize`: a test lets other CPUs move on here.
     sync_hook: Mutex<Option<Box<dyn FnMut() + Send>>>,
     /// pc of every CPU, kept by the interpreter (for the slot-release check).
@@ -96,7 +95,7 @@ fn key(space: Space) -> usize {
 
 impl World {
     /// A world with empty memory, the given kernel blacklist.
-    pub fn new(blacklist: Vec<Range<usize>>) -> Self {
+    pub fn new(blacklist: &[Range<usize>]) -> Self {
         Self {
             spaces: Mutex::new(BTreeMap::new()),
             log: Mutex::new(Vec::new()),
@@ -105,12 +104,11 @@ impl World {
             tasks: [const { TaskState::new() }; TASKS],
             task_space: [const { AtomicUsize::new(0) }; TASKS],
             symbols: Mutex::new(Vec::new()),
-            blacklist,
+            blacklist: blacklist.to_vec(),
             failing_writes: Mutex::new(Vec::new()),
             page_limit: AtomicUsize::new(usize::MAX),
             far_pages: AtomicBool::new(false),
             pages: Mutex::new(Vec::new()),
-            next_page: Mutex::new(BTreeMap::new()),
             sync_hook: Mutex::new(None),
             cpu_pcs: Mutex::new(BTreeMap::new()),
             fixups: Mutex::new(Vec::new()),
@@ -118,7 +116,7 @@ impl World {
     }
 
     /// A leaked world (the engine needs `'static` services).
-    pub fn leak(blacklist: Vec<Range<usize>>) -> &'static World {
+    pub fn leak(blacklist: &[Range<usize>]) -> &'static World {
         Box::leak(Box::new(World::new(blacklist)))
     }
 
@@ -331,20 +329,17 @@ impl KernelServices<Toy> for Kernel {
         if pages.len() >= self.0.page_limit.load(Ordering::SeqCst) {
             return None;
         }
-        let mut next = self.0.next_page.lock().unwrap();
         let base_of_area = if self.0.far_pages.load(Ordering::SeqCst) {
             MEM_SIZE - 4 * PAGE
         } else {
             SLOT_AREA
         };
         let used: Vec<usize> = pages.iter().filter(|p| p.0 == space).map(|p| p.1).collect();
-        let start = *next.entry(key(space)).or_insert(base_of_area);
         let base = (0..)
-            .map(|i| start.max(base_of_area) + i * PAGE)
+            .map(|i| base_of_area + i * PAGE)
             .take_while(|b| b + PAGE <= MEM_SIZE)
             .find(|b| !used.contains(b))?;
         pages.push((space, base));
-        drop(next);
         drop(pages);
         self.0.record(Event::PageAlloc(space, base));
         Some(base)

@@ -372,7 +372,7 @@ fn listing_shows_address_kind_state_and_counters() {
         (ib.addr, ib.kind, ib.hits),
         (ARITH, probe_core::ProbeKind::Kretprobe, 2)
     );
-    let mut buf = [ia.clone(); 1];
+    let mut buf = [*ia; 1];
     assert_eq!(fx.e.list_into(&mut buf), 2, "list_into reports the total");
 }
 

@@ -17,16 +17,22 @@ use probe_hal::Registers;
 #[test]
 fn a_breakpoint_the_engine_never_wrote_is_not_ours() {
     let fx: Fx = Fx::new();
-    fx.e.register_kprobe(&Kprobe::at(ARITH).pre(pre_count).data(seen())).unwrap();
+    fx.e.register_kprobe(&Kprobe::at(ARITH).pre(pre_count).data(seen()))
+        .unwrap();
     let mut cpu = fx.cpu_calling(0, 0, Space::Kernel, REFUSED_FN, &[]);
-    assert_eq!(cpu.run(fx.w, fx.e, 100), Stop::ForeignBreakpoint(REFUSED_FN));
+    assert_eq!(
+        cpu.run(fx.w, fx.e, 100),
+        Stop::ForeignBreakpoint(REFUSED_FN)
+    );
 }
 
 #[test]
 fn a_breakpoint_removed_while_the_cpu_trapped_re_executes_the_original() {
     let fx: Fx = Fx::new();
     let s = seen();
-    let id = fx.e.register_kprobe(&Kprobe::at(ARITH + 8).pre(pre_count).data(s)).unwrap();
+    let id =
+        fx.e.register_kprobe(&Kprobe::at(ARITH + 8).pre(pre_count).data(s))
+            .unwrap();
     let mut cpu = fx.cpu_calling(1, 1, Space::Kernel, ARITH, &[]);
     while cpu.regs.pc as usize != ARITH + 8 {
         assert_eq!(cpu.step(fx.w, fx.e), None);
@@ -36,8 +42,15 @@ fn a_breakpoint_removed_while_the_cpu_trapped_re_executes_the_original() {
     fx.w.switch_to(0, 0);
     fx.e.unregister(id).unwrap();
     fx.w.switch_to(1, 1);
-    assert_eq!(fx.e.handle_breakpoint(&mut cpu.regs, ExecMode::Kernel), TrapOutcome::Handled);
-    assert_eq!(cpu.regs.pc as usize, ARITH + 8, "pc back on the original instruction");
+    assert_eq!(
+        fx.e.handle_breakpoint(&mut cpu.regs, ExecMode::Kernel),
+        TrapOutcome::Handled
+    );
+    assert_eq!(
+        cpu.regs.pc as usize,
+        ARITH + 8,
+        "pc back on the original instruction"
+    );
     assert_eq!(cpu.run(fx.w, fx.e, 100), Stop::Halted);
     assert_eq!(cpu.regs.r[1], 13);
     assert_eq!(hits(s), 0);
@@ -47,10 +60,14 @@ fn a_breakpoint_removed_while_the_cpu_trapped_re_executes_the_original() {
 fn a_fault_in_a_kernel_slot_reaches_the_kernels_fixup_at_the_probe_address() {
     let fx: Fx = Fx::new();
     let s = seen();
-    fx.e.register_kprobe(&Kprobe::at(LOAD_FN).pre(pre_count).post(post_count).data(s)).unwrap();
+    fx.e.register_kprobe(&Kprobe::at(LOAD_FN).pre(pre_count).post(post_count).data(s))
+        .unwrap();
     let mut cpu = fx.cpu_calling(0, 0, Space::Kernel, LOAD_FN, &[0x10]);
     assert_eq!(cpu.run(fx.w, fx.e, 100), Stop::Halted);
-    assert_eq!(cpu.regs.r[1], 0xffff_ffff_ffff_dead, "the kernel's fix-up for LOAD_FN ran");
+    assert_eq!(
+        cpu.regs.r[1], 0xffff_ffff_ffff_dead,
+        "the kernel's fix-up for LOAD_FN ran"
+    );
     assert_eq!(cpu.regs.flags & FLAG_IE, FLAG_IE, "interrupt flag restored");
     assert_eq!((hits(s), s.post.load(Ordering::SeqCst)), (1, 0));
     // the CPU's step state was reset: a normal hit works
@@ -60,7 +77,10 @@ fn a_fault_in_a_kernel_slot_reaches_the_kernels_fixup_at_the_probe_address() {
     // a fault nowhere near a slot is not the engine's
     let mut regs = cpu.regs;
     regs.pc = 0x2222;
-    assert_eq!(fx.e.handle_fault(&mut regs, ExecMode::Kernel), probe_core::FaultOutcome::NotOurs);
+    assert_eq!(
+        fx.e.handle_fault(&mut regs, ExecMode::Kernel),
+        probe_core::FaultOutcome::NotOurs
+    );
     assert_eq!(regs.pc, 0x2222);
 }
 
@@ -77,7 +97,14 @@ fn call_arith_from_handler(ctx: &ProbeContext, _regs: &mut dyn Registers) -> Pre
     r.seen.pre.fetch_add(1, Ordering::SeqCst);
     // same CPU (0), another stack
     let mut nested = Cpu::new(0, 7, Space::Kernel, STUBS + 0x700, 0x9000);
-    r.w.load(Space::Kernel, STUBS + 0x700, &cat(&[&custom_arch::isa::asm::call((ARITH as i64 - (STUBS + 0x700) as i64) as i16), &custom_arch::isa::asm::halt()]));
+    r.w.load(
+        Space::Kernel,
+        STUBS + 0x700,
+        &cat(&[
+            &custom_arch::isa::asm::call((ARITH as i64 - (STUBS + 0x700) as i64) as i16),
+            &custom_arch::isa::asm::halt(),
+        ]),
+    );
     assert_eq!(nested.run(r.w, r.e, 1000), Stop::Halted);
     r.inner_result.store(nested.regs.r[1], Ordering::SeqCst);
     r.w.switch_to(0, 0);
@@ -93,11 +120,24 @@ fn a_probe_hit_inside_a_handler_is_missed_but_its_instruction_still_runs() {
         seen: Seen::default(),
         inner_result: AtomicU64::new(0),
     }));
-    let outer = fx.e.register_kprobe(&Kprobe::at(CALLER).pre(call_arith_from_handler).data(r)).unwrap();
+    let outer =
+        fx.e.register_kprobe(&Kprobe::at(CALLER).pre(call_arith_from_handler).data(r))
+            .unwrap();
     let s = seen();
-    let inner = fx.e.register_kprobe(&Kprobe::at(ARITH + 8).pre(pre_count).post(post_count).data(s)).unwrap();
+    let inner =
+        fx.e.register_kprobe(
+            &Kprobe::at(ARITH + 8)
+                .pre(pre_count)
+                .post(post_count)
+                .data(s),
+        )
+        .unwrap();
     assert_eq!(fx.call(CALLER, &[]).r[1], 14);
-    assert_eq!(r.inner_result.load(Ordering::SeqCst), 13, "the nested call computed right");
+    assert_eq!(
+        r.inner_result.load(Ordering::SeqCst),
+        13,
+        "the nested call computed right"
+    );
     let (i, o) = (fx.e.info(inner).unwrap(), fx.e.info(outer).unwrap());
     // nested hit (inside the handler): missed; the outer call's own arith(): hit
     assert_eq!((i.hits, i.missed), (1, 1));
@@ -109,8 +149,22 @@ fn a_probe_hit_inside_a_handler_is_missed_but_its_instruction_still_runs() {
 fn a_probe_hit_while_another_step_is_in_flight_keeps_the_outer_state() {
     let fx: Fx = Fx::new();
     let (a, b) = (seen(), seen());
-    let ia = fx.e.register_kprobe(&Kprobe::at(ARITH + 8).pre(pre_count).post(post_count).data(a)).unwrap();
-    let ib = fx.e.register_kprobe(&Kprobe::at(JUMPY + 0xc).pre(pre_count).post(post_count).data(b)).unwrap();
+    let ia =
+        fx.e.register_kprobe(
+            &Kprobe::at(ARITH + 8)
+                .pre(pre_count)
+                .post(post_count)
+                .data(a),
+        )
+        .unwrap();
+    let ib =
+        fx.e.register_kprobe(
+            &Kprobe::at(JUMPY + 0xc)
+                .pre(pre_count)
+                .post(post_count)
+                .data(b),
+        )
+        .unwrap();
     let mut outer = fx.cpu_calling(0, 0, Space::Kernel, ARITH, &[]);
     while (outer.regs.pc as usize) < SLOT_AREA {
         assert_eq!(outer.step(fx.w, fx.e), None);
@@ -122,9 +176,19 @@ fn a_probe_hit_while_another_step_is_in_flight_keeps_the_outer_state() {
     assert_eq!(outer.run(fx.w, fx.e, 1000), Stop::Halted);
     assert_eq!(outer.regs.r[1], 13);
     let (ia, ib) = (fx.e.info(ia).unwrap(), fx.e.info(ib).unwrap());
-    assert_eq!((ia.hits, ia.missed, a.post.load(Ordering::SeqCst)), (1, 0, 1));
-    assert_eq!((ib.hits, ib.missed, hits(b), b.post.load(Ordering::SeqCst)), (0, 1, 0, 0));
-    assert_eq!(a.r1_post.load(Ordering::SeqCst), 12, "outer post-handler saw its own step's result");
+    assert_eq!(
+        (ia.hits, ia.missed, a.post.load(Ordering::SeqCst)),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        (ib.hits, ib.missed, hits(b), b.post.load(Ordering::SeqCst)),
+        (0, 1, 0, 0)
+    );
+    assert_eq!(
+        a.r1_post.load(Ordering::SeqCst),
+        12,
+        "outer post-handler saw its own step's result"
+    );
     // afterwards both fire normally
     assert_eq!(fx.call(JUMPY, &[]).r[1], 2);
     assert_eq!(hits(b), 1);
@@ -162,8 +226,15 @@ fn unregister_waits_for_a_cpu_that_is_mid_step() {
         fx.e.unregister(id).unwrap();
         fx.w.clear_sync_hook();
         let (r, pc) = left_slot.lock().unwrap().take().expect("grace period ran");
-        assert_eq!(r, None, "post={post}: CPU 1 left the slot during the grace period");
-        assert_eq!(pc, ARITH + 0xa, "post={post}: and continued after the probed instruction");
+        assert_eq!(
+            r, None,
+            "post={post}: CPU 1 left the slot during the grace period"
+        );
+        assert_eq!(
+            pc,
+            ARITH + 0xa,
+            "post={post}: and continued after the probed instruction"
+        );
         let mut c = cpu1.lock().unwrap();
         assert_eq!(c.run(fx.w, fx.e, 100), Stop::Halted);
         assert_eq!(c.regs.r[1], 13);
@@ -171,7 +242,11 @@ fn unregister_waits_for_a_cpu_that_is_mid_step() {
         // Once unregister has unlinked the probe no handler of it starts
         // (running ones finish before unregister returns): the post-handler
         // of the step in flight is skipped.
-        assert_eq!(s.post.load(Ordering::SeqCst), 0, "no handler starts after the unlink");
+        assert_eq!(
+            s.post.load(Ordering::SeqCst),
+            0,
+            "no handler starts after the unlink"
+        );
         assert_eq!(fx.snapshot(), before, "bytes, slots and pages all back");
     }
 }
@@ -181,9 +256,17 @@ fn two_cpus_share_probes_with_exact_counts() {
     let fx: Fx = Fx::new();
     let s = seen();
     for &off in ARITH_INSNS {
-        fx.e.register_kprobe(&Kprobe::at(ARITH + off).pre(pre_count).post(post_count).data(s)).unwrap();
+        fx.e.register_kprobe(
+            &Kprobe::at(ARITH + off)
+                .pre(pre_count)
+                .post(post_count)
+                .data(s),
+        )
+        .unwrap();
     }
-    let mut cpus: Vec<Cpu> = (0..4).map(|i| fx.cpu_calling(i, i, Space::Kernel, ARITH, &[])).collect();
+    let mut cpus: Vec<Cpu> = (0..4)
+        .map(|i| fx.cpu_calling(i, i, Space::Kernel, ARITH, &[]))
+        .collect();
     let mut runs = [0u32; 4];
     // round-robin one instruction at a time: steps of different CPUs
     // interleave in every way

@@ -22,10 +22,21 @@ fn user_fx() -> Fx {
 fn a_uprobe_fires_only_in_its_own_address_space() {
     let fx = user_fx();
     let (a, b) = (seen(), seen());
-    fx.e.register_kprobe(&Kprobe::at(ARITH + 8).in_space(Space::User(1)).pre(pre_count).post(post_count).data(a))
-        .unwrap();
-    fx.e.register_kprobe(&Kprobe::at(ARITH + 8).in_space(Space::User(2)).pre(pre_count).data(b))
-        .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .in_space(Space::User(1))
+            .pre(pre_count)
+            .post(post_count)
+            .data(a),
+    )
+    .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .in_space(Space::User(2))
+            .pre(pre_count)
+            .data(b),
+    )
+    .unwrap();
     assert_eq!(fx.call_in(Space::User(1), 1, ARITH, &[]).r[1], 13);
     assert_eq!((hits(a), a.post.load(Ordering::SeqCst), hits(b)), (1, 1, 0));
     assert_eq!(fx.call_in(Space::User(2), 2, ARITH, &[]).r[1], 13);
@@ -34,7 +45,13 @@ fn a_uprobe_fires_only_in_its_own_address_space() {
     assert_eq!(fx.call(ARITH, &[]).r[1], 13);
     assert_eq!((hits(a), hits(b)), (1, 1));
     assert_eq!(
-        fx.w.count(|e| matches!(e, Event::TextWrite { space: Space::Kernel, .. })),
+        fx.w.count(|e| matches!(
+            e,
+            Event::TextWrite {
+                space: Space::Kernel,
+                ..
+            }
+        )),
         0,
         "no kernel text written for uprobes"
     );
@@ -48,10 +65,22 @@ fn a_user_step_survives_preemption_and_migration() {
     let fx = user_fx();
     let (a, b) = (seen(), seen());
     // post-handlers force real (trapping) steps
-    fx.e.register_kprobe(&Kprobe::at(ARITH + 8).in_space(Space::User(1)).pre(pre_count).post(post_count).data(a))
-        .unwrap();
-    fx.e.register_kprobe(&Kprobe::at(ARITH + 8).in_space(Space::User(2)).pre(pre_count).post(post_count).data(b))
-        .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .in_space(Space::User(1))
+            .pre(pre_count)
+            .post(post_count)
+            .data(a),
+    )
+    .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .in_space(Space::User(2))
+            .pre(pre_count)
+            .post(post_count)
+            .data(b),
+    )
+    .unwrap();
     let mut t1 = fx.cpu_calling(0, 1, Space::User(1), ARITH, &[]);
     while (t1.regs.pc as usize) < SLOT_AREA {
         assert_eq!(t1.step(fx.w, fx.e), None);
@@ -74,9 +103,13 @@ fn a_user_step_survives_preemption_and_migration() {
 fn uretprobes_return_through_a_breakpoint_in_the_tasks_own_space() {
     let fx = user_fx();
     let s = seen();
-    let id = fx
-        .e
-        .register_kretprobe(&Kretprobe::at(RECUR).in_space(Space::User(1)).ret(ret_record).data(s))
+    let id =
+        fx.e.register_kretprobe(
+            &Kretprobe::at(RECUR)
+                .in_space(Space::User(1))
+                .ret(ret_record)
+                .data(s),
+        )
         .unwrap();
     assert_eq!(fx.call_in(Space::User(1), 1, RECUR, &[3]).r[1], 6);
     assert_eq!(*s.values.lock().unwrap(), vec![0, 1, 3, 6]);
@@ -91,8 +124,14 @@ fn uretprobes_return_through_a_breakpoint_in_the_tasks_own_space() {
 fn a_fault_in_a_user_slot_goes_back_to_the_probe_address() {
     let fx = user_fx();
     let s = seen();
-    fx.e.register_kprobe(&Kprobe::at(LOAD_FN).in_space(Space::User(1)).pre(pre_count).post(post_count).data(s))
-        .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(LOAD_FN)
+            .in_space(Space::User(1))
+            .pre(pre_count)
+            .post(post_count)
+            .data(s),
+    )
+    .unwrap();
     // the mock kernel's fix-up for a fault at LOAD_FN sends it to LOAD_FIXUP
     let r = fx.call_in(Space::User(1), 1, LOAD_FN, &[0x10]);
     assert_eq!(r.r[1], 0xffff_ffff_ffff_dead, "the fix-up ran");
@@ -107,17 +146,37 @@ fn a_fault_in_a_user_slot_goes_back_to_the_probe_address() {
 fn tearing_down_an_address_space_drops_its_probes_and_pages() {
     let fx = user_fx();
     let (a, b) = (seen(), seen());
-    fx.e.register_kprobe(&Kprobe::at(ARITH + 4).in_space(Space::User(1)).pre(pre_count).data(a))
-        .unwrap();
-    fx.e.register_kretprobe(&Kretprobe::at(RECUR).in_space(Space::User(1)).ret(ret_record).data(seen()))
-        .unwrap();
-    let kb = fx
-        .e
-        .register_kprobe(&Kprobe::at(ARITH + 4).in_space(Space::User(2)).pre(pre_count).data(b))
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 4)
+            .in_space(Space::User(1))
+            .pre(pre_count)
+            .data(a),
+    )
+    .unwrap();
+    fx.e.register_kretprobe(
+        &Kretprobe::at(RECUR)
+            .in_space(Space::User(1))
+            .ret(ret_record)
+            .data(seen()),
+    )
+    .unwrap();
+    let kb =
+        fx.e.register_kprobe(
+            &Kprobe::at(ARITH + 4)
+                .in_space(Space::User(2))
+                .pre(pre_count)
+                .data(b),
+        )
         .unwrap();
     fx.e.release_space(1);
-    assert_eq!(fx.e.list::<8>().iter().map(|i| i.id).collect::<Vec<_>>(), vec![kb]);
-    assert_eq!(fx.w.count(|e| matches!(e, Event::PageFree(Space::User(1), _))), 1);
+    assert_eq!(
+        fx.e.list::<8>().iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![kb]
+    );
+    assert_eq!(
+        fx.w.count(|e| matches!(e, Event::PageFree(Space::User(1), _))),
+        1
+    );
     assert_eq!(fx.call_in(Space::User(2), 2, ARITH, &[]).r[1], 13);
     assert_eq!((hits(a), hits(b)), (0, 1));
 }
@@ -127,10 +186,20 @@ fn a_forked_child_gets_original_bytes_and_its_pending_returns_still_work() {
     let fx = user_fx();
     let s = seen();
     let k = seen();
-    fx.e.register_kretprobe(&Kretprobe::at(RECUR).in_space(Space::User(1)).ret(ret_record).data(s))
-        .unwrap();
-    fx.e.register_kprobe(&Kprobe::at(ARITH + 8).in_space(Space::User(1)).pre(pre_count).data(k))
-        .unwrap();
+    fx.e.register_kretprobe(
+        &Kretprobe::at(RECUR)
+            .in_space(Space::User(1))
+            .ret(ret_record)
+            .data(s),
+    )
+    .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .in_space(Space::User(1))
+            .pre(pre_count)
+            .data(k),
+    )
+    .unwrap();
     let orig_arith = fx.w.peek(Space::User(2), ARITH, 16);
     let mut parent = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[4]);
     while fx.e.pending_returns(&fx.w.tasks[1]) < 3 || parent.regs.pc as usize >= SLOT_AREA {
@@ -139,8 +208,13 @@ fn a_forked_child_gets_original_bytes_and_its_pending_returns_still_work() {
     // fork: the child (task 3, space 3) is a copy of the parent
     fx.w.clone_space(Space::User(1), Space::User(3));
     fx.w.set_task_space(3, 3);
-    fx.e.fork_space(1, 3, &fx.w.tasks[1], &fx.w.tasks[3]).unwrap();
-    assert_eq!(fx.w.peek(Space::User(3), ARITH, 16), orig_arith, "child text is original");
+    fx.e.fork_space(1, 3, &fx.w.tasks[1], &fx.w.tasks[3])
+        .unwrap();
+    assert_eq!(
+        fx.w.peek(Space::User(3), ARITH, 16),
+        orig_arith,
+        "child text is original"
+    );
     assert_eq!(fx.e.pending_returns(&fx.w.tasks[3]), 3);
     let mut child = Cpu {
         index: 1,
@@ -149,13 +223,19 @@ fn a_forked_child_gets_original_bytes_and_its_pending_returns_still_work() {
         ..parent.clone()
     };
     assert_eq!(child.run(fx.w, fx.e, 10_000), Stop::Halted);
-    assert_eq!(child.regs.r[1], 10, "child returns through its copy of the trampoline");
+    assert_eq!(
+        child.regs.r[1], 10,
+        "child returns through its copy of the trampoline"
+    );
     assert_eq!(fx.e.pending_returns(&fx.w.tasks[3]), 0);
     let seen_by_child = s.values.lock().unwrap().len();
     assert_eq!(parent.run(fx.w, fx.e, 10_000), Stop::Halted);
     assert_eq!(parent.regs.r[1], 10);
     assert_eq!(*s.values.lock().unwrap(), vec![0, 1, 3, 6, 10]);
-    assert_eq!(seen_by_child, 0, "the child's orphaned returns run no handler");
+    assert_eq!(
+        seen_by_child, 0,
+        "the child's orphaned returns run no handler"
+    );
     // a uprobe hit in the child? none: its text is original
     assert_eq!(fx.call_in(Space::User(3), 3, ARITH, &[]).r[1], 13);
     assert_eq!(hits(k), 0);
@@ -165,10 +245,20 @@ fn a_forked_child_gets_original_bytes_and_its_pending_returns_still_work() {
 fn detaching_restores_text_and_real_return_addresses() {
     let fx = user_fx();
     let orig = fx.w.peek(Space::User(1), 0x1000, 0x1000);
-    fx.e.register_kretprobe(&Kretprobe::at(RECUR).in_space(Space::User(1)).ret(ret_record).data(seen()))
-        .unwrap();
-    fx.e.register_kprobe(&Kprobe::at(RECUR + 0x18).in_space(Space::User(1)).pre(pre_count).data(seen()))
-        .unwrap();
+    fx.e.register_kretprobe(
+        &Kretprobe::at(RECUR)
+            .in_space(Space::User(1))
+            .ret(ret_record)
+            .data(seen()),
+    )
+    .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(RECUR + 0x18)
+            .in_space(Space::User(1))
+            .pre(pre_count)
+            .data(seen()),
+    )
+    .unwrap();
     let mut cpu = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[4]);
     while fx.e.pending_returns(&fx.w.tasks[1]) < 4 || cpu.regs.pc as usize >= SLOT_AREA {
         assert_eq!(cpu.step(fx.w, fx.e), None);

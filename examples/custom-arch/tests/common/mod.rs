@@ -29,6 +29,7 @@ pub const REFUSED_FN: usize = 0x1a00; // brk, stepend, halt, sys
 pub const NOPS: usize = 0x4000; // 256 nops; returns r1 unchanged
 pub const BLACK: usize = 0x5000; // blacklisted range 0x5000..0x5100
 pub const STUBS: usize = 0x3000;
+pub const BLACKLIST: std::ops::Range<usize> = BLACK..BLACK + 0x100;
 pub const LDPC_VALUE: u64 = 0x1122_3344_5566_7788;
 
 /// Offsets of every instruction of `ARITH` and friends.
@@ -156,7 +157,7 @@ pub struct Fx<const P: usize = 64> {
 
 impl<const P: usize> Fx<P> {
     pub fn new() -> Self {
-        let w = World::leak(vec![BLACK..BLACK + 0x100]);
+        let w = World::leak(&[BLACKLIST]);
         for (addr, name, code) in library() {
             w.load(probe_core::Space::Kernel, addr, &code);
             w.add_symbol(name, addr, code.len());
