@@ -1,3 +1,184 @@
-//! The x86_64 backend of the probe engine (see `probe-hal`'s `Arch`).
+//! # hal-x86_64: the x86_64 backend of the probe engine
+//!
+//! Implements [`probe_hal::Arch`] for x86_64 as [`X86_64`], following what
+//! Linux does for kprobes and uprobes on x86 (arch/x86/kernel/kprobes/,
+//! arch/x86/kernel/uprobes.c):
+//!
+//! - the probe breakpoint is `int3` (0xcc) over an instruction of any length;
+//!   the trap reports the byte after it;
+//! - instructions are decoded with `yaxpeax-x86` in 64-bit mode and each gets
+//!   one of three answers ([`decode`](probe_hal::Arch::decode)):
+//!   - **simulated** on the trap frame: `jmp rel8/rel32`, `call rel32`, every
+//!     `jcc`, `loop`/`loope`/`loopne`/`jrcxz`/`jecxz`, `ret`, `ret imm16`,
+//!     `call`/`jmp` through a register, and in kernel mode
+//!     `cli`/`sti`/`pushf`/`popf` (so IF is never corrupted by the step);
+//!   - **stepped out of line** in a slot of [`SLOT_LEN`](probe_hal::Arch::SLOT_LEN)
+//!     bytes: the copy (its rip-relative displacement recomputed for the
+//!     slot; the slot must be within ±2 GiB of the data, or the probe is
+//!     refused with `OutOfReach`), then `int3`, or for a boosted probe a
+//!     `jmp rel32` back, so a hit costs one trap;
+//!   - **refused** with a reason: far transfers, `int3`/`int n`/`int1`,
+//!     `iret`, `syscall`/`sysret`/`sysenter`/`sysexit`, `swapgs`, `hlt`,
+//!     `mwait`, `ud0/1/2`, TSX boundaries, VM and enclave transitions,
+//!     `mov ss`, `call`/`jmp` through memory, branches with a 0x66 prefix,
+//!     `endbr64` (probe after it: [`entry_skip`](probe_hal::Arch::entry_skip)
+//!     skips it at function entries), and bytes that do not decode;
+//! - in kernel mode the step runs with IF cleared and the step-end trap
+//!   restores it; a fault inside the slot puts rip back at the probe address;
+//! - return probes: [`hijack_return`](probe_hal::Arch::hijack_return) swaps
+//!   `[rsp]` at function entry; the code trampoline
+//!   ([`kernel_trampoline`](probe_hal::Arch::kernel_trampoline)) builds a
+//!   [`PtRegs`] and calls [`probe_hal::rethook::dispatch_return`]; user-mode
+//!   return probes use an `int3` in the process's slot page instead.
+//!
+//! The trap frame is reached through [`probe_hal::Registers`]; [`PtRegs`] is
+//! the Linux layout for kernels that have no frame of their own, and
+//! [`CALL_ABI`] the System V argument registers.
+//!
+//! ## What the kernel must provide
+//! In ring 0 an `int3` taken on the same stack writes the CPU's exception
+//! frame just below the interrupted `rsp`, which is exactly where a
+//! simulated `call`, `pushf` or the return address of a `call reg` goes: the
+//! breakpoint entry must switch stacks (an IST entry) or leave a gap below
+//! the interrupted frame, as Linux's `int3` entry does. Slots for kernel
+//! probes must be mapped executable within ±2 GiB of the probed code (for
+//! rip-relative data) and, to be boosted, of the return point.
+//!
+//! No allocation, no `std`.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+
+mod boost;
+mod decode;
+mod refusals;
+mod regs;
+mod rethook;
+mod simulate;
+mod single_step;
+mod slot;
+
+use probe_hal::{
+    Arch, Breakpoint, DataAccess, Decoded, ExecMode, MemoryFault, ProbeError, Registers, SlotImage,
+};
+
+pub use decode::{Insn, Op, RipRelative, Step};
+pub use regs::{gpr, rflags, PtRegs, CALL_ABI};
+pub use rethook::trampoline_address;
+pub use simulate::{condition_holds, popf_result, Emulation, LoopKind};
+pub use single_step::StepState;
+
+/// The x86_64 instruction set, as a [`probe_hal::Arch`] backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct X86_64;
+
+impl Arch for X86_64 {
+    const NAME: &'static str = "x86_64";
+    const INSN_ALIGN: usize = 1;
+    const MAX_INSN_LEN: usize = decode::MAX_INSN_LEN;
+    const SLOT_LEN: usize = slot::SLOT_LEN;
+
+    type Insn = Insn;
+    type StepState = StepState;
+
+    fn insn_len(bytes: &[u8]) -> Option<usize> {
+        decode::insn_len(bytes)
+    }
+
+    fn decode(addr: usize, bytes: &[u8], mode: ExecMode) -> Result<Decoded<Insn>, ProbeError> {
+        decode::decode(addr, bytes, mode)
+    }
+
+    fn entry_skip(bytes: &[u8]) -> usize {
+        decode::entry_skip(bytes)
+    }
+
+    fn breakpoint(insn_len: usize, mode: ExecMode) -> Breakpoint {
+        slot::breakpoint(insn_len, mode)
+    }
+
+    fn return_breakpoint(mode: ExecMode) -> Breakpoint {
+        slot::breakpoint(1, mode)
+    }
+
+    fn trap_address(pc: usize) -> usize {
+        slot::trap_address(pc)
+    }
+
+    fn build_slot(
+        insn: &Decoded<Insn>,
+        orig: &[u8],
+        addr: usize,
+        slot: usize,
+        _mode: ExecMode,
+        boost: bool,
+    ) -> Result<SlotImage, ProbeError> {
+        slot::build(insn, orig, addr, slot, boost)
+    }
+
+    fn prepare_step<R: Registers + ?Sized>(
+        insn: &Decoded<Insn>,
+        regs: &mut R,
+        slot: usize,
+        boosted: bool,
+    ) -> StepState {
+        single_step::prepare(&insn.insn, regs, slot, boosted)
+    }
+
+    fn finish_step<R: Registers + ?Sized>(
+        insn: &Decoded<Insn>,
+        regs: &mut R,
+        addr: usize,
+        _slot: usize,
+        state: StepState,
+        _mem: &dyn DataAccess,
+    ) -> Result<(), MemoryFault> {
+        single_step::finish(&insn.insn, regs, addr, state);
+        Ok(())
+    }
+
+    fn abort_step<R: Registers + ?Sized>(
+        insn: &Decoded<Insn>,
+        regs: &mut R,
+        addr: usize,
+        state: StepState,
+    ) {
+        single_step::abort(&insn.insn, regs, addr, state)
+    }
+
+    fn simulate<R: Registers + ?Sized>(
+        insn: &Decoded<Insn>,
+        addr: usize,
+        regs: &mut R,
+        mem: &dyn DataAccess,
+    ) -> Result<(), MemoryFault> {
+        match insn.insn.op() {
+            Op::Emulate(e) => simulate::emulate(e, addr, insn.len, regs, mem),
+            // The engine only simulates what decode marked `Simulate`; a
+            // stepped instruction asked to be simulated is left untouched.
+            Op::Step(_) => Ok(()),
+        }
+    }
+
+    fn hijack_return<R: Registers + ?Sized>(
+        regs: &mut R,
+        mem: &dyn DataAccess,
+        trampoline: usize,
+    ) -> Result<usize, MemoryFault> {
+        rethook::hijack(regs, mem, trampoline)
+    }
+
+    fn entry_frame<R: Registers + ?Sized>(regs: &R) -> usize {
+        rethook::entry_frame(regs)
+    }
+
+    fn return_frame<R: Registers + ?Sized>(regs: &R) -> usize {
+        rethook::return_frame(regs)
+    }
+
+    fn kernel_trampoline() -> Option<usize> {
+        rethook::trampoline_address()
+    }
+}
+
+#[cfg(test)]
+mod tests;
