@@ -1,3 +1,229 @@
-//! The loongarch64 backend of the probe engine (see `probe-hal`'s `Arch`).
+//! # hal-loongarch64: the LoongArch64 backend of the probe engine
+//!
+//! [`LoongArch64`] implements [`probe_hal::Arch`] for LA64:
+//!
+//! - **Decoding** ([`decode`]): our own decoder of the base integer,
+//!   floating-point and privileged instructions, as data tables. Like Linux
+//!   (`arch/loongarch/kernel/inst.c`) it **refuses** `ll`/`sc`, `bceqz`/`bcnez`
+//!   and the `AM*` atomics, and beyond Linux every instruction that traps,
+//!   returns from an exception or touches privileged state (`break`,
+//!   `syscall`, `ertn`, `idle`, `cacop`, `tlb*`, `csr*`, `iocsr*`, `lddir`,
+//!   `ldpte`, `dbcl`), the vector (LSX/LASX) encodings it does not take apart,
+//!   and every word it does not know. It **simulates** the branches and
+//!   pc-relative instructions (`b`, `bl`, `beqz`, `bnez`, `beq`, `bne`, `blt`,
+//!   `bge`, `bltu`, `bgeu`, `jirl`, `pcaddi`, `pcalau12i`, `pcaddu12i`,
+//!   `pcaddu18i`; see [`simulate`]) and **steps** everything else out of line.
+//! - **LL/SC windows** ([`sequence`]): an address after an `ll` whose `sc` has
+//!   not come yet is refused, because the probe's `ertn` clears LLbit and the
+//!   `sc` would then fail forever.
+//! - **Breakpoints and slots** ([`slot`]): `break 10` marks a kernel probe and
+//!   `break 12` a user probe; the slot is `[instruction][break 11]` (user:
+//!   `break 13`) and runs with interrupts masked (`PRMD.PIE` cleared).
+//! - **Registers** ([`PtRegs`]): the Linux `pt_regs` layout, and the C ABI
+//!   ([`CALL_ABI`]: arguments `a0`-`a7` = `r4`-`r11`, return value `a0`/`a1`).
+//!   A kernel that implements [`probe_hal::Registers`] on its own trap frame
+//!   maps `pc` to its saved `ERA`, `sp` to `r3`, and `flags`/`set_flags` to
+//!   its saved `PRMD`: that is how the step masks interrupts (a frame whose
+//!   `flags` stay 0 still works, with interrupts left as they were).
+//! - **Return probes** ([`rethook`]): `ra` is replaced by a trampoline that
+//!   saves the full frame, calls [`probe_hal::rethook::dispatch_return`] and
+//!   returns to the real caller with `ra` set to it. User-mode return probes
+//!   use a `break 12` that the engine places in the task's slot area.
+//!
+//! Every address must be a multiple of 4. The crate is `no_std`, allocates
+//! nothing, and builds on any host (the trampoline exists only on
+//! loongarch64), so the decoder and simulator are tested on the build host.
+//!
+//! ```
+//! use hal_loongarch64::LoongArch64;
+//! use probe_hal::{Arch, ExecMode, Handling};
+//! // beqz $a0, 8
+//! let d = LoongArch64::decode(0x1000, &0x4000_0880u32.to_le_bytes(), ExecMode::Kernel).unwrap();
+//! assert_eq!(d.handling, Handling::Simulate);
+//! // sc.w $t0, $a0, 0 is refused, and says why.
+//! let e = LoongArch64::decode(0x1000, &0x2100_008cu32.to_le_bytes(), ExecMode::Kernel).unwrap_err();
+//! assert!(e.to_string().starts_with("cannot probe 0x1000: refused instruction `sc.w`"));
+//! ```
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+
+pub mod decode;
+pub mod regs;
+pub mod rethook;
+pub mod sequence;
+pub mod simulate;
+pub mod slot;
+
+pub use regs::{PtRegs, CALL_ABI};
+pub use slot::StepState;
+
+use decode::{decode_word, Op, Verdict};
+use probe_hal::{
+    Arch, Breakpoint, DataAccess, Decoded, ExecMode, Handling, MemoryFault, ProbeError,
+    ProbeErrorKind, Registers, SlotImage,
+};
+
+/// Every LoongArch instruction is one 32-bit word.
+const INSN_LEN: usize = 4;
+
+/// The LoongArch64 backend (a type, not a value: see [`probe_hal::Arch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoongArch64;
+
+fn word_at(bytes: &[u8]) -> Option<u32> {
+    let b = bytes.get(..INSN_LEN)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+impl Arch for LoongArch64 {
+    const NAME: &'static str = "loongarch64";
+    const INSN_ALIGN: usize = 4;
+    const MAX_INSN_LEN: usize = INSN_LEN;
+    const SLOT_LEN: usize = slot::SLOT_LEN;
+    const LOOK_BACK: usize = sequence::LOOK_BACK;
+
+    type Insn = decode::Insn;
+    type StepState = StepState;
+
+    /// Always 4 when four bytes are there: the encoding has a fixed length,
+    /// so instruction boundaries do not depend on what the words mean.
+    fn insn_len(bytes: &[u8]) -> Option<usize> {
+        word_at(bytes).map(|_| INSN_LEN)
+    }
+
+    fn decode(
+        addr: usize,
+        bytes: &[u8],
+        _mode: ExecMode,
+    ) -> Result<Decoded<Self::Insn>, ProbeError> {
+        if addr % INSN_LEN != 0 {
+            return Err(ProbeError::new(
+                ProbeErrorKind::Misaligned { align: INSN_LEN },
+                addr,
+            ));
+        }
+        let Some(word) = word_at(bytes) else {
+            return Err(ProbeError::new(ProbeErrorKind::Undecodable, addr));
+        };
+        match decode_word(word) {
+            Verdict::Accept(insn) => Ok(Decoded {
+                len: INSN_LEN,
+                handling: match insn.op {
+                    Op::Step => Handling::StepOutOfLine { boostable: false },
+                    Op::Simulate(_) => Handling::Simulate,
+                },
+                insn,
+            }),
+            Verdict::Refuse(r) => Err(ProbeError::refused(r, addr)),
+            Verdict::Undecodable => Err(ProbeError::new(ProbeErrorKind::Undecodable, addr)),
+        }
+    }
+
+    fn check_sequence(addr: usize, before: &[u8], _mode: ExecMode) -> Result<(), ProbeError> {
+        match sequence::open_window(before) {
+            Some(r) => Err(ProbeError::refused(r, addr)),
+            None => Ok(()),
+        }
+    }
+
+    fn breakpoint(_insn_len: usize, mode: ExecMode) -> Breakpoint {
+        slot::as_breakpoint(slot::probe_break(mode))
+    }
+
+    /// `break 10` (kernel) or `break 12` (user): the engine tells a return
+    /// breakpoint from a probe by its address.
+    fn return_breakpoint(mode: ExecMode) -> Breakpoint {
+        slot::as_breakpoint(slot::probe_break(mode))
+    }
+
+    /// `ERA` points at the `break` itself.
+    fn trap_address(pc: usize) -> usize {
+        pc
+    }
+
+    /// `[instruction][break 11]` (user: `break 13`); never boosted.
+    fn build_slot(
+        insn: &Decoded<Self::Insn>,
+        _orig: &[u8],
+        addr: usize,
+        _slot: usize,
+        mode: ExecMode,
+        _boost: bool,
+    ) -> Result<SlotImage, ProbeError> {
+        match insn.insn.op {
+            Op::Step => Ok(slot::build(insn.insn.word, mode)),
+            Op::Simulate(_) => Err(ProbeError::new(
+                ProbeErrorKind::InvalidRequest("a simulated instruction has no out-of-line slot"),
+                addr,
+            )),
+        }
+    }
+
+    fn prepare_step<R: Registers + ?Sized>(
+        _insn: &Decoded<Self::Insn>,
+        regs: &mut R,
+        slot: usize,
+        _boosted: bool,
+    ) -> StepState {
+        slot::prepare(regs, slot)
+    }
+
+    fn finish_step<R: Registers + ?Sized>(
+        insn: &Decoded<Self::Insn>,
+        regs: &mut R,
+        addr: usize,
+        _slot: usize,
+        state: StepState,
+        _mem: &dyn DataAccess,
+    ) -> Result<(), MemoryFault> {
+        slot::restore(regs, addr.wrapping_add(insn.len), state);
+        Ok(())
+    }
+
+    fn abort_step<R: Registers + ?Sized>(
+        _insn: &Decoded<Self::Insn>,
+        regs: &mut R,
+        addr: usize,
+        state: StepState,
+    ) {
+        slot::restore(regs, addr, state);
+    }
+
+    fn simulate<R: Registers + ?Sized>(
+        insn: &Decoded<Self::Insn>,
+        addr: usize,
+        regs: &mut R,
+        _mem: &dyn DataAccess,
+    ) -> Result<(), MemoryFault> {
+        if let Op::Simulate(op) = insn.insn.op {
+            simulate::simulate(op, insn.insn.word, addr, regs);
+        }
+        Ok(())
+    }
+
+    /// `ra` (`r1`) := `trampoline`; returns the old `ra`.
+    fn hijack_return<R: Registers + ?Sized>(
+        regs: &mut R,
+        _mem: &dyn DataAccess,
+        trampoline: usize,
+    ) -> Result<usize, MemoryFault> {
+        let ra = regs.gpr(regs::RA);
+        regs.set_gpr(regs::RA, trampoline);
+        Ok(ra)
+    }
+
+    /// The stack pointer at entry: the caller's, which the callee restores
+    /// before it returns.
+    fn entry_frame<R: Registers + ?Sized>(regs: &R) -> usize {
+        regs.sp()
+    }
+
+    /// The stack pointer on return, equal to the one at entry.
+    fn return_frame<R: Registers + ?Sized>(regs: &R) -> usize {
+        regs.sp()
+    }
+
+    fn kernel_trampoline() -> Option<usize> {
+        rethook::kernel_trampoline()
+    }
+}

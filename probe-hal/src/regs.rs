@@ -57,11 +57,16 @@ pub trait Registers {
     /// The ISA's C calling convention (each hal crate exports its constant).
     fn call_abi(&self) -> &'static CallAbi;
 
-    /// The flags register, where the ISA has one (x86_64 `rflags`); 0 elsewhere.
+    /// The flags word the backend uses to mask interrupts during an
+    /// out-of-line step: x86_64 `rflags`, riscv64 `status` (sstatus),
+    /// loongarch64 `csr_prmd`. A kernel implementing this on its own frame
+    /// maps it to that field; a frame that returns 0 and ignores writes still
+    /// works, but its steps then run with the interrupted context's
+    /// interrupt state.
     fn flags(&self) -> usize {
         0
     }
-    /// Set the flags register; ignored where the ISA has none.
+    /// Set the flags word (see [`Registers::flags`]).
     fn set_flags(&mut self, _flags: usize) {}
 
     /// The `i`-th integer argument of a function entered at this frame, when it
