@@ -750,11 +750,15 @@ impl<
     }
 
     /// Free a slot no CPU can have executed (never published).
+    ///
+    /// A page that empties goes back only after a grace period: other slots
+    /// of it may have been executed until recently.
     fn release_slot(&self, reg: &mut Registry<PAGES>, space: Space, slot: usize) {
         if let Some(page) = reg
             .xol
             .free(space, slot, A::SLOT_LEN, self.services.slot_page_size())
         {
+            self.services.synchronize();
             self.services.free_slot_page(page.space, page.base);
         }
     }
