@@ -1,1 +1,152 @@
-fn main() {}
+//! The workspace's task runner: `cargo xtask <command>` (aliased in
+//! `.cargo/config.toml`). Plain std, no dependencies, so it builds first
+//! on a fresh machine and installs everything else.
+
+mod no_alloc;
+mod process;
+mod setup;
+mod steps;
+mod suite;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use suite::Options;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup                 install the rustup targets/components and Debian packages
+                        the other commands need (idempotent; says what it does)
+  test [--keep-going] [STEP…]
+                        setup, then every check CI runs, each a timed step; stops at
+                        the first failure unless --keep-going; STEP names (or parts
+                        of names) choose steps, setup always runs
+  demo                  setup, then the main demonstration
+  bench                 setup, then the engine benchmark
+  qemu <x86_64|riscv64|loongarch64>
+                        boot an example kernel under QEMU
+  steps                 list the steps of test, demo and bench";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repository_root();
+    let ok = match args.first().map(String::as_str) {
+        Some("setup") if args.len() == 1 => match setup::run_setup(&root) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("xtask setup: {e}");
+                false
+            }
+        },
+        Some("test") => match parse_test_options(&args[1..]) {
+            Ok(options) => suite::run_steps("test", steps::TEST, &root, &options),
+            Err(e) => {
+                eprintln!("xtask test: {e}\n\n{USAGE}");
+                false
+            }
+        },
+        Some("demo") if args.len() == 1 => {
+            suite::run_steps("demo", steps::DEMO, &root, &Options::default())
+        }
+        Some("bench") if args.len() == 1 => {
+            suite::run_steps("bench", steps::BENCH, &root, &Options::default())
+        }
+        Some("qemu") if args.len() == 2 => match qemu(&args[1]) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("xtask qemu: {e}");
+                false
+            }
+        },
+        Some("steps") if args.len() == 1 => {
+            for (command, table) in [
+                ("test", steps::TEST),
+                ("demo", steps::DEMO),
+                ("bench", steps::BENCH),
+            ] {
+                let names: Vec<&str> = table.iter().map(|s| s.name).collect();
+                println!("{command}: {}", names.join(", "));
+            }
+            true
+        }
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            true
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            false
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in a subdirectory of the workspace")
+        .to_path_buf()
+}
+
+fn parse_test_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options::default();
+    for arg in args {
+        match arg.as_str() {
+            "--keep-going" | "-k" => options.keep_going = true,
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            name => options.filters.push(name.to_string()),
+        }
+    }
+    Ok(options)
+}
+
+/// `cargo xtask qemu ARCH`: the example kernels come with the backend
+/// issues.
+fn qemu(arch: &str) -> Result<(), String> {
+    match arch {
+        "x86_64" => Err("not implemented yet: issue 3 (examples/x86_64-qemu)".to_string()),
+        "riscv64" => Err("not implemented yet: issue 4 (examples/riscv64-qemu)".to_string()),
+        "loongarch64" => {
+            Err("not implemented yet: issue 5 (examples/loongarch64-qemu)".to_string())
+        }
+        other => Err(format!(
+            "unknown architecture `{other}`: choose x86_64, riscv64 or loongarch64"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_options_parse() {
+        let args = ["--keep-going".to_string(), "clippy".to_string()];
+        let options = parse_test_options(&args).unwrap();
+        assert!(options.keep_going);
+        assert_eq!(options.filters, ["clippy"]);
+        assert!(parse_test_options(&["--nope".to_string()]).is_err());
+    }
+
+    #[test]
+    fn qemu_names_the_issue_until_the_kernels_exist() {
+        assert_eq!(
+            qemu("riscv64").unwrap_err(),
+            "not implemented yet: issue 4 (examples/riscv64-qemu)"
+        );
+        assert!(qemu("arm").unwrap_err().starts_with("unknown architecture"));
+    }
+
+    #[test]
+    fn the_root_holds_the_workspace_manifest() {
+        assert!(repository_root().join("Cargo.toml").is_file());
+        assert!(repository_root().join("xtask").is_dir());
+    }
+}

@@ -1,0 +1,209 @@
+//! The steps of every xtask command, as data.
+//!
+//! To add a step (a QEMU boot, an example harness), add a row to the table
+//! of the command it belongs to. Every step runs under its wall-clock
+//! `timeout`: when it is up, the step and everything it started is killed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::no_alloc::check_no_alloc;
+use crate::setup::run_setup;
+
+/// One named step of a command.
+pub struct Step {
+    /// Short name, printed in headers and the summary, and usable as a
+    /// filter (`cargo xtask test clippy`).
+    pub name: &'static str,
+    /// What it does.
+    pub action: Action,
+    /// Wall-clock limit; the step fails and is killed after it.
+    pub timeout: Duration,
+}
+
+/// What a step does.
+pub enum Action {
+    /// Run a program from the repository root.
+    Run {
+        /// The program (looked up on PATH).
+        program: &'static str,
+        /// Its arguments.
+        args: &'static [&'static str],
+    },
+    /// A check written in Rust, given the repository root. It runs any
+    /// command it needs through `process` with its own time limits.
+    Check(fn(&Path) -> Result<(), String>),
+}
+
+const fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+const fn cargo(args: &'static [&'static str]) -> Action {
+    Action::Run {
+        program: "cargo",
+        args,
+    }
+}
+
+/// Install what the other steps need (first step of every command).
+const SETUP: Step = Step {
+    name: "setup",
+    action: Action::Check(run_setup),
+    timeout: minutes(30),
+};
+
+/// `cargo xtask test`: everything CI checks, in order; the first failure
+/// stops the run (unless `--keep-going`).
+pub const TEST: &[Step] = &[
+    SETUP,
+    Step {
+        name: "fmt",
+        action: cargo(&["fmt", "--all", "--check"]),
+        timeout: minutes(5),
+    },
+    Step {
+        name: "clippy",
+        action: cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        timeout: minutes(30),
+    },
+    Step {
+        name: "test",
+        action: cargo(&["test", "--workspace"]),
+        timeout: minutes(30),
+    },
+    Step {
+        name: "no-std-x86_64",
+        action: cargo(&[
+            "build",
+            "-p",
+            "probe-hal",
+            "-p",
+            "probe-core",
+            "-p",
+            "hal-x86_64",
+            "--target",
+            "x86_64-unknown-none",
+        ]),
+        timeout: minutes(15),
+    },
+    Step {
+        name: "no-std-riscv64",
+        action: cargo(&[
+            "build",
+            "-p",
+            "probe-hal",
+            "-p",
+            "probe-core",
+            "-p",
+            "hal-riscv64",
+            "--target",
+            "riscv64gc-unknown-none-elf",
+        ]),
+        timeout: minutes(15),
+    },
+    Step {
+        // No prebuilt core for loongarch64: nightly builds it from source,
+        // in its own target dir so it does not invalidate the stable cache.
+        name: "no-std-loongarch64",
+        action: cargo(&[
+            "+nightly",
+            "build",
+            "-p",
+            "probe-hal",
+            "-p",
+            "probe-core",
+            "-p",
+            "hal-loongarch64",
+            "-Zbuild-std=core",
+            "--target",
+            "loongarch64-unknown-none",
+            "--target-dir",
+            "target/nightly",
+        ]),
+        timeout: minutes(20),
+    },
+    Step {
+        name: "no-alloc",
+        action: Action::Check(check_no_alloc),
+        timeout: minutes(10),
+    },
+    Step {
+        // The exhaustive decoder sweeps (every 16- and 32-bit word) are
+        // `#[ignore]`d in debug test runs and run here, optimised.
+        name: "decoder-sweeps",
+        action: cargo(&[
+            "test",
+            "--release",
+            "-p",
+            "hal-riscv64",
+            "-p",
+            "hal-loongarch64",
+            "--",
+            "--ignored",
+        ]),
+        timeout: minutes(30),
+    },
+];
+
+/// `cargo xtask demo`: the main demonstration.
+pub const DEMO: &[Step] = &[
+    SETUP,
+    Step {
+        name: "custom-arch",
+        action: cargo(&["run", "-p", "custom-arch", "--bin", "demo"]),
+        timeout: minutes(15),
+    },
+];
+
+/// `cargo xtask bench`: the engine's cost per hit.
+pub const BENCH: &[Step] = &[
+    SETUP,
+    Step {
+        name: "custom-arch",
+        action: cargo(&["run", "--release", "-p", "custom-arch", "--bin", "bench"]),
+        timeout: minutes(30),
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_starts_with_setup_and_names_are_unique() {
+        for steps in [TEST, DEMO, BENCH] {
+            assert_eq!(steps[0].name, "setup");
+            for (i, a) in steps.iter().enumerate() {
+                assert!(
+                    steps[i + 1..].iter().all(|b| b.name != a.name),
+                    "duplicate step {}",
+                    a.name
+                );
+                assert!(a.timeout > Duration::ZERO);
+            }
+        }
+    }
+
+    #[test]
+    fn the_nightly_build_has_its_own_target_dir() {
+        let step = TEST
+            .iter()
+            .find(|s| s.name == "no-std-loongarch64")
+            .unwrap();
+        let Action::Run { args, .. } = &step.action else {
+            panic!("a command");
+        };
+        assert_eq!(args[0], "+nightly");
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["--target-dir", "target/nightly"]));
+    }
+}
