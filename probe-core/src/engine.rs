@@ -107,6 +107,7 @@ impl<
         &self.services
     }
 
+    #[link_section = "probe_trap_text"]
     pub(crate) fn memory(&self, space: Space) -> SpaceMemory<'_, A, K> {
         SpaceMemory {
             services: &self.services,
@@ -116,6 +117,7 @@ impl<
     }
 
     /// The point registered at `addr` in `space`, if any (trap path: no lock).
+    #[link_section = "probe_trap_text"]
     pub(crate) fn find_point(&self, space: Space, addr: usize) -> Option<u32> {
         let key = Key {
             space: space_key(space),

@@ -37,6 +37,7 @@ mod spec;
 mod table;
 mod task;
 mod trap;
+mod trap_text;
 mod xol;
 
 pub use engine::Engine;

@@ -624,7 +624,9 @@ impl<
             return Err(blacklisted);
         }
         if space == Space::Kernel {
-            if self.services.blacklist().iter().any(|r| r.contains(&addr)) {
+            if crate::trap_text::trap_text().contains(&addr)
+                || self.services.blacklist().iter().any(|r| r.contains(&addr))
+            {
                 return Err(blacklisted);
             }
             if A::kernel_trampoline() == Some(addr) {

@@ -34,6 +34,7 @@ impl<
     > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
     /// At a return probe's function entry: track this call.
+    #[link_section = "probe_trap_text"]
     pub(crate) fn track_call<R: Registers>(
         &self,
         regs: &mut R,
@@ -99,6 +100,7 @@ impl<
     /// The current task returned into a trampoline: run the return handlers
     /// of its instances for this frame and set the pc to the real return
     /// address, which is also returned.
+    #[link_section = "probe_trap_text"]
     pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> usize {
         let task = self.services.task_state();
         let frame = A::return_frame(&*regs);
@@ -173,6 +175,7 @@ impl<
     }
 
     /// Pop instance `i` (the head of `task`'s list) and free it.
+    #[link_section = "probe_trap_text"]
     fn retire(&self, i: u32, task: &TaskState<A>) {
         // SAFETY: `i` heads the current (or exiting) task's list; only it
         // touches the instance.
@@ -253,6 +256,7 @@ impl<
     > ReturnHook for Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
     /// Kernel-mode code trampolines land here.
+    #[link_section = "probe_trap_text"]
     fn on_return(&self, regs: &mut dyn Registers) -> usize {
         self.return_from(regs, Space::Kernel)
     }

@@ -50,6 +50,7 @@ impl<const N: usize> ProbeTable<N> {
     }
 
     /// The point stored under `key`; `key_of` reads a point's key.
+    #[link_section = "probe_trap_text"]
     pub(crate) fn lookup(&self, key: Key, key_of: impl Fn(u32) -> Key) -> Option<u32> {
         if N == 0 {
             return None;

@@ -51,12 +51,14 @@ impl<
         const DATA: usize,
     > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
+    #[link_section = "probe_trap_text"]
     fn cpu_index(&self) -> usize {
         let c = self.services.cpu_id();
         debug_assert!(c < CPUS, "cpu_id {c} beyond the engine's CPUS");
         c.min(CPUS.saturating_sub(1))
     }
 
+    #[link_section = "probe_trap_text"]
     fn space_of(&self, mode: ExecMode) -> Space {
         match mode {
             ExecMode::Kernel => Space::Kernel,
@@ -66,6 +68,7 @@ impl<
 
     /// The kernel's breakpoint trap handler calls this with the trap frame
     /// and the mode the trap came from. Interrupts must be masked.
+    #[link_section = "probe_trap_text"]
     pub fn handle_breakpoint<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> TrapOutcome {
         let addr = A::trap_address(regs.pc());
         let space = self.space_of(mode);
@@ -93,6 +96,7 @@ impl<
 
     /// The kernel's fault handlers call this first (page fault, access
     /// fault, illegal instruction…), with interrupts masked.
+    #[link_section = "probe_trap_text"]
     pub fn handle_fault<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> FaultOutcome {
         let pc = regs.pc();
         match mode {
@@ -145,6 +149,7 @@ impl<
     }
 
     /// Whether the bytes at `addr` are still one of our breakpoints.
+    #[link_section = "probe_trap_text"]
     fn still_breakpoint(&self, space: Space, addr: usize, mode: ExecMode) -> bool {
         let mut buf = [0u8; 8];
         let mut len = 1;
@@ -162,6 +167,7 @@ impl<
     }
 
     /// A step-end marker trapped: complete the step in flight.
+    #[link_section = "probe_trap_text"]
     fn finish_step<R: Registers>(&self, regs: &mut R, space: Space, addr: usize) -> bool {
         let (point, slot, run_post, state) = match space {
             Space::Kernel => {
@@ -206,6 +212,7 @@ impl<
     }
 
     /// A probe point's breakpoint trapped.
+    #[link_section = "probe_trap_text"]
     fn hit<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>) {
         let cpu_index = self.cpu_index();
         let cpu = &self.cpus[cpu_index];
@@ -271,6 +278,7 @@ impl<
 
     /// Execute the displaced instruction: simulate it, or send the pc into
     /// its slot (boosted when allowed).
+    #[link_section = "probe_trap_text"]
     fn execute<R: Registers>(
         &self,
         regs: &mut R,
@@ -347,6 +355,7 @@ impl<
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn run_post<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>) {
         let cpu_index = self.cpu_index();
         let cpu = &self.cpus[cpu_index];

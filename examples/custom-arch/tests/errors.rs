@@ -270,3 +270,18 @@ fn errors_read_well() {
         "cannot probe 0x1a04: refused instruction `halt`: stops the CPU; a trap after it would never come"
     );
 }
+
+#[test]
+fn the_engines_own_trap_path_cannot_be_probed() {
+    let fx: Fx = Fx::new();
+    let entry = custom_arch::ToyEngine::<64>::handle_breakpoint::<custom_arch::arch::ToyRegs>
+        as *const () as usize;
+    let fault = custom_arch::ToyEngine::<64>::handle_fault::<custom_arch::arch::ToyRegs>
+        as *const () as usize;
+    for addr in [entry, fault] {
+        let e =
+            fx.e.register_kprobe(&Kprobe::at(addr & !1).pre(pre_count))
+                .unwrap_err();
+        assert_eq!(e.kind(), ProbeErrorKind::Blacklisted, "{addr:#x}");
+    }
+}

@@ -1,0 +1,37 @@
+//! The engine's own trap path, kept apart so it can be refused as a probe
+//! target.
+//!
+//! Every function the trap path runs is placed in the linker section
+//! `probe_trap_text`. ELF linkers (GNU ld, lld) define `__start_` and
+//! `__stop_` symbols for a section whose name is a C identifier, so the
+//! engine finds its own range at run time and refuses probes inside it: a
+//! breakpoint there would trap again before the re-entry guard runs. A
+//! kernel linker script that lists sections explicitly should keep
+//! `probe_trap_text` inside its executable text (e.g.
+//! `*(.text .text.* probe_trap_text)`) and must not discard it.
+
+use core::ops::Range;
+
+extern "C" {
+    static __start_probe_trap_text: u8;
+    static __stop_probe_trap_text: u8;
+}
+
+/// Keeps the section present even in a program whose trap path the linker
+/// dropped (the `__start_`/`__stop_` symbols then still resolve).
+#[link_section = "probe_trap_text"]
+#[inline(never)]
+extern "C" fn probe_trap_text_anchor() {}
+
+/// Address range of the engine's trap path.
+pub(crate) fn trap_text() -> Range<usize> {
+    let anchor = probe_trap_text_anchor as *const () as usize;
+    // Only the addresses of the linker-defined symbols are taken; they are
+    // never read.
+    let (start, stop) = (
+        core::ptr::addr_of!(__start_probe_trap_text) as usize,
+        core::ptr::addr_of!(__stop_probe_trap_text) as usize,
+    );
+    debug_assert!(start <= anchor && anchor < stop);
+    start..stop
+}
