@@ -872,7 +872,6 @@ pub(crate) const fn si20(w: u32) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use std::vec::Vec;
 

@@ -44,7 +44,7 @@
 //! let e = LoongArch64::decode(0x1000, &0x2100_008cu32.to_le_bytes(), ExecMode::Kernel).unwrap_err();
 //! assert!(e.to_string().starts_with("cannot probe 0x1000: refused instruction `sc.w`"));
 //! ```
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 pub mod decode;

@@ -140,7 +140,6 @@ impl Registers for PtRegs {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
 
     #[test]

@@ -830,7 +830,6 @@ const RVC_TABLES: [&[Rule]; 4] = [RVC_Q0, RVC_Q1, RVC_Q2, &[]];
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
 
     #[test]

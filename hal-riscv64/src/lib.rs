@@ -34,7 +34,7 @@
 //! fetch on every hart (`fence.i` locally and remotely).
 //!
 //! Nothing here allocates, and nothing needs `std`.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 pub mod breakpoint;

@@ -45,7 +45,7 @@
 //! rip-relative data) and, to be boosted, of the return point.
 //!
 //! No allocation, no `std`.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 mod boost;

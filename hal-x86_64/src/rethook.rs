@@ -258,7 +258,6 @@ mod tests {
 /// the registers the hook left.
 #[cfg(all(test, target_arch = "x86_64", target_os = "linux"))]
 mod trampoline_tests {
-    extern crate std;
     use super::*;
     use core::arch::{asm, global_asm};
     use core::sync::atomic::{AtomicUsize, Ordering};

@@ -325,7 +325,6 @@ pub(crate) fn emulate<R: Registers + ?Sized>(
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use crate::regs::PtRegs;
     use core::cell::RefCell;

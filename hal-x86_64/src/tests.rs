@@ -2,7 +2,6 @@
 //! without prefixes, through the `Arch` interface; then sweeps over every
 //! one- and two-byte opcode and the VEX/EVEX maps.
 
-extern crate std;
 use std::collections::BTreeSet;
 use std::string::ToString;
 use std::vec::Vec;

@@ -189,7 +189,6 @@ mod tests {
 
     #[test]
     fn concurrent_alloc_release_never_hands_out_one_cell_twice() {
-        extern crate std;
         use std::sync::atomic::AtomicBool;
         static POOL: InstancePool<16, 8> = InstancePool::new();
         static OWNED: [AtomicBool; 16] = [const { AtomicBool::new(false) }; 16];

@@ -21,7 +21,7 @@
 //!
 //! Then [`Engine::register_kprobe`], [`Engine::register_kretprobe`] and
 //! friends do the rest. See `docs/porting.md` for adding an ISA.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 mod cpu;

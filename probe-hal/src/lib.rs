@@ -13,7 +13,7 @@
 //! also ships a Linux-layout `PtRegs` for kernels that have none.
 //!
 //! Nothing here allocates and nothing here needs `std`.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 mod arch;
