@@ -2,19 +2,24 @@
 
 use core::cell::UnsafeCell;
 
-use probe_hal::Arch;
+use probe_hal::{Arch, Decoded};
 
 /// How deep probes may nest on one CPU (a probe hit while another's step is
 /// in flight, e.g. in an exception taken from the slot).
 pub(crate) const MAX_NESTING: usize = 4;
 
-/// An out-of-line step in flight on this CPU.
+/// An out-of-line step in flight (on a CPU for kernel probes, in a task
+/// for user probes): everything its end needs, so the step end does not
+/// go back to the point.
 pub(crate) struct StepFrame<A: Arch> {
     pub(crate) point: u32,
+    /// The probed address.
+    pub(crate) addr: usize,
     pub(crate) slot: usize,
     /// Address of the end-of-step marker.
     pub(crate) end: usize,
     pub(crate) run_post: bool,
+    pub(crate) decoded: Decoded<A::Insn>,
     pub(crate) state: A::StepState,
 }
 
@@ -26,12 +31,27 @@ pub(crate) struct CpuInner<A: Arch> {
 }
 
 impl<A: Arch> CpuInner<A> {
-    pub(crate) fn top(&self) -> Option<&StepFrame<A>> {
-        if self.depth == 0 {
-            None
-        } else {
-            self.frames[self.depth - 1].as_ref()
+    /// Pop the newest step if `f` says it is the one.
+    pub(crate) fn pop_if(&mut self, f: impl FnOnce(&StepFrame<A>) -> bool) -> Option<StepFrame<A>> {
+        let top = self.depth.checked_sub(1)?;
+        match self.frames[top] {
+            Some(frame) if f(&frame) => {
+                self.frames[top] = None;
+                self.depth = top;
+                Some(frame)
+            }
+            _ => None,
         }
+    }
+
+    /// Push a step; false when nesting is already at its limit.
+    pub(crate) fn push(&mut self, frame: StepFrame<A>) -> bool {
+        if self.depth == MAX_NESTING {
+            return false;
+        }
+        self.frames[self.depth] = Some(frame);
+        self.depth += 1;
+        true
     }
 }
 

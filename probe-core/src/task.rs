@@ -5,15 +5,7 @@ use core::sync::atomic::AtomicU32;
 
 use probe_hal::Arch;
 
-/// An out-of-line step of a user task, in flight between its breakpoint and
-/// its step-end trap (the task may be preempted or migrate in between).
-pub(crate) struct UserStep<A: Arch> {
-    pub(crate) point: u32,
-    pub(crate) end: usize,
-    pub(crate) slot: usize,
-    pub(crate) run_post: bool,
-    pub(crate) state: A::StepState,
-}
+use crate::cpu::StepFrame;
 
 /// The engine's state for one task: its return-probe instances (a LIFO
 /// "shadow stack" of hijacked returns) and its in-flight user-mode step.
@@ -24,7 +16,9 @@ pub(crate) struct UserStep<A: Arch> {
 pub struct TaskState<A: Arch> {
     /// Newest return-probe instance of this task (pool index + 1; 0: none).
     pub(crate) ret_head: AtomicU32,
-    pub(crate) step: UnsafeCell<Option<UserStep<A>>>,
+    /// The task's out-of-line step in flight (a user task may be preempted
+    /// or migrate between its breakpoint and its step-end trap).
+    pub(crate) step: UnsafeCell<Option<StepFrame<A>>>,
 }
 
 // SAFETY: `ret_head` is atomic. `step` is touched only by the engine's trap
@@ -48,10 +42,3 @@ impl<A: Arch> Default for TaskState<A> {
         Self::new()
     }
 }
-
-impl<A: Arch> Clone for UserStep<A> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<A: Arch> Copy for UserStep<A> {}

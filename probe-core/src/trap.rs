@@ -15,7 +15,6 @@ use crate::point::{PointInfo, PointKind};
 use crate::probe::Handlers;
 use crate::services::{KernelServices, Space};
 use crate::spec::{PreAction, ProbeContext, ProbeId};
-use crate::task::UserStep;
 
 /// What a trap entry point did with a trap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,18 +51,10 @@ impl<
     > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
     #[link_section = "probe_trap_text"]
-    fn cpu_index(&self) -> usize {
+    pub(crate) fn cpu_index(&self) -> usize {
         let c = self.services.cpu_id();
         debug_assert!(c < CPUS, "cpu_id {c} beyond the engine's CPUS");
         c.min(CPUS.saturating_sub(1))
-    }
-
-    #[link_section = "probe_trap_text"]
-    fn space_of(&self, mode: ExecMode) -> Space {
-        match mode {
-            ExecMode::Kernel => Space::Kernel,
-            ExecMode::User => Space::User(self.services.current_space()),
-        }
     }
 
     /// The kernel's breakpoint trap handler calls this with the trap frame
@@ -71,17 +62,38 @@ impl<
     #[link_section = "probe_trap_text"]
     pub fn handle_breakpoint<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> TrapOutcome {
         let addr = A::trap_address(regs.pc());
-        let space = self.space_of(mode);
-        if self.finish_step(regs, space, addr) {
-            return TrapOutcome::Handled;
-        }
+        let cpu = self.cpu_index();
+        let space = match mode {
+            ExecMode::Kernel => {
+                // The end of a step in flight on this CPU?
+                let done = self.cpus[cpu].with(|c| c.pop_if(|f| f.end == addr));
+                if let Some(frame) = done {
+                    self.complete_step(regs, Space::Kernel, cpu, &frame);
+                    return TrapOutcome::Handled;
+                }
+                Space::Kernel
+            }
+            ExecMode::User => {
+                let space = Space::User(self.services.current_space());
+                let task = self.services.task_state();
+                // SAFETY: the current task's own state, on its behalf (see
+                // `TaskState`'s `Sync` impl).
+                let step = unsafe { &mut *task.step.get() };
+                if let Some(frame) = step.filter(|f| f.end == addr) {
+                    *step = None;
+                    self.complete_step(regs, space, cpu, &frame);
+                    return TrapOutcome::Handled;
+                }
+                space
+            }
+        };
         if let Some(p) = self.find_point(space, addr) {
             let point = self.points[p as usize].info();
             match point.kind {
+                PointKind::Probe => self.hit(regs, p, point, cpu),
                 PointKind::ReturnTrampoline => {
                     self.return_from(regs, space);
                 }
-                PointKind::Probe => self.hit(regs, p, point),
             }
             return TrapOutcome::Handled;
         }
@@ -99,52 +111,28 @@ impl<
     #[link_section = "probe_trap_text"]
     pub fn handle_fault<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> FaultOutcome {
         let pc = regs.pc();
-        match mode {
-            ExecMode::Kernel => {
-                let cpu = &self.cpus[self.cpu_index()];
-                let frame = cpu.with(|c| match c.top() {
-                    Some(f) if pc >= f.slot && pc < f.slot + A::SLOT_LEN => {
-                        let f = *f;
-                        c.depth -= 1;
-                        c.frames[c.depth] = None;
-                        Some(f)
-                    }
-                    _ => None,
-                });
-                match frame {
-                    Some(f) => {
-                        let info = self.points[f.point as usize].info();
-                        A::abort_step(
-                            info.decoded.as_ref().expect("stepped point is decoded"),
-                            regs,
-                            info.addr,
-                            f.state,
-                        );
-                        FaultOutcome::StepAborted
-                    }
-                    None => FaultOutcome::NotOurs,
-                }
-            }
+        let in_slot = |f: &StepFrame<A>| pc >= f.slot && pc < f.slot + A::SLOT_LEN;
+        let frame = match mode {
+            ExecMode::Kernel => self.cpus[self.cpu_index()].with(|c| c.pop_if(in_slot)),
             ExecMode::User => {
                 let task = self.services.task_state();
-                // SAFETY: the current task's own state, on its behalf (see
-                // `TaskState`'s `Sync` impl).
+                // SAFETY: the current task's own state, on its behalf.
                 let step = unsafe { &mut *task.step.get() };
-                match *step {
-                    Some(s) if pc >= s.slot && pc < s.slot + A::SLOT_LEN => {
+                match step.filter(in_slot) {
+                    Some(f) => {
                         *step = None;
-                        let info = self.points[s.point as usize].info();
-                        A::abort_step(
-                            info.decoded.as_ref().expect("stepped point is decoded"),
-                            regs,
-                            info.addr,
-                            s.state,
-                        );
-                        FaultOutcome::StepAborted
+                        Some(f)
                     }
-                    _ => FaultOutcome::NotOurs,
+                    None => None,
                 }
             }
+        };
+        match frame {
+            Some(f) => {
+                A::abort_step(&f.decoded, regs, f.addr, f.state);
+                FaultOutcome::StepAborted
+            }
+            None => FaultOutcome::NotOurs,
         }
     }
 
@@ -166,61 +154,44 @@ impl<
         false
     }
 
-    /// A step-end marker trapped: complete the step in flight.
+    /// The step-end marker of `frame` trapped: back to the original code,
+    /// then the post-handlers.
     #[link_section = "probe_trap_text"]
-    fn finish_step<R: Registers>(&self, regs: &mut R, space: Space, addr: usize) -> bool {
-        let (point, slot, run_post, state) = match space {
-            Space::Kernel => {
-                let cpu = &self.cpus[self.cpu_index()];
-                let f = cpu.with(|c| match c.top() {
-                    Some(f) if f.end == addr => {
-                        let f = *f;
-                        c.depth -= 1;
-                        c.frames[c.depth] = None;
-                        Some(f)
-                    }
-                    _ => None,
-                });
-                match f {
-                    Some(f) => (f.point, f.slot, f.run_post, f.state),
-                    None => return false,
-                }
-            }
-            Space::User(_) => {
-                let task = self.services.task_state();
-                // SAFETY: the current task's own state, on its behalf.
-                let step = unsafe { &mut *task.step.get() };
-                match *step {
-                    Some(s) if s.end == addr => {
-                        *step = None;
-                        (s.point, s.slot, s.run_post, s.state)
-                    }
-                    _ => return false,
-                }
-            }
-        };
-        let info = self.points[point as usize].info();
-        let decoded = info.decoded.as_ref().expect("stepped point is decoded");
+    fn complete_step<R: Registers>(
+        &self,
+        regs: &mut R,
+        space: Space,
+        cpu: usize,
+        frame: &StepFrame<A>,
+    ) {
         let mem = self.memory(space);
-        if A::finish_step(decoded, regs, info.addr, slot, state, &mem).is_err() {
-            log::error!("probe at {:#x}: fixing up after the step failed", info.addr);
+        if A::finish_step(
+            &frame.decoded,
+            regs,
+            frame.addr,
+            frame.slot,
+            frame.state,
+            &mem,
+        )
+        .is_err()
+        {
+            log::error!(
+                "probe at {:#x}: fixing up after the step failed",
+                frame.addr
+            );
         }
-        if run_post {
-            self.run_post(regs, point, info);
+        if frame.run_post {
+            self.run_post(regs, frame.point, frame.addr, space, cpu);
         }
-        true
     }
 
     /// A probe point's breakpoint trapped.
     #[link_section = "probe_trap_text"]
-    fn hit<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>) {
-        let cpu_index = self.cpu_index();
-        let cpu = &self.cpus[cpu_index];
-        let reentered = cpu.with(|c| {
+    fn hit<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>, cpu: usize) {
+        let state = &self.cpus[cpu];
+        let reentered = state.with(|c| {
             let busy = c.in_handler || (info.space == Space::Kernel && c.depth > 0);
-            if !busy {
-                c.in_handler = true;
-            }
+            c.in_handler |= !busy;
             busy
         });
         if reentered {
@@ -230,10 +201,9 @@ impl<
                     rec.missed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            self.execute(regs, point, info, false, false);
+            self.execute(regs, point, info, cpu, false, false);
             return;
         }
-        let mut skip = false;
         for p in self.chain(point) {
             let rec = &self.probes[p as usize];
             if !rec.enabled.load(Ordering::Acquire) {
@@ -247,18 +217,18 @@ impl<
                 },
                 addr: info.addr,
                 data: cfg.data,
-                cpu: cpu_index,
+                cpu,
                 space: info.space,
                 return_address: 0,
             };
             match cfg.handlers {
                 Handlers::Kprobe { pre, .. } => {
                     rec.hits.fetch_add(1, Ordering::Relaxed);
-                    if let Some(pre) = pre {
-                        if pre(&ctx, regs) == PreAction::SkipInstruction {
-                            skip = true;
-                            break;
-                        }
+                    let Some(pre) = pre else { continue };
+                    if pre(&ctx, regs) == PreAction::SkipInstruction {
+                        // The handler moved the pc: no step, no post-handlers.
+                        state.with(|c| c.in_handler = false);
+                        return;
                     }
                 }
                 Handlers::Kretprobe { .. } => {
@@ -266,14 +236,12 @@ impl<
                 }
             }
         }
-        cpu.with(|c| c.in_handler = false);
-        if !skip {
-            let post = self.points[point as usize]
-                .post_handlers
-                .load(Ordering::Acquire)
-                > 0;
-            self.execute(regs, point, info, post, true);
-        }
+        state.with(|c| c.in_handler = false);
+        let post = self.points[point as usize]
+            .post_handlers
+            .load(Ordering::Acquire)
+            > 0;
+        self.execute(regs, point, info, cpu, post, true);
     }
 
     /// Execute the displaced instruction: simulate it, or send the pc into
@@ -284,82 +252,70 @@ impl<
         regs: &mut R,
         point: u32,
         info: &PointInfo<A>,
+        cpu: usize,
         run_post: bool,
         may_boost: bool,
     ) {
         let decoded = info.decoded.as_ref().expect("probe point is decoded");
-        match decoded.handling {
-            Handling::Simulate => {
-                let mem = self.memory(info.space);
-                if A::simulate(decoded, info.addr, regs, &mem).is_err() {
-                    // Leave the pc at the probe: the kernel sees the fault
-                    // when it re-executes the original instruction... which
-                    // is our breakpoint, so report the faulting state instead.
-                    log::error!("probe at {:#x}: simulation faulted", info.addr);
-                    regs.set_pc(info.addr);
-                    return;
-                }
-                if run_post {
-                    self.run_post(regs, point, info);
+        if decoded.handling == Handling::Simulate {
+            let mem = self.memory(info.space);
+            if A::simulate(decoded, info.addr, regs, &mem).is_err() {
+                // The emulated access faulted (e.g. a `ret` on a bad stack):
+                // leave the frame untouched at the probe; the kernel's
+                // breakpoint-loop detection, if any, sees a repeating trap.
+                log::error!("probe at {:#x}: simulation faulted", info.addr);
+                regs.set_pc(info.addr);
+                return;
+            }
+            if run_post {
+                self.run_post(regs, point, info.addr, info.space, cpu);
+            }
+            return;
+        }
+        if may_boost && !run_post && info.boost_slot != 0 {
+            let _ = A::prepare_step(decoded, regs, info.boost_slot, true);
+            return;
+        }
+        let frame = StepFrame {
+            point,
+            addr: info.addr,
+            slot: info.step_slot,
+            end: info.step_slot + info.step_end,
+            run_post,
+            decoded: *decoded,
+            state: A::prepare_step(decoded, regs, info.step_slot, false),
+        };
+        match info.space {
+            Space::Kernel => {
+                if !self.cpus[cpu].with(|c| c.push(frame)) {
+                    // Too deep: undo, and let the breakpoint trap again
+                    // later rather than lose track of a step.
+                    A::abort_step(decoded, regs, info.addr, frame.state);
+                    log::error!(
+                        "probe at {:#x}: nesting deeper than {MAX_NESTING}",
+                        info.addr
+                    );
                 }
             }
-            Handling::StepOutOfLine { .. } => {
-                if may_boost && !run_post && info.boost_slot != 0 {
-                    let _ = A::prepare_step(decoded, regs, info.boost_slot, true);
-                    return;
-                }
-                let state = A::prepare_step(decoded, regs, info.step_slot, false);
-                let end = info.step_slot + info.step_end;
-                match info.space {
-                    Space::Kernel => {
-                        let cpu = &self.cpus[self.cpu_index()];
-                        let pushed = cpu.with(|c| {
-                            if c.depth == MAX_NESTING {
-                                return false;
-                            }
-                            c.frames[c.depth] = Some(StepFrame {
-                                point,
-                                slot: info.step_slot,
-                                end,
-                                run_post,
-                                state,
-                            });
-                            c.depth += 1;
-                            true
-                        });
-                        if !pushed {
-                            // Too deep: undo and re-trap later rather than
-                            // lose track of a step.
-                            A::abort_step(decoded, regs, info.addr, state);
-                            log::error!(
-                                "probe at {:#x}: nesting deeper than {MAX_NESTING}",
-                                info.addr
-                            );
-                        }
-                    }
-                    Space::User(_) => {
-                        let task = self.services.task_state();
-                        // SAFETY: the current task's own state, on its behalf.
-                        unsafe {
-                            *task.step.get() = Some(UserStep {
-                                point,
-                                end,
-                                slot: info.step_slot,
-                                run_post,
-                                state,
-                            })
-                        };
-                    }
-                }
+            Space::User(_) => {
+                let task = self.services.task_state();
+                // SAFETY: the current task's own state, on its behalf.
+                unsafe { *task.step.get() = Some(frame) };
             }
         }
     }
 
     #[link_section = "probe_trap_text"]
-    fn run_post<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>) {
-        let cpu_index = self.cpu_index();
-        let cpu = &self.cpus[cpu_index];
-        cpu.with(|c| c.in_handler = true);
+    fn run_post<R: Registers>(
+        &self,
+        regs: &mut R,
+        point: u32,
+        addr: usize,
+        space: Space,
+        cpu: usize,
+    ) {
+        let state = &self.cpus[cpu];
+        state.with(|c| c.in_handler = true);
         for p in self.chain(point) {
             let rec = &self.probes[p as usize];
             if !rec.enabled.load(Ordering::Acquire) {
@@ -375,15 +331,15 @@ impl<
                         index: p,
                         generation: rec.generation.load(Ordering::Relaxed),
                     },
-                    addr: info.addr,
+                    addr,
                     data: cfg.data,
-                    cpu: cpu_index,
-                    space: info.space,
+                    cpu,
+                    space,
                     return_address: 0,
                 };
                 post(&ctx, regs);
             }
         }
-        cpu.with(|c| c.in_handler = false);
+        state.with(|c| c.in_handler = false);
     }
 }
