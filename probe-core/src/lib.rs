@@ -26,10 +26,12 @@
 
 mod cpu;
 mod engine;
+mod install;
 mod instances;
 mod point;
 mod probe;
 mod register;
+mod resolve;
 mod rethook;
 mod services;
 mod space;

@@ -1,0 +1,297 @@
+//! Building and tearing down probe points: decoding the instruction,
+//! writing its out-of-line slots, the return trampolines, and writing or
+//! restoring the breakpoint. Called with the registration lock held.
+
+use core::sync::atomic::Ordering;
+
+use lock_api::RawMutex;
+use probe_hal::{Arch, Capacity, Handling, ProbeError, ProbeErrorKind};
+
+use crate::engine::{Engine, Registry};
+use crate::point::{PointInfo, PointKind, MAX_ORIG};
+use crate::services::{KernelServices, Space};
+
+/// Largest look-back window a backend may ask for.
+const MAX_LOOK_BACK: usize = 128;
+
+impl<
+        A: Arch,
+        L: RawMutex,
+        K: KernelServices<A>,
+        const PROBES: usize,
+        const INSTANCES: usize,
+        const CPUS: usize,
+        const PAGES: usize,
+        const DATA: usize,
+    > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
+{
+    /// Decode the instruction at `addr`, build its slots and publish a new
+    /// (unarmed) point. On failure nothing stays allocated.
+    pub(crate) fn create_point(
+        &self,
+        reg: &mut Registry<PAGES>,
+        space: Space,
+        addr: usize,
+    ) -> Result<u32, ProbeError> {
+        let Some(index) = (0..PROBES).find(|&i| !self.points[i].used.load(Ordering::Relaxed))
+        else {
+            return Err(ProbeError::new(
+                ProbeErrorKind::CapacityFull(Capacity::ProbePoints),
+                addr,
+            ));
+        };
+        let mode = space.mode();
+        let mut orig = [0u8; MAX_ORIG];
+        let n = self.read_insn_bytes(space, addr, &mut orig)?;
+        let decoded = A::decode(addr, &orig[..n], mode).map_err(|e| e.at(addr))?;
+        if A::LOOK_BACK > 0 {
+            let look = A::LOOK_BACK.min(MAX_LOOK_BACK);
+            let start = match self.services.symbol_containing(space, addr) {
+                Some(s) if s.addr <= addr => addr - (addr - s.addr).min(look),
+                _ => addr.saturating_sub(look),
+            };
+            let mut before = [0u8; MAX_LOOK_BACK];
+            let len = addr - start;
+            // Unreadable look-back (start of a mapping) is checked as empty.
+            let window = if self.read_original(space, start, &mut before[..len]).is_ok() {
+                &before[..len]
+            } else {
+                &before[..0]
+            };
+            A::check_sequence(addr, window, mode).map_err(|e| e.at(addr))?;
+        }
+        let breakpoint = A::breakpoint(decoded.len, mode);
+
+        let mut info = PointInfo {
+            kind: PointKind::Probe,
+            space,
+            addr,
+            decoded: Some(decoded),
+            orig,
+            breakpoint,
+            step_slot: 0,
+            step_end: 0,
+            boost_slot: 0,
+        };
+        if let Handling::StepOutOfLine { boostable } = decoded.handling {
+            let (slot, image) = self.install_slot(reg, space, addr, |slot| {
+                A::build_slot(&decoded, &orig[..decoded.len], addr, slot, mode, false)
+            })?;
+            info.step_slot = slot;
+            info.step_end = match image.step_end {
+                Some(e) => e,
+                None => {
+                    self.release_slot(reg, space, slot);
+                    return Err(ProbeError::new(
+                        ProbeErrorKind::InvalidRequest(
+                            "backend built a step slot without a step-end marker",
+                        ),
+                        addr,
+                    ));
+                }
+            };
+            if boostable {
+                let boost = self.install_slot(reg, space, addr, |slot| {
+                    A::build_slot(&decoded, &orig[..decoded.len], addr, slot, mode, true)
+                });
+                match boost {
+                    Ok((b, image)) if image.step_end.is_none() => info.boost_slot = b,
+                    Ok((b, _)) => self.release_slot(reg, space, b),
+                    // A boost slot is an optimisation: without one, the point
+                    // still works through the step slot.
+                    Err(_) => {}
+                }
+            }
+        }
+        let pt = &self.points[index];
+        pt.used.store(true, Ordering::Relaxed);
+        // SAFETY: lock held; the point is free and not in the table.
+        unsafe { pt.set_info(Some(info)) };
+        self.table.insert(pt.key(), index as u32);
+        Ok(index as u32)
+    }
+
+    /// Allocate a slot near `addr`, build it with `build` and write it.
+    pub(crate) fn install_slot(
+        &self,
+        reg: &mut Registry<PAGES>,
+        space: Space,
+        addr: usize,
+        build: impl FnOnce(usize) -> Result<probe_hal::SlotImage, ProbeError>,
+    ) -> Result<(usize, probe_hal::SlotImage), ProbeError> {
+        let page_size = self.services.slot_page_size();
+        let slot = reg
+            .xol
+            .alloc(space, A::SLOT_LEN, page_size, || {
+                self.services.alloc_slot_page(space, addr)
+            })
+            .map_err(|e| e.at(addr))?;
+        let image = match build(slot) {
+            Ok(i) => i,
+            Err(e) => {
+                self.release_slot(reg, space, slot);
+                return Err(e.at(addr));
+            }
+        };
+        if let Err(e) = self.patch(space, slot, image.as_bytes()) {
+            self.release_slot(reg, space, slot);
+            return Err(e.at(addr));
+        }
+        Ok((slot, image))
+    }
+
+    /// Free a slot no CPU can have executed (never published).
+    ///
+    /// A page that empties goes back only after a grace period: other slots
+    /// of it may have been executed until recently.
+    pub(crate) fn release_slot(&self, reg: &mut Registry<PAGES>, space: Space, slot: usize) {
+        if let Some(page) = reg
+            .xol
+            .free(space, slot, A::SLOT_LEN, self.services.slot_page_size())
+        {
+            self.services.synchronize();
+            self.services.free_slot_page(page.space, page.base);
+        }
+    }
+
+    /// The return trampoline of `space`, creating its breakpoint point when
+    /// the space has none yet (returned as the second value, for rollback).
+    pub(crate) fn trampoline_for(
+        &self,
+        reg: &mut Registry<PAGES>,
+        space: Space,
+    ) -> Result<(usize, Option<u32>), ProbeError> {
+        if space == Space::Kernel {
+            if let Some(t) = A::kernel_trampoline() {
+                return Ok((t, None));
+            }
+        }
+        if let Some(p) = self.trampoline_point(space) {
+            return Ok((self.points[p as usize].info().addr, None));
+        }
+        let Some(index) = (0..PROBES).find(|&i| !self.points[i].used.load(Ordering::Relaxed))
+        else {
+            return Err(ProbeError::new(
+                ProbeErrorKind::CapacityFull(Capacity::ProbePoints),
+                0,
+            ));
+        };
+        let mode = space.mode();
+        let bp = A::return_breakpoint(mode);
+        let (slot, _) = self.install_slot(reg, space, 0, |_| {
+            let mut image = probe_hal::SlotImage::new();
+            image.push(bp.as_bytes());
+            Ok(image)
+        })?;
+        let mut orig = [0u8; MAX_ORIG];
+        orig[..bp.len].copy_from_slice(bp.as_bytes());
+        let info = PointInfo {
+            kind: PointKind::ReturnTrampoline,
+            space,
+            addr: slot,
+            decoded: None,
+            orig,
+            breakpoint: bp,
+            // The trampoline owns its slot: freeing the point frees it.
+            step_slot: slot,
+            step_end: 0,
+            boost_slot: 0,
+        };
+        let pt = &self.points[index];
+        pt.used.store(true, Ordering::Relaxed);
+        // SAFETY: lock held; the point is free and unpublished.
+        unsafe { pt.set_info(Some(info)) };
+        // The breakpoint is the slot's whole content, so `armed` stays false:
+        // nothing ever writes "original bytes" over it.
+        self.table.insert(pt.key(), index as u32);
+        Ok((slot, Some(index as u32)))
+    }
+
+    pub(crate) fn trampoline_point(&self, space: Space) -> Option<u32> {
+        (0..PROBES as u32).find(|&i| {
+            let p = &self.points[i as usize];
+            p.used.load(Ordering::Relaxed) && {
+                let info = p.info();
+                info.kind == PointKind::ReturnTrampoline && info.space == space
+            }
+        })
+    }
+
+    pub(crate) fn undo_trampoline(&self, reg: &mut Registry<PAGES>, created: Option<u32>) {
+        if let Some(p) = created {
+            self.destroy_points(reg, &[p]);
+        }
+    }
+
+    /// Remove points that were published but never armed (or already
+    /// disarmed): unpublish, wait a grace period, free.
+    pub(crate) fn destroy_points(&self, reg: &mut Registry<PAGES>, points: &[u32]) {
+        for &p in points {
+            let info = self.points[p as usize].info();
+            self.table.remove(
+                crate::table::Key {
+                    space: crate::point::space_key(info.space),
+                    addr: info.addr,
+                },
+                p,
+            );
+        }
+        self.services.synchronize();
+        self.free_points(reg, points);
+    }
+
+    /// Free unpublished points and their slots (grace period passed).
+    pub(crate) fn free_points(&self, reg: &mut Registry<PAGES>, points: &[u32]) {
+        let page_size = self.services.slot_page_size();
+        for &p in points {
+            let pt = &self.points[p as usize];
+            let info = pt.info();
+            let space = info.space;
+            for slot in [info.step_slot, info.boost_slot] {
+                if slot != 0 {
+                    if let Some(page) = reg.xol.free(space, slot, A::SLOT_LEN, page_size) {
+                        self.services.free_slot_page(page.space, page.base);
+                    }
+                }
+            }
+            pt.armed.store(false, Ordering::Relaxed);
+            pt.post_handlers.store(0, Ordering::Relaxed);
+            // SAFETY: lock held, point unpublished and a grace period passed.
+            unsafe { pt.set_info(None) };
+            pt.used.store(false, Ordering::Release);
+        }
+    }
+
+    /// Write the breakpoint at `point` (no-op when armed).
+    pub(crate) fn arm(&self, point: u32) -> Result<(), ProbeError> {
+        let pt = &self.points[point as usize];
+        if pt.armed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let info = pt.info();
+        self.patch(info.space, info.addr, info.breakpoint.as_bytes())?;
+        pt.armed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Write the original bytes back at `point` (no-op when disarmed).
+    pub(crate) fn disarm(&self, point: u32) -> Result<(), ProbeError> {
+        let pt = &self.points[point as usize];
+        if !pt.armed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let info = pt.info();
+        self.patch(info.space, info.addr, &info.orig[..info.breakpoint.len])?;
+        pt.armed.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Write text and make it visible to instruction fetch.
+    pub(crate) fn patch(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), ProbeError> {
+        self.services
+            .write_text(space, addr, bytes)
+            .map_err(|_| ProbeError::new(ProbeErrorKind::TextPatchFailed, addr))?;
+        self.services.sync_icache(space, addr, bytes.len());
+        Ok(())
+    }
+}
