@@ -11,13 +11,15 @@
 
 pub mod arch;
 pub mod isa;
+pub mod lock;
 pub mod machine;
 pub mod world;
 
-/// The engine configured for the Toy ISA: `P` probes, 16 return
+/// The engine configured for the Toy ISA, with a registration lock that
+/// panics instead of waiting ([`lock::NoWaitLock`]): `P` probes, 16 return
 /// instances, 4 CPUs, 32 slot pages, 64 bytes of instance data.
 pub type ToyEngine<const P: usize = 64> =
-    probe_core::Engine<arch::Toy, spin::Mutex<()>, world::Kernel, P, 16, 4, 32, 64>;
+    probe_core::Engine<arch::Toy, lock::NoWaitLock, world::Kernel, P, 16, 4, 32, 64>;
 
 /// A new engine over `world`, leaked to get the `'static` lifetime the
 /// return trampoline needs.

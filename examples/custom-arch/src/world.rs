@@ -78,6 +78,9 @@ pub struct World {
     page_limit: AtomicUsize,
     far_pages: AtomicBool,
     pages: Mutex<Vec<(Space, usize)>>,
+    /// Runs after every text write: a test runs other CPUs while the engine
+    /// holds its registration lock.
+    text_write_hook: Mutex<Option<Box<dyn FnMut() + Send>>>,
     /// Runs inside `synchronize`: a test lets other CPUs move on here.
     sync_hook: Mutex<Option<Box<dyn FnMut() + Send>>>,
     /// pc of every CPU, kept by the interpreter (for the slot-release check).
@@ -109,6 +112,7 @@ impl World {
             page_limit: AtomicUsize::new(usize::MAX),
             far_pages: AtomicBool::new(false),
             pages: Mutex::new(Vec::new()),
+            text_write_hook: Mutex::new(None),
             sync_hook: Mutex::new(None),
             cpu_pcs: Mutex::new(BTreeMap::new()),
             fixups: Mutex::new(Vec::new()),
@@ -249,6 +253,16 @@ impl World {
         *self.sync_hook.lock().unwrap() = Some(Box::new(hook));
     }
 
+    /// Run `hook` after every text write from now on.
+    pub fn on_text_write(&self, hook: impl FnMut() + Send + 'static) {
+        *self.text_write_hook.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// Stop running hooks after text writes.
+    pub fn clear_text_write_hook(&self) {
+        *self.text_write_hook.lock().unwrap() = None;
+    }
+
     /// Stop running a hook in grace periods.
     pub fn clear_sync_hook(&self) {
         *self.sync_hook.lock().unwrap() = None;
@@ -312,6 +326,14 @@ impl KernelServices<Toy> for Kernel {
             addr,
             len: bytes.len(),
         });
+        let hook = self.0.text_write_hook.lock().unwrap().take();
+        if let Some(mut h) = hook {
+            h();
+            let mut slot = self.0.text_write_hook.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(h);
+            }
+        }
         Ok(())
     }
 

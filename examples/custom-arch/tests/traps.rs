@@ -289,3 +289,54 @@ fn two_cpus_share_probes_with_exact_counts() {
     assert_eq!(hits(s), 100 * ARITH_INSNS.len());
     assert_eq!(s.post.load(Ordering::SeqCst), 100 * ARITH_INSNS.len());
 }
+
+#[test]
+fn probes_fire_while_registration_holds_its_lock() {
+    // The Toy world's registration lock panics instead of waiting, so a
+    // trap path that touched it while registration holds it would fail here.
+    let fx: Fx = Fx::new();
+    let s = seen();
+    let r = seen();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .pre(pre_count)
+            .post(post_count)
+            .data(s),
+    )
+    .unwrap();
+    fx.e.register_kretprobe(&probe_core::Kretprobe::at(RECUR).ret(ret_record).data(r))
+        .unwrap();
+    let (w, e) = (fx.w, fx.e);
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let out = results.clone();
+    // every text write below happens with the registration lock held
+    fx.w.on_text_write(move || {
+        let mut arith = Cpu::new(1, 1, Space::Kernel, ARITH, 0xc000);
+        arith.regs.r[14] = STUBS as u64 + 0x50; // return into a halt
+        w.load(Space::Kernel, STUBS + 0x50, &custom_arch::isa::asm::halt());
+        assert_eq!(arith.run(w, e, 1000), Stop::Halted);
+        let mut recur = Cpu::new(1, 1, Space::Kernel, RECUR, 0xb000);
+        recur.regs.r[1] = 3;
+        recur.regs.r[14] = STUBS as u64 + 0x50;
+        assert_eq!(recur.run(w, e, 1000), Stop::Halted);
+        out.lock().unwrap().push((arith.regs.r[1], recur.regs.r[1]));
+        w.switch_to(0, 0);
+    });
+    let other =
+        fx.e.register_kprobe(&Kprobe::at(JUMPY).pre(pre_count).data(seen()))
+            .unwrap();
+    fx.e.disable(other).unwrap();
+    fx.e.unregister(other).unwrap();
+    fx.w.clear_text_write_hook();
+    let results = results.lock().unwrap();
+    assert!(
+        results.len() >= 3,
+        "the other CPU ran during every text write"
+    );
+    assert!(results.iter().all(|&r| r == (13, 6)));
+    assert_eq!(
+        (hits(s), s.post.load(Ordering::SeqCst)),
+        (results.len(), results.len())
+    );
+    assert_eq!(r.values.lock().unwrap().len(), 4 * results.len());
+}
