@@ -134,10 +134,16 @@ pub fn kernel(arch: &str) -> Result<&'static Kernel, String> {
 
 /// Build and boot `k`, then judge its report.
 pub fn boot(root: &Path, k: &Kernel) -> Result<(), String> {
-    process::run(Command::new("cargo").args(k.build).current_dir(root), BUILD_LIMIT)
-        .map_err(|e| e.to_string())?;
+    process::run(
+        Command::new("cargo").args(k.build).current_dir(root),
+        BUILD_LIMIT,
+    )
+    .map_err(|e| e.to_string())?;
     let mut qemu = Command::new(k.qemu);
-    qemu.args(k.qemu_args).arg("-kernel").arg(root.join(k.elf)).current_dir(root);
+    qemu.args(k.qemu_args)
+        .arg("-kernel")
+        .arg(root.join(k.elf))
+        .current_dir(root);
     judge(&mut qemu, k.pass_status, k.min_passed)
 }
 
@@ -167,21 +173,6 @@ pub fn report(output: &str) -> Option<(u32, u32)> {
         let f = rest.strip_suffix(" failed")?;
         Some((p.trim().parse().ok()?, f.trim().parse().ok()?))
     })
-}
-
-/// `cargo xtask test` steps.
-pub fn qemu_x86_64(root: &Path) -> Result<(), String> {
-    boot(root, kernel("x86_64")?)
-}
-
-/// `cargo xtask test` steps.
-pub fn qemu_riscv64(root: &Path) -> Result<(), String> {
-    boot(root, kernel("riscv64")?)
-}
-
-/// `cargo xtask test` steps.
-pub fn qemu_loongarch64(root: &Path) -> Result<(), String> {
-    boot(root, kernel("loongarch64")?)
 }
 
 #[cfg(test)]

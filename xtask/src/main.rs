@@ -2,6 +2,7 @@
 //! `.cargo/config.toml`). Plain std, no dependencies, so it builds first
 //! on a fresh machine and installs everything else.
 
+mod harness;
 mod no_alloc;
 mod process;
 mod setup;
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
         Some("bench") if args.len() == 1 => {
             suite::run_steps("bench", steps::BENCH, &root, &Options::default())
         }
-        Some("qemu") if args.len() == 2 => match qemu(&args[1]) {
+        Some("qemu") if args.len() == 2 => match qemu(&root, &args[1]) {
             Ok(()) => true,
             Err(e) => {
                 eprintln!("xtask qemu: {e}");
@@ -107,19 +108,11 @@ fn parse_test_options(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-/// `cargo xtask qemu ARCH`: the example kernels come with the backend
-/// issues.
-fn qemu(arch: &str) -> Result<(), String> {
-    match arch {
-        "x86_64" => Err("not implemented yet: issue 3 (examples/x86_64-qemu)".to_string()),
-        "riscv64" => Err("not implemented yet: issue 4 (examples/riscv64-qemu)".to_string()),
-        "loongarch64" => {
-            Err("not implemented yet: issue 5 (examples/loongarch64-qemu)".to_string())
-        }
-        other => Err(format!(
-            "unknown architecture `{other}`: choose x86_64, riscv64 or loongarch64"
-        )),
-    }
+/// `cargo xtask qemu ARCH`: build and boot one example kernel.
+fn qemu(root: &Path, arch: &str) -> Result<(), String> {
+    let kernel = harness::kernel(arch)?;
+    setup::run_setup(root)?;
+    harness::boot(root, kernel)
 }
 
 #[cfg(test)]
@@ -133,15 +126,6 @@ mod tests {
         assert!(options.keep_going);
         assert_eq!(options.filters, ["clippy"]);
         assert!(parse_test_options(&["--nope".to_string()]).is_err());
-    }
-
-    #[test]
-    fn qemu_names_the_issue_until_the_kernels_exist() {
-        assert_eq!(
-            qemu("riscv64").unwrap_err(),
-            "not implemented yet: issue 4 (examples/riscv64-qemu)"
-        );
-        assert!(qemu("arm").unwrap_err().starts_with("unknown architecture"));
     }
 
     #[test]
