@@ -106,6 +106,39 @@ impl<
         TrapOutcome::NotOurs
     }
 
+    /// The kernel's single-step (debug) trap handler calls this, for a
+    /// backend or kernel that ends out-of-line steps with a hardware
+    /// single-step trap instead of a step-end marker: the step in flight on
+    /// this CPU (or, from user mode, in this task) whose copy just ran (the
+    /// pc is still inside its slot) is completed as if its marker trapped.
+    /// None of the backends in this repository needs it.
+    #[link_section = "probe_trap_text"]
+    pub fn handle_single_step<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> TrapOutcome {
+        let pc = regs.pc();
+        let cpu = self.cpu_index();
+        let in_slot = |f: &StepFrame<A>| pc >= f.slot && pc <= f.slot + A::SLOT_LEN;
+        let (frame, space) = match mode {
+            ExecMode::Kernel => (self.cpus[cpu].with(|c| c.pop_if(in_slot)), Space::Kernel),
+            ExecMode::User => {
+                let task = self.services.task_state();
+                // SAFETY: the current task's own state, on its behalf.
+                let step = unsafe { &mut *task.step.get() };
+                let frame = step.filter(in_slot);
+                if frame.is_some() {
+                    *step = None;
+                }
+                (frame, Space::User(self.services.current_space()))
+            }
+        };
+        match frame {
+            Some(f) => {
+                self.complete_step(regs, space, cpu, &f);
+                TrapOutcome::Handled
+            }
+            None => TrapOutcome::NotOurs,
+        }
+    }
+
     /// The kernel's fault handlers call this first (page fault, access
     /// fault, illegal instruction…), with interrupts masked.
     #[link_section = "probe_trap_text"]

@@ -340,3 +340,52 @@ fn probes_fire_while_registration_holds_its_lock() {
     );
     assert_eq!(r.values.lock().unwrap().len(), 4 * results.len());
 }
+
+#[test]
+fn a_hardware_single_step_trap_can_end_a_step() {
+    let fx: Fx = Fx::new();
+    let s = seen();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .pre(pre_count)
+            .post(post_count)
+            .data(s),
+    )
+    .unwrap();
+    let mut regs = custom_arch::arch::ToyRegs {
+        pc: (ARITH + 8) as u64,
+        flags: FLAG_IE,
+        ..Default::default()
+    };
+    regs.r[1] = 5;
+    regs.r[2] = 7;
+    fx.w.switch_to(0, 0);
+    assert_eq!(
+        fx.e.handle_breakpoint(&mut regs, ExecMode::Kernel),
+        TrapOutcome::Handled
+    );
+    let slot = regs.pc as usize;
+    assert!(slot >= SLOT_AREA);
+    // nothing in flight on another CPU
+    fx.w.switch_to(1, 0);
+    assert_eq!(
+        fx.e.handle_single_step(&mut regs, ExecMode::Kernel),
+        TrapOutcome::NotOurs
+    );
+    fx.w.switch_to(0, 0);
+    // the CPU executed the copy (add r1, r2) and single-stepped
+    regs.r[1] = 12;
+    regs.pc = (slot + 2) as u64;
+    assert_eq!(
+        fx.e.handle_single_step(&mut regs, ExecMode::Kernel),
+        TrapOutcome::Handled
+    );
+    assert_eq!(regs.pc as usize, ARITH + 0xa);
+    assert_eq!(regs.flags & FLAG_IE, FLAG_IE);
+    assert_eq!((hits(s), s.post.load(Ordering::SeqCst)), (1, 1));
+    assert_eq!(s.r1_post.load(Ordering::SeqCst), 12);
+    assert_eq!(
+        fx.e.handle_single_step(&mut regs, ExecMode::Kernel),
+        TrapOutcome::NotOurs
+    );
+}
