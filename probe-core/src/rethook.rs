@@ -101,9 +101,16 @@ impl<
     /// of its instances for this frame and set the pc to the real return
     /// address, which is also returned.
     #[link_section = "probe_trap_text"]
-    pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> usize {
+    ///
+    /// `None` (nothing changed) when the task holds no instance for this
+    /// frame: a user task that jumped to its trampoline by itself gets its
+    /// trap back as foreign instead of corrupting its return stack.
+    pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> Option<usize> {
         let task = self.services.task_state();
         let frame = A::return_frame(&*regs);
+        if !self.has_instance_for(task, frame) {
+            return None;
+        }
         let cpu_index = self.services.cpu_id();
         let cpu = &self.cpus[cpu_index.min(CPUS - 1)];
         let mut real = 0;
@@ -165,13 +172,27 @@ impl<
                 break;
             }
         }
-        if real == 0 {
-            // No instance for this frame: the shadow stack is corrupt. There
-            // is no right place to return to.
-            panic!("return trampoline reached with no return-probe instance for frame {frame:#x}");
-        }
         regs.set_pc(real);
-        real
+        Some(real)
+    }
+
+    /// Whether `task`'s list holds an instance for `frame` (newer ones,
+    /// of deeper frames, may lie above it).
+    #[link_section = "probe_trap_text"]
+    fn has_instance_for(&self, task: &TaskState<A>, frame: usize) -> bool {
+        let mut cur = task.ret_head.load(Ordering::Acquire);
+        while cur != 0 {
+            // SAFETY: read-only walk of the current task's own list.
+            let inst = unsafe { self.pool.get(cur - 1) };
+            if inst.frame == frame {
+                return true;
+            }
+            if inst.frame > frame {
+                return false;
+            }
+            cur = self.pool.prev(cur - 1);
+        }
+        false
     }
 
     /// Pop instance `i` (the head of `task`'s list) and free it.
@@ -258,6 +279,13 @@ impl<
     /// Kernel-mode code trampolines land here.
     #[link_section = "probe_trap_text"]
     fn on_return(&self, regs: &mut dyn Registers) -> usize {
-        self.return_from(regs, Space::Kernel)
+        match self.return_from(regs, Space::Kernel) {
+            Some(real) => real,
+            // The code trampoline has nowhere else to go: the task's return
+            // stack does not match its real stack.
+            None => panic!(
+                "kernel return trampoline reached with no return-probe instance for this frame"
+            ),
+        }
     }
 }

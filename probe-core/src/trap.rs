@@ -92,7 +92,9 @@ impl<
             match point.kind {
                 PointKind::Probe => self.hit(regs, p, point, cpu),
                 PointKind::ReturnTrampoline => {
-                    self.return_from(regs, space);
+                    if self.return_from(regs, space).is_none() {
+                        return TrapOutcome::NotOurs;
+                    }
                 }
             }
             return TrapOutcome::Handled;

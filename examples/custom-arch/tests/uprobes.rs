@@ -289,3 +289,34 @@ fn detaching_restores_text_and_real_return_addresses() {
     assert_eq!(cpu.regs.r[1], 10);
     assert_eq!(fx.e.free_instances(), 16);
 }
+
+#[test]
+fn a_task_jumping_to_its_trampoline_by_itself_gets_a_foreign_trap() {
+    let fx = user_fx();
+    let s = seen();
+    fx.e.register_kretprobe(
+        &Kretprobe::at(RECUR)
+            .in_space(Space::User(1))
+            .ret(ret_record)
+            .data(s),
+    )
+    .unwrap();
+    // find the trampoline: the return address a tracked call gets
+    let mut cpu = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[2]);
+    while fx.e.pending_returns(&fx.w.tasks[1]) < 1 || cpu.regs.pc as usize >= SLOT_AREA {
+        assert_eq!(cpu.step(fx.w, fx.e), None);
+    }
+    let trampoline = cpu.regs.r[14] as usize;
+    assert!(trampoline >= SLOT_AREA);
+    // another task of the space jumps there with nothing pending
+    let mut rogue = Cpu::new(1, 2, Space::User(1), trampoline, 0x7000);
+    fx.w.set_task_space(2, 1);
+    assert_eq!(
+        rogue.run(fx.w, fx.e, 10),
+        Stop::ForeignBreakpoint(trampoline)
+    );
+    // the first task is unaffected
+    assert_eq!(cpu.run(fx.w, fx.e, 10_000), Stop::Halted);
+    assert_eq!(cpu.regs.r[1], 3);
+    assert_eq!(*s.values.lock().unwrap(), vec![0, 1, 3]);
+}
