@@ -177,6 +177,11 @@ pub const BENCH: &[Step] = &[
         action: cargo(&["run", "--release", "-p", "custom-arch", "--bin", "bench"]),
         timeout: minutes(30),
     },
+    Step {
+        name: "x86_64-vs-kprobe-0.6",
+        action: cargo(&["bench", "-p", "engine-bench", "--bench", "engine"]),
+        timeout: minutes(20),
+    },
 ];
 
 #[cfg(test)]
