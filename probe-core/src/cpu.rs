@@ -2,24 +2,21 @@
 
 use core::cell::UnsafeCell;
 
-use probe_hal::{Arch, Decoded};
+use probe_hal::Arch;
 
 /// How deep probes may nest on one CPU (a probe hit while another's step is
 /// in flight, e.g. in an exception taken from the slot).
 pub(crate) const MAX_NESTING: usize = 4;
 
 /// An out-of-line step in flight (on a CPU for kernel probes, in a task
-/// for user probes): everything its end needs, so the step end does not
-/// go back to the point.
+/// for user probes). Kept small: the step end reads the rest from the
+/// point, which stays alive until a grace period after it is unpublished.
 pub(crate) struct StepFrame<A: Arch> {
     pub(crate) point: u32,
-    /// The probed address.
-    pub(crate) addr: usize,
+    pub(crate) run_post: bool,
     pub(crate) slot: usize,
     /// Address of the end-of-step marker.
     pub(crate) end: usize,
-    pub(crate) run_post: bool,
-    pub(crate) decoded: Decoded<A::Insn>,
     pub(crate) state: A::StepState,
 }
 

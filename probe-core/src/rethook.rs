@@ -100,11 +100,11 @@ impl<
     /// The current task returned into a trampoline: run the return handlers
     /// of its instances for this frame and set the pc to the real return
     /// address, which is also returned.
-    #[link_section = "probe_trap_text"]
     ///
     /// `None` (nothing changed) when the task holds no instance for this
     /// frame: a user task that jumped to its trampoline by itself gets its
     /// trap back as foreign instead of corrupting its return stack.
+    #[link_section = "probe_trap_text"]
     pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> Option<usize> {
         let task = self.services.task_state();
         let frame = A::return_frame(&*regs);

@@ -19,7 +19,8 @@ const TOMBSTONE: u32 = u32::MAX;
 
 /// See the module documentation.
 pub(crate) struct ProbeTable<const N: usize> {
-    buckets: [[AtomicU32; N]; 2],
+    /// `2 × N` buckets, contiguous (bucket `i` is `buckets[i / 2][i % 2]`).
+    buckets: [[AtomicU32; 2]; N],
 }
 
 /// A lookup key: the address space (0 = kernel, `asid + 1` for users) and
@@ -33,12 +34,22 @@ pub(crate) struct Key {
 impl<const N: usize> ProbeTable<N> {
     pub(crate) const fn new() -> Self {
         Self {
-            buckets: [const { [const { AtomicU32::new(EMPTY) }; N] }; 2],
+            buckets: [const { [const { AtomicU32::new(EMPTY) }; 2] }; N],
         }
     }
 
+    #[inline(always)]
     fn bucket(&self, i: usize) -> &AtomicU32 {
-        &self.buckets[i / N][i % N]
+        &self.buckets[i >> 1][i & 1]
+    }
+
+    #[inline(always)]
+    fn next(i: usize) -> usize {
+        if i + 1 == 2 * N {
+            0
+        } else {
+            i + 1
+        }
     }
 
     fn start(key: Key) -> usize {
@@ -46,7 +57,8 @@ impl<const N: usize> ProbeTable<N> {
         // poorly distributed, the high bits of the product are not.
         let h = (key.addr as u64 ^ (key.space as u64).rotate_left(29))
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        ((h >> 32) as usize) % (2 * N)
+        // Range reduction by multiplication (Lemire): no division.
+        ((h as u128 * (2 * N) as u128) >> 64) as usize
     }
 
     /// The point stored under `key`; `key_of` reads a point's key.
@@ -63,7 +75,7 @@ impl<const N: usize> ProbeTable<N> {
                 v if key_of(v - 1) == key => return Some(v - 1),
                 _ => {}
             }
-            i = (i + 1) % (2 * N);
+            i = Self::next(i);
         }
         None
     }
@@ -78,7 +90,7 @@ impl<const N: usize> ProbeTable<N> {
                 b.store(point + 1, Ordering::Release);
                 return;
             }
-            i = (i + 1) % (2 * N);
+            i = Self::next(i);
         }
         unreachable!("probe table has 2N buckets for N points");
     }
@@ -97,7 +109,7 @@ impl<const N: usize> ProbeTable<N> {
                 }
                 _ => {}
             }
-            i = (i + 1) % (2 * N);
+            i = Self::next(i);
         }
     }
 

@@ -164,7 +164,10 @@ impl<
         };
         match frame {
             Some(f) => {
-                A::abort_step(&f.decoded, regs, f.addr, f.state);
+                let info = self.points[f.point as usize].info();
+                if let Some(decoded) = &info.decoded {
+                    A::abort_step(decoded, regs, info.addr, f.state);
+                }
                 FaultOutcome::StepAborted
             }
             None => FaultOutcome::NotOurs,
@@ -191,6 +194,7 @@ impl<
 
     /// The step-end marker of `frame` trapped: back to the original code,
     /// then the post-handlers.
+    #[inline(always)]
     #[link_section = "probe_trap_text"]
     fn complete_step<R: Registers>(
         &self,
@@ -199,28 +203,19 @@ impl<
         cpu: usize,
         frame: &StepFrame<A>,
     ) {
+        let info = self.points[frame.point as usize].info();
+        let Some(decoded) = &info.decoded else { return };
         let mem = self.memory(space);
-        if A::finish_step(
-            &frame.decoded,
-            regs,
-            frame.addr,
-            frame.slot,
-            frame.state,
-            &mem,
-        )
-        .is_err()
-        {
-            log::error!(
-                "probe at {:#x}: fixing up after the step failed",
-                frame.addr
-            );
+        if A::finish_step(decoded, regs, info.addr, frame.slot, frame.state, &mem).is_err() {
+            log::error!("probe at {:#x}: fixing up after the step failed", info.addr);
         }
         if frame.run_post {
-            self.run_post(regs, frame.point, frame.addr, space, cpu);
+            self.run_post(regs, frame.point, info.addr, space, cpu);
         }
     }
 
     /// A probe point's breakpoint trapped.
+    #[inline(always)]
     #[link_section = "probe_trap_text"]
     fn hit<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>, cpu: usize) {
         let state = &self.cpus[cpu];
@@ -281,6 +276,7 @@ impl<
 
     /// Execute the displaced instruction: simulate it, or send the pc into
     /// its slot (boosted when allowed).
+    #[inline(always)]
     #[link_section = "probe_trap_text"]
     fn execute<R: Registers>(
         &self,
@@ -291,7 +287,7 @@ impl<
         run_post: bool,
         may_boost: bool,
     ) {
-        let decoded = info.decoded.as_ref().expect("probe point is decoded");
+        let Some(decoded) = &info.decoded else { return };
         if decoded.handling == Handling::Simulate {
             let mem = self.memory(info.space);
             if A::simulate(decoded, info.addr, regs, &mem).is_err() {
@@ -313,11 +309,9 @@ impl<
         }
         let frame = StepFrame {
             point,
-            addr: info.addr,
+            run_post,
             slot: info.step_slot,
             end: info.step_slot + info.step_end,
-            run_post,
-            decoded: *decoded,
             state: A::prepare_step(decoded, regs, info.step_slot, false),
         };
         match info.space {
@@ -340,6 +334,7 @@ impl<
         }
     }
 
+    #[inline(always)]
     #[link_section = "probe_trap_text"]
     fn run_post<R: Registers>(
         &self,

@@ -25,13 +25,14 @@ extern "C" fn probe_trap_text_anchor() {}
 
 /// Address range of the engine's trap path.
 pub(crate) fn trap_text() -> Range<usize> {
-    let anchor = probe_trap_text_anchor as *const () as usize;
+    // Referencing the anchor keeps the section (and so its `__start_` and
+    // `__stop_` symbols) alive under `--gc-sections`.
+    let anchor = core::hint::black_box(probe_trap_text_anchor as *const () as usize);
     // Only the addresses of the linker-defined symbols are taken; they are
     // never read.
     let (start, stop) = (
         core::ptr::addr_of!(__start_probe_trap_text) as usize,
         core::ptr::addr_of!(__stop_probe_trap_text) as usize,
     );
-    debug_assert!(start <= anchor && anchor < stop);
-    start..stop
+    start.min(anchor)..stop.max(anchor + 1)
 }
