@@ -90,7 +90,11 @@ impl<
                     ));
                 }
             };
-            if boostable {
+            // Boost only kernel probes the kernel does not expect to fault:
+            // a fault in a boosted slot has no step in flight to map it back
+            // to the probe address. User tasks take their faults as signals
+            // with the pc they see, so they are never boosted either.
+            if boostable && space == Space::Kernel && !self.services.may_fault(addr) {
                 let boost = self.install_slot(reg, space, addr, |slot| {
                     A::build_slot(&decoded, &orig[..decoded.len], addr, slot, mode, true)
                 });

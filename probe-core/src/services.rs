@@ -111,6 +111,15 @@ pub trait KernelServices<A: Arch>: Sync {
         None
     }
 
+    /// Whether the instruction at kernel address `addr` may fault with a
+    /// fix-up the kernel expects (an exception-table entry). The engine then
+    /// never boosts a probe there, so such a fault is always seen at the
+    /// probe address (Linux's `can_boost` makes the same check).
+    fn may_fault(&self, addr: usize) -> bool {
+        let _ = addr;
+        false
+    }
+
     /// Kernel address ranges that must never be probed (trap entry code,
     /// the engine itself, anything running with the trap path).
     fn blacklist(&self) -> &[core::ops::Range<usize>] {

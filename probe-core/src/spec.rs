@@ -31,7 +31,9 @@ pub enum EntryAction {
     Decline,
 }
 
-/// Runs before the probed instruction.
+/// Runs before the probed instruction, with the pc at the probed address
+/// (on every ISA). Return [`PreAction::SkipInstruction`] after moving the pc
+/// elsewhere to skip the instruction.
 pub type PreHandler = fn(&ProbeContext, &mut dyn Registers) -> PreAction;
 /// Runs after the probed instruction.
 pub type PostHandler = fn(&ProbeContext, &mut dyn Registers);
@@ -48,6 +50,15 @@ pub type ReturnHandler = fn(&ProbeContext, &mut dyn Registers, data: &mut [u8]);
 pub struct ProbeId {
     pub(crate) index: u32,
     pub(crate) generation: u32,
+}
+
+impl ProbeId {
+    /// An id that never names a probe (to fill an array before
+    /// [`crate::Engine::register_batch`] writes it).
+    pub const NONE: ProbeId = ProbeId {
+        index: u32::MAX,
+        generation: 0,
+    };
 }
 
 /// What a handler learns about the hit.

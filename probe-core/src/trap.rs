@@ -234,6 +234,9 @@ impl<
             self.execute(regs, point, info, cpu, false, false);
             return;
         }
+        // Handlers see the pc at the probed instruction on every ISA (x86_64
+        // reports the byte after `int3`).
+        regs.set_pc(info.addr);
         for p in self.chain(point) {
             let rec = &self.probes[p as usize];
             if !rec.enabled.load(Ordering::Acquire) {

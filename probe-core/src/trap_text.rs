@@ -6,9 +6,15 @@
 //! `__stop_` symbols for a section whose name is a C identifier, so the
 //! engine finds its own range at run time and refuses probes inside it: a
 //! breakpoint there would trap again before the re-entry guard runs. A
-//! kernel linker script that lists sections explicitly should keep
-//! `probe_trap_text` inside its executable text (e.g.
-//! `*(.text .text.* probe_trap_text)`) and must not discard it.
+//! kernel linker script that lists sections explicitly must keep the
+//! section and define the two symbols itself (lld defines them only for an
+//! output section of that name), e.g. inside its `.text`:
+//!
+//! ```text
+//! __start_probe_trap_text = .;
+//! KEEP(*(probe_trap_text))
+//! __stop_probe_trap_text = .;
+//! ```
 
 use core::ops::Range;
 

@@ -175,6 +175,11 @@ pub fn report(output: &str) -> Option<(u32, u32)> {
     })
 }
 
+/// The `qemu-x86_64` step.
+pub fn qemu_x86_64(root: &Path) -> Result<(), String> {
+    boot(root, kernel("x86_64")?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

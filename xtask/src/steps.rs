@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::harness;
 use crate::no_alloc::check_no_alloc;
 use crate::setup::run_setup;
 
@@ -142,6 +143,11 @@ pub const TEST: &[Step] = &[
         timeout: minutes(10),
     },
     Step {
+        name: "qemu-x86_64",
+        action: Action::Check(harness::qemu_x86_64),
+        timeout: minutes(25),
+    },
+    Step {
         // The exhaustive decoder sweeps (every 16- and 32-bit word) are
         // `#[ignore]`d in debug test runs and run here, optimised.
         name: "decoder-sweeps",
@@ -166,6 +172,11 @@ pub const DEMO: &[Step] = &[
         name: "custom-arch",
         action: cargo(&["run", "-p", "custom-arch", "--bin", "demo"]),
         timeout: minutes(15),
+    },
+    Step {
+        name: "qemu-x86_64",
+        action: Action::Check(harness::qemu_x86_64),
+        timeout: minutes(25),
     },
 ];
 

@@ -1,0 +1,257 @@
+//! The kernel services the engine needs, for this ring-0, one-CPU kernel,
+//! and the engine itself.
+//!
+//! - memory: the identity map, read and written directly; addresses outside
+//!   it are refused rather than faulted on;
+//! - text: mapped read-only, written with CR0.WP cleared and interrupts
+//!   masked (one CPU: nothing else can execute the bytes meanwhile);
+//! - instruction fetch: x86 keeps it coherent with stores on the same CPU
+//!   once a serialising instruction has run (Intel SDM Vol. 3A §8.1.3), so
+//!   `sync_icache` is a `cpuid`;
+//! - slot pages: a static executable area inside the kernel text, well
+//!   within ±2 GiB of every probed instruction;
+//! - one CPU (id 0) and one task (a static [`TaskState`]);
+//! - grace period: probes run their handlers and steps with interrupts
+//!   masked, and there is one CPU and no preemption, so when registration
+//!   code (never a trap handler) runs, nobody is inside a handler or a
+//!   slot: `synchronize` has nothing to wait for;
+//! - symbols: the probed test functions ([`crate::symbols`]); blacklist:
+//!   the exception entries.
+
+use core::arch::global_asm;
+use core::cell::UnsafeCell;
+use core::ops::Range;
+use core::ptr;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use hal_x86_64::X86_64;
+use probe_core::{Engine, KernelServices, Space, Symbol, TaskState, TextPatchError};
+use probe_hal::MemoryFault;
+
+use crate::boot::{MAPPED_END, MAPPED_START};
+use crate::{cpu, entry, symbols};
+
+/// The engine of this kernel: up to 32 probes, 16 return instances in
+/// flight, one CPU, 4 slot pages, 16 bytes of per-instance data.
+pub type KernelEngine = Engine<X86_64, spin::Mutex<()>, Ring0, 32, 16, 1, SLOT_PAGES, 16>;
+
+/// The engine.
+pub static ENGINE: KernelEngine = KernelEngine::new(Ring0);
+
+/// The probe state of the kernel's only task.
+pub static TASK: TaskState<X86_64> = TaskState::new();
+
+/// Slot pages the kernel can give.
+pub const SLOT_PAGES: usize = 4;
+const PAGE: usize = 4096;
+
+global_asm!(
+    // Filled with int3: a jump into an unused slot traps at once.
+    ".pushsection .xq_slots, \"ax\", @progbits",
+    ".p2align 12",
+    ".global xq_slot_area",
+    "xq_slot_area:",
+    ".fill {len}, 1, 0xcc",
+    ".popsection",
+    len = const SLOT_PAGES * PAGE,
+);
+
+extern "C" {
+    fn xq_slot_area();
+}
+
+fn slot_area() -> Range<usize> {
+    let start = xq_slot_area as *const () as usize;
+    start..start + SLOT_PAGES * PAGE
+}
+
+/// Whether `addr` lies in the slot area.
+pub fn in_slot_area(addr: usize) -> bool {
+    slot_area().contains(&addr)
+}
+
+/// Bit `i`: slot page `i` is handed out.
+static PAGES_USED: AtomicU8 = AtomicU8::new(0);
+/// Slot pages handed out and given back since boot.
+static PAGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
+static PAGE_FREES: AtomicU64 = AtomicU64::new(0);
+/// Grace periods asked for since boot.
+static GRACE_PERIODS: AtomicU64 = AtomicU64::new(0);
+
+/// Slot pages handed out and given back since boot.
+pub fn page_counts() -> (u64, u64) {
+    (
+        PAGE_ALLOCS.load(Ordering::SeqCst),
+        PAGE_FREES.load(Ordering::SeqCst),
+    )
+}
+
+/// Grace periods asked for since boot.
+pub fn grace_periods() -> u64 {
+    GRACE_PERIODS.load(Ordering::SeqCst)
+}
+
+/// Ranges that must never be probed, set once by [`init`]: the exception
+/// entries (a breakpoint there would trap inside the trap path) and the
+/// boot code (ran once, with paging off).
+struct Blacklist(UnsafeCell<[Range<usize>; 2]>);
+
+// SAFETY: written once by `init`, on the only CPU, before the engine is
+// used; only read afterwards.
+unsafe impl Sync for Blacklist {}
+
+static BLACKLIST: Blacklist = Blacklist(UnsafeCell::new([0..0, 0..0]));
+
+extern "C" {
+    static __image_start: u8;
+    static __text_start: u8;
+    static __entry_start: u8;
+    static __entry_end: u8;
+}
+
+/// Record the addresses the services need. Call once, before registering.
+pub fn init() {
+    let entries = &raw const __entry_start as usize..&raw const __entry_end as usize;
+    let boot = &raw const __image_start as usize..&raw const __text_start as usize;
+    debug_assert!(entries.contains(&entry::int3_entry()));
+    // SAFETY: see `Blacklist`: this is the one write, before any reader.
+    unsafe { *BLACKLIST.0.get() = [entries, boot] };
+}
+
+fn mapped(addr: usize, len: usize) -> bool {
+    addr >= MAPPED_START && addr.checked_add(len).is_some_and(|end| end <= MAPPED_END)
+}
+
+/// Read one byte of kernel memory (text included) without creating a
+/// reference to memory the engine may patch.
+pub fn peek(addr: usize) -> u8 {
+    assert!(mapped(addr, 1), "peek at unmapped {addr:#x}");
+    // SAFETY: the address is identity-mapped (checked above) and readable.
+    unsafe { ptr::read_volatile(addr as *const u8) }
+}
+
+/// The kernel's services (state lives in statics: one CPU, one task).
+pub struct Ring0;
+
+impl KernelServices<X86_64> for Ring0 {
+    fn cpu_id(&self) -> usize {
+        0
+    }
+
+    fn task_state(&self) -> &TaskState<X86_64> {
+        &TASK
+    }
+
+    fn current_space(&self) -> usize {
+        // No user space in this kernel.
+        0
+    }
+
+    fn read(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        if space != Space::Kernel || !mapped(addr, buf.len()) {
+            return Err(MemoryFault { addr });
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: the range is identity-mapped and readable; `buf` is a
+            // distinct Rust buffer. Volatile: the bytes may be text the
+            // engine patches, which Rust must not assume unchanged.
+            *b = unsafe { ptr::read_volatile((addr + i) as *const u8) };
+        }
+        Ok(())
+    }
+
+    fn write_data(&self, space: Space, addr: usize, data: &[u8]) -> Result<(), MemoryFault> {
+        if space != Space::Kernel || !mapped(addr, data.len()) {
+            return Err(MemoryFault { addr });
+        }
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: the range is mapped and writable (data and stacks lie
+            // outside the read-only text); the engine writes a probed
+            // context's stack below its stack pointer, which nothing else
+            // uses while the context is stopped in the trap.
+            unsafe { ptr::write_volatile((addr + i) as *mut u8, *b) };
+        }
+        Ok(())
+    }
+
+    fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError> {
+        if space != Space::Kernel || !mapped(addr, bytes.len()) {
+            return Err(TextPatchError);
+        }
+        cpu::with_write_protect_off(|| {
+            for (i, b) in bytes.iter().enumerate() {
+                // SAFETY: the range is mapped; CR0.WP is clear, so ring 0
+                // may write it although text is read-only; interrupts are
+                // masked and there is one CPU, so no one executes these
+                // bytes while they change.
+                unsafe { ptr::write_volatile((addr + i) as *mut u8, *b) };
+            }
+        });
+        Ok(())
+    }
+
+    fn sync_icache(&self, _space: Space, _addr: usize, _len: usize) {
+        // Same CPU, stores already done: one serialising instruction makes
+        // instruction fetch see them. With more CPUs this would also have to
+        // make every other CPU serialise (an IPI running `cpuid`).
+        cpu::serialize();
+    }
+
+    fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> {
+        // All of this kernel is within 1 GiB: any page is near enough.
+        let _ = near;
+        if space != Space::Kernel {
+            return None;
+        }
+        let used = PAGES_USED.load(Ordering::SeqCst);
+        let i = (0..SLOT_PAGES).find(|i| used & (1 << i) == 0)?;
+        PAGES_USED.fetch_or(1 << i, Ordering::SeqCst);
+        PAGE_ALLOCS.fetch_add(1, Ordering::SeqCst);
+        Some(slot_area().start + i * PAGE)
+    }
+
+    fn free_slot_page(&self, space: Space, page: usize) {
+        let area = slot_area();
+        assert!(
+            space == Space::Kernel && area.contains(&page) && (page - area.start) % PAGE == 0,
+            "free_slot_page({space:?}, {page:#x}): not a slot page of ours"
+        );
+        let i = (page - area.start) / PAGE;
+        assert!(
+            PAGES_USED.load(Ordering::SeqCst) & (1 << i) != 0,
+            "slot page {page:#x} freed twice"
+        );
+        // Back to all-int3, so stale slot bytes can never run.
+        let _ = self.write_text(space, page, &[0xcc; PAGE]);
+        self.sync_icache(space, page, PAGE);
+        PAGES_USED.fetch_and(!(1 << i), Ordering::SeqCst);
+        PAGE_FREES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn synchronize(&self) {
+        // See the module documentation: nothing to wait for.
+        GRACE_PERIODS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
+        symbols::lookup(name)
+    }
+
+    fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
+        match space {
+            Space::Kernel => symbols::containing(addr),
+            Space::User(_) => None,
+        }
+    }
+
+    fn may_fault(&self, addr: usize) -> bool {
+        // An instruction with an exception-table entry is never boosted, so
+        // its fault always reaches the fix-up at the probe address.
+        crate::extable::fixup(addr).is_some()
+    }
+
+    fn blacklist(&self) -> &[Range<usize>] {
+        // SAFETY: see `Blacklist`: written once before the engine runs.
+        unsafe { &*BLACKLIST.0.get() }
+    }
+}
