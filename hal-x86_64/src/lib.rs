@@ -76,6 +76,9 @@ impl Arch for X86_64 {
     const INSN_ALIGN: usize = 1;
     const MAX_INSN_LEN: usize = decode::MAX_INSN_LEN;
     const SLOT_LEN: usize = slot::SLOT_LEN;
+    /// `ret imm16` pops up to 0xffff bytes of arguments with the return
+    /// address.
+    const RETURN_FRAME_SLACK: usize = 0xffff;
 
     type Insn = Insn;
     type StepState = StepState;

@@ -107,10 +107,7 @@ impl<
     #[link_section = "probe_trap_text"]
     pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> Option<usize> {
         let task = self.services.task_state();
-        let frame = A::return_frame(&*regs);
-        if !self.has_instance_for(task, frame) {
-            return None;
-        }
+        let frame = self.matching_frame(task, A::return_frame(&*regs))?;
         let cpu_index = self.services.cpu_id();
         let cpu = &self.cpus[cpu_index.min(CPUS - 1)];
         let mut real = 0;
@@ -176,23 +173,30 @@ impl<
         Some(real)
     }
 
-    /// Whether `task`'s list holds an instance for `frame` (newer ones,
-    /// of deeper frames, may lie above it).
+    /// The entry frame of the instance that `observed` (the frame seen at
+    /// the return) belongs to: an exact match, or else the newest instance
+    /// at most [`Arch::RETURN_FRAME_SLACK`] below it (x86_64 `ret imm16`
+    /// pops its arguments too). Newer instances of deeper frames may lie
+    /// above it on the list. `None` when the task holds none.
     #[link_section = "probe_trap_text"]
-    fn has_instance_for(&self, task: &TaskState<A>, frame: usize) -> bool {
+    fn matching_frame(&self, task: &TaskState<A>, observed: usize) -> Option<usize> {
         let mut cur = task.ret_head.load(Ordering::Acquire);
+        let mut near = None;
         while cur != 0 {
             // SAFETY: read-only walk of the current task's own list.
             let inst = unsafe { self.pool.get(cur - 1) };
-            if inst.frame == frame {
-                return true;
+            if inst.frame == observed {
+                return Some(observed);
             }
-            if inst.frame > frame {
-                return false;
+            if inst.frame > observed {
+                break;
+            }
+            if near.is_none() && observed - inst.frame <= A::RETURN_FRAME_SLACK {
+                near = Some(inst.frame);
             }
             cur = self.pool.prev(cur - 1);
         }
-        false
+        near
     }
 
     /// Pop instance `i` (the head of `task`'s list) and free it.

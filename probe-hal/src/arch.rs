@@ -61,6 +61,11 @@ pub trait Arch: Sized + Send + Sync + 'static {
     /// How many bytes before a probe address [`Self::check_sequence`] wants
     /// to see (0: no look-back).
     const LOOK_BACK: usize = 0;
+    /// How far above its entry frame a function may leave the stack when it
+    /// returns (x86_64 `ret imm16` pops up to 0xffff bytes of arguments);
+    /// [`Self::return_frame`] then exceeds [`Self::entry_frame`] by at most
+    /// this much. 0 where returns never pop arguments.
+    const RETURN_FRAME_SLACK: usize = 0;
 
     /// The backend's decoded form of an accepted instruction.
     type Insn: Copy + Send + Sync + 'static;

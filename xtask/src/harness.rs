@@ -175,6 +175,21 @@ pub fn report(output: &str) -> Option<(u32, u32)> {
     })
 }
 
+/// The x86_64 user-space harness (real SIGTRAPs in this process) and the
+/// ptrace tracer (uprobes in child processes): the `x86_64-linux` step.
+pub fn x86_64_linux(root: &Path) -> Result<(), String> {
+    process::run(
+        Command::new("cargo")
+            .args(["build", "--release", "-p", "x86_64-linux", "--bins"])
+            .current_dir(root),
+        BUILD_LIMIT,
+    )
+    .map_err(|e| e.to_string())?;
+    let bin = |name: &str| root.join("target/release").join(name);
+    judge(Command::new(bin("x86_64-linux")).current_dir(root), 0, 40)?;
+    judge(Command::new(bin("tracer")).current_dir(root), 0, 10)
+}
+
 /// The `qemu-x86_64` step.
 pub fn qemu_x86_64(root: &Path) -> Result<(), String> {
     boot(root, kernel("x86_64")?)

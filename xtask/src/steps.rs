@@ -143,6 +143,11 @@ pub const TEST: &[Step] = &[
         timeout: minutes(10),
     },
     Step {
+        name: "x86_64-linux",
+        action: Action::Check(harness::x86_64_linux),
+        timeout: minutes(25),
+    },
+    Step {
         name: "qemu-x86_64",
         action: Action::Check(harness::qemu_x86_64),
         timeout: minutes(25),
@@ -174,6 +179,11 @@ pub const DEMO: &[Step] = &[
         timeout: minutes(15),
     },
     Step {
+        name: "x86_64-linux",
+        action: Action::Check(harness::x86_64_linux),
+        timeout: minutes(25),
+    },
+    Step {
         name: "qemu-x86_64",
         action: Action::Check(harness::qemu_x86_64),
         timeout: minutes(25),
@@ -187,6 +197,20 @@ pub const BENCH: &[Step] = &[
         name: "custom-arch",
         action: cargo(&["run", "--release", "-p", "custom-arch", "--bin", "bench"]),
         timeout: minutes(30),
+    },
+    Step {
+        name: "x86_64-real-traps",
+        action: cargo(&[
+            "run",
+            "--release",
+            "-p",
+            "x86_64-linux",
+            "--bin",
+            "x86_64-linux",
+            "--",
+            "--bench",
+        ]),
+        timeout: minutes(20),
     },
     Step {
         name: "x86_64-vs-kprobe-0.6",

@@ -1,1 +1,52 @@
-fn main() {}
+//! `x86_64-linux`: kprobes and kretprobes on this process's own code, with
+//! real `int3` traps delivered as signals. The signal handlers play the
+//! kernel ([`signals`]), [`services`] supplies the kernel services, threads
+//! are the CPUs ([`threads`]) and [`cases`] holds the checks.
+//!
+//! ```text
+//! x86_64-linux                      run every check; exit 1 on a failure
+//! x86_64-linux --bench              real trap round trips, medians and ratios
+//! ```
+
+mod bench;
+mod cases;
+mod services;
+mod signals;
+mod threads;
+
+use std::process::ExitCode;
+
+use hal_x86_64::X86_64;
+use probe_core::Engine;
+
+use crate::services::Services;
+
+/// The engine: 128 probes, 64 return instances, one CPU per registered
+/// thread, 8 slot pages, 64 bytes of per-instance data.
+pub type HarnessEngine =
+    Engine<X86_64, spin::Mutex<()>, Services, 128, 64, { threads::MAX_THREADS }, 8, 64>;
+
+/// The one engine of the process.
+pub static ENGINE: HarnessEngine = Engine::new(Services);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    signals::install_all();
+    let sync_core = services::init();
+    probe_hal::rethook::set_return_hook(&threads::RETURN_PATH).expect("return hook installed once");
+    let me = threads::register_current();
+    let ok = match args.first().map(String::as_str) {
+        None => cases::run_all(sync_core),
+        Some("--bench") => bench::run(),
+        Some(other) => {
+            eprintln!("usage: x86_64-linux [--bench] (got {other})");
+            false
+        }
+    };
+    drop(me);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

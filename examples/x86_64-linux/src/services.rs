@@ -1,0 +1,370 @@
+//! The kernel services of the harness: the process plays the kernel, its
+//! own code is the "kernel text" (`Space::Kernel`).
+//!
+//! - memory is read and written directly, through a copy routine with an
+//!   exception-table entry (as a kernel's `copy_from_kernel_nofault`): a
+//!   fault in it lands in the SIGSEGV handler, which continues at the
+//!   fix-up, so reading an unmapped address is an error, not a crash;
+//! - text is patched by making its pages writable (`mprotect`), writing,
+//!   and making them read-only again; `sync_icache` serialises every
+//!   thread's instruction stream with `membarrier(SYNC_CORE)`;
+//! - slot pages are mapped within ±2 GiB of the probed code with
+//!   `MAP_FIXED_NOREPLACE` (a plain `mmap` lands too far from a PIE binary
+//!   for rip-relative operands and the boost `jmp` back);
+//! - CPUs are threads ([`crate::threads`]), and a grace period is every
+//!   other thread interrupted by a signal outside the slot pages.
+
+use core::arch::global_asm;
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use hal_x86_64::X86_64;
+use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
+use probe_hal::MemoryFault;
+
+use crate::threads;
+use x86_64_linux::testfns;
+
+/// Page size of slot pages (and of the text pages patched).
+pub const PAGE: usize = 4096;
+/// Most slot pages held at once.
+const MAX_PAGES: usize = 16;
+/// How far apart the candidate addresses for a slot page are.
+const PROBE_STEP: usize = 64 * 1024;
+/// How far from the probed code a slot page may be (well inside ±2 GiB).
+const MAX_DISTANCE: usize = 1 << 30;
+
+/// Base addresses of the slot pages handed out (0: free entry). Read by
+/// the grace-period signal handler.
+static SLOT_PAGES: [AtomicUsize; MAX_PAGES] = [const { AtomicUsize::new(0) }; MAX_PAGES];
+/// Slot pages given out so far (diagnostics).
+static PAGES_MAPPED: AtomicUsize = AtomicUsize::new(0);
+/// `membarrier(PRIVATE_EXPEDITED_SYNC_CORE)` is registered and usable.
+static SYNC_CORE: AtomicBool = AtomicBool::new(false);
+/// Text writes (diagnostics).
+static TEXT_WRITES: AtomicUsize = AtomicUsize::new(0);
+/// Instruction-stream synchronisations.
+static ICACHE_SYNCS: AtomicUsize = AtomicUsize::new(0);
+/// Grace periods waited for.
+static GRACE_PERIODS: AtomicUsize = AtomicUsize::new(0);
+
+// The copy routine the services read and write memory with:
+// `x86_64_linux_copy(dst, src, len)` returns the number of bytes not
+// copied (0 on success). A fault on `rep movsb` leaves rcx = bytes left and
+// rip at the instruction; the SIGSEGV handler finds it in the exception
+// table below and continues at the fix-up, which returns rcx.
+global_asm!(
+    r#"
+    .pushsection .text.x86_64_linux_copy,"ax",@progbits
+    .p2align 4
+    .globl x86_64_linux_copy
+    .type x86_64_linux_copy,@function
+x86_64_linux_copy:
+    mov rcx, rdx
+    .globl x86_64_linux_copy_insn
+x86_64_linux_copy_insn:
+    rep movsb
+    xor eax, eax
+    ret
+    .globl x86_64_linux_copy_fixup
+x86_64_linux_copy_fixup:
+    mov rax, rcx
+    ret
+    .globl x86_64_linux_copy_end
+x86_64_linux_copy_end:
+    .size x86_64_linux_copy, x86_64_linux_copy_end - x86_64_linux_copy
+    .popsection
+"#
+);
+
+extern "C" {
+    fn x86_64_linux_copy(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    fn x86_64_linux_copy_insn();
+    fn x86_64_linux_copy_fixup();
+    fn x86_64_linux_copy_end();
+}
+
+/// Where a fault at `pc` continues: the copy routine's own entry, then the
+/// test functions' exception table. Called from the SIGSEGV handler.
+pub fn fixup_for(pc: usize) -> Option<usize> {
+    if pc == x86_64_linux_copy_insn as *const () as usize {
+        return Some(x86_64_linux_copy_fixup as *const () as usize);
+    }
+    testfns::fixup_for(pc)
+}
+
+/// The copy routine's code: the trap path runs it, so it must never be probed.
+pub fn copy_routine() -> Range<usize> {
+    x86_64_linux_copy as *const () as usize..x86_64_linux_copy_end as *const () as usize
+}
+
+/// Copy `len` bytes from `src` to `dst`; `Err(offset)` of the first byte
+/// that could not be accessed.
+fn copy(dst: usize, src: usize, len: usize) -> Result<(), usize> {
+    // SAFETY: the routine touches only `src..src + len` and
+    // `dst..dst + len`; an unmapped byte faults and is recovered through the
+    // exception table (the SIGSEGV handler is installed before the engine
+    // runs), so no access can crash. Callers pass buffers they own or
+    // addresses the engine asked for.
+    let left = unsafe { x86_64_linux_copy(dst as *mut u8, src as *const u8, len) };
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(len - left)
+    }
+}
+
+/// Whether `pc` lies in a slot page (grace-period handler; no lock).
+pub fn in_slot_area(pc: usize) -> bool {
+    SLOT_PAGES.iter().any(|p| {
+        let base = p.load(Ordering::Acquire);
+        base != 0 && pc >= base && pc < base + PAGE
+    })
+}
+
+/// Base of some slot page currently mapped, if any.
+pub fn any_slot_page() -> Option<usize> {
+    SLOT_PAGES
+        .iter()
+        .map(|p| p.load(Ordering::Acquire))
+        .find(|&b| b != 0)
+}
+
+/// Slot pages currently mapped.
+pub fn slot_pages_held() -> usize {
+    SLOT_PAGES
+        .iter()
+        .filter(|p| p.load(Ordering::Acquire) != 0)
+        .count()
+}
+
+/// Counters: (text writes, icache syncs, grace periods, slot pages mapped).
+pub fn counters() -> (usize, usize, usize, usize) {
+    (
+        TEXT_WRITES.load(Ordering::Relaxed),
+        ICACHE_SYNCS.load(Ordering::Relaxed),
+        GRACE_PERIODS.load(Ordering::Relaxed),
+        PAGES_MAPPED.load(Ordering::Relaxed),
+    )
+}
+
+/// Register for `membarrier(PRIVATE_EXPEDITED_SYNC_CORE)`; returns whether
+/// the kernel supports it (without it `sync_icache` relies on x86's
+/// coherent instruction fetch alone).
+pub fn init() -> bool {
+    // SAFETY: a plain system call with integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            libc::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+            0,
+            0,
+        )
+    };
+    SYNC_CORE.store(r == 0, Ordering::Release);
+    r == 0
+}
+
+fn page_down(a: usize) -> usize {
+    a & !(PAGE - 1)
+}
+
+/// Set the protection of the pages covering `addr..addr + len`.
+fn protect(addr: usize, len: usize, prot: libc::c_int) -> bool {
+    let start = page_down(addr);
+    let end = page_down(addr + len + PAGE - 1);
+    // SAFETY: changes only the protection of pages of this process that
+    // hold text or slots; nothing here unmaps or moves memory.
+    unsafe { libc::mprotect(start as *mut libc::c_void, end - start, prot) == 0 }
+}
+
+/// Map one page at exactly `at`, or give `None` if something is there.
+fn map_at(at: usize) -> Option<usize> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, so
+    // this cannot clobber memory in use; a kernel that ignores the flag
+    // returns another address, which is unmapped again below.
+    let p = unsafe {
+        libc::mmap(
+            at as *mut libc::c_void,
+            PAGE,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    if p as usize != at {
+        // SAFETY: `p` is the page this call just mapped and nobody uses it.
+        unsafe { libc::munmap(p, PAGE) };
+        return None;
+    }
+    Some(at)
+}
+
+/// A page within `MAX_DISTANCE` of `near`, trying below first (below a PIE
+/// binary's text there is usually room), then above.
+pub fn map_near(near: usize) -> Option<usize> {
+    let base = page_down(near);
+    let steps = MAX_DISTANCE / PROBE_STEP;
+    for i in 1..=steps {
+        let d = i * PROBE_STEP;
+        for at in [base.checked_sub(d), base.checked_add(d)]
+            .into_iter()
+            .flatten()
+        {
+            if at == 0 {
+                continue;
+            }
+            if let Some(p) = map_at(at) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// The harness's kernel services (all state is in statics so the engine
+/// can be built in a `const`).
+#[derive(Debug, Clone, Copy)]
+pub struct Services;
+
+impl KernelServices<X86_64> for Services {
+    fn cpu_id(&self) -> usize {
+        threads::cpu_index()
+    }
+
+    fn task_state(&self) -> &TaskState<X86_64> {
+        threads::task_state()
+    }
+
+    fn current_space(&self) -> usize {
+        // Only kernel-mode traps happen in the harness; a user space would
+        // be the process itself.
+        // SAFETY: getpid has no preconditions.
+        unsafe { libc::getpid() as usize }
+    }
+
+    fn read(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        if space != Space::Kernel {
+            return Err(MemoryFault { addr });
+        }
+        copy(buf.as_mut_ptr() as usize, addr, buf.len())
+            .map_err(|at| MemoryFault { addr: addr + at })
+    }
+
+    fn write_data(&self, space: Space, addr: usize, data: &[u8]) -> Result<(), MemoryFault> {
+        if space != Space::Kernel {
+            return Err(MemoryFault { addr });
+        }
+        copy(addr, data.as_ptr() as usize, data.len()).map_err(|at| MemoryFault { addr: addr + at })
+    }
+
+    fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError> {
+        if space != Space::Kernel {
+            return Err(TextPatchError);
+        }
+        let rx = libc::PROT_READ | libc::PROT_EXEC;
+        if !protect(addr, bytes.len(), rx | libc::PROT_WRITE) {
+            return Err(TextPatchError);
+        }
+        // Other threads may execute these bytes meanwhile: the engine only
+        // writes a single-byte int3 or the original byte over live code
+        // (atomic for instruction fetch), and whole slots before they are
+        // published.
+        let r = copy(addr, bytes.as_ptr() as usize, bytes.len());
+        let restored = protect(addr, bytes.len(), rx);
+        TEXT_WRITES.fetch_add(1, Ordering::Relaxed);
+        if r.is_err() || !restored {
+            return Err(TextPatchError);
+        }
+        Ok(())
+    }
+
+    fn sync_icache(&self, _space: Space, _addr: usize, _len: usize) {
+        // x86 keeps instruction fetch coherent with stores; what remains is
+        // to make every thread's core serialise before it runs the new
+        // bytes (Intel SDM Vol. 3 §8.1.3, cross-modifying code).
+        ICACHE_SYNCS.fetch_add(1, Ordering::Relaxed);
+        if SYNC_CORE.load(Ordering::Acquire) {
+            // SAFETY: a plain system call with integer arguments.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+                    0,
+                    0,
+                )
+            };
+        }
+    }
+
+    fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> {
+        if space != Space::Kernel {
+            return None;
+        }
+        let near = if near == 0 {
+            testfns::func("tf_alu").start
+        } else {
+            near
+        };
+        let free = SLOT_PAGES.iter().find(|p| p.load(Ordering::Acquire) == 0)?;
+        let page = map_near(near)?;
+        free.store(page, Ordering::Release);
+        PAGES_MAPPED.fetch_add(1, Ordering::Relaxed);
+        Some(page)
+    }
+
+    fn free_slot_page(&self, _space: Space, page: usize) {
+        if let Some(p) = SLOT_PAGES
+            .iter()
+            .find(|p| p.load(Ordering::Acquire) == page)
+        {
+            p.store(0, Ordering::Release);
+            // SAFETY: the engine gives a page back only after a grace
+            // period, when no thread runs in it; it was mapped by
+            // `alloc_slot_page` and is unmapped once.
+            unsafe { libc::munmap(page as *mut libc::c_void, PAGE) };
+        }
+    }
+
+    fn slot_page_size(&self) -> usize {
+        PAGE
+    }
+
+    fn synchronize(&self) {
+        GRACE_PERIODS.fetch_add(1, Ordering::Relaxed);
+        threads::synchronize();
+    }
+
+    fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
+        testfns::functions()
+            .find(|f| f.name == name)
+            .map(|f| Symbol {
+                addr: f.start,
+                size: f.size,
+            })
+    }
+
+    fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
+        if space != Space::Kernel {
+            return None;
+        }
+        testfns::func_containing(addr).map(|f| Symbol {
+            addr: f.start,
+            size: f.size,
+        })
+    }
+
+    fn may_fault(&self, addr: usize) -> bool {
+        fixup_for(addr).is_some()
+    }
+
+    fn blacklist(&self) -> &[Range<usize>] {
+        static LIST: OnceLock<[Range<usize>; 1]> = OnceLock::new();
+        LIST.get_or_init(|| [copy_routine()])
+    }
+}
