@@ -44,6 +44,7 @@ mod imp {
     core::arch::global_asm!(
         ".pushsection .text.hal_loongarch64_rethook, \"ax\", @progbits",
         ".globl hal_loongarch64_rethook_trampoline",
+        ".globl hal_loongarch64_rethook_trampoline_end",
         ".type hal_loongarch64_rethook_trampoline, @function",
         ".p2align 2",
         "hal_loongarch64_rethook_trampoline:",

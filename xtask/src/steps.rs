@@ -153,6 +153,11 @@ pub const TEST: &[Step] = &[
         timeout: minutes(25),
     },
     Step {
+        name: "qemu-loongarch64",
+        action: Action::Check(harness::qemu_loongarch64),
+        timeout: minutes(25),
+    },
+    Step {
         // The exhaustive decoder sweeps (every 16- and 32-bit word) are
         // `#[ignore]`d in debug test runs and run here, optimised.
         name: "decoder-sweeps",
@@ -186,6 +191,11 @@ pub const DEMO: &[Step] = &[
     Step {
         name: "qemu-x86_64",
         action: Action::Check(harness::qemu_x86_64),
+        timeout: minutes(25),
+    },
+    Step {
+        name: "qemu-loongarch64",
+        action: Action::Check(harness::qemu_loongarch64),
         timeout: minutes(25),
     },
 ];
