@@ -190,6 +190,11 @@ pub fn x86_64_linux(root: &Path) -> Result<(), String> {
     judge(Command::new(bin("tracer")).current_dir(root), 0, 10)
 }
 
+/// The `qemu-riscv64` step.
+pub fn qemu_riscv64(root: &Path) -> Result<(), String> {
+    boot(root, kernel("riscv64")?)
+}
+
 /// The `qemu-loongarch64` step.
 pub fn qemu_loongarch64(root: &Path) -> Result<(), String> {
     boot(root, kernel("loongarch64")?)

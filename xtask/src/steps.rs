@@ -153,6 +153,11 @@ pub const TEST: &[Step] = &[
         timeout: minutes(25),
     },
     Step {
+        name: "qemu-riscv64",
+        action: Action::Check(harness::qemu_riscv64),
+        timeout: minutes(25),
+    },
+    Step {
         name: "qemu-loongarch64",
         action: Action::Check(harness::qemu_loongarch64),
         timeout: minutes(25),
@@ -191,6 +196,11 @@ pub const DEMO: &[Step] = &[
     Step {
         name: "qemu-x86_64",
         action: Action::Check(harness::qemu_x86_64),
+        timeout: minutes(25),
+    },
+    Step {
+        name: "qemu-riscv64",
+        action: Action::Check(harness::qemu_riscv64),
         timeout: minutes(25),
     },
     Step {

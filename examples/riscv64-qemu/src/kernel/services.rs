@@ -1,0 +1,239 @@
+//! What the engine needs from this kernel ([`KernelServices`]), and the
+//! engine itself.
+//!
+//! - Memory: direct physical access (no paging), checked against the
+//!   regions S-mode may touch: all RAM except the PMP-denied page for the
+//!   kernel, the user region for the user task's address space.
+//! - Text patching: naturally aligned 2-, 4- and 8-byte writes are single
+//!   stores, which another hart sees whole or not at all; anything else (a
+//!   4-byte `ebreak` at an address that is 2 mod 4, which the C extension
+//!   allows) is written with the other hart stopped at a quiescent point
+//!   ("stop machine", as Linux's `patch_text` does).
+//! - `sync_icache`: `fence.i` here and on the other hart.
+//! - Slot pages: static pools, kernel pages in the kernel image and user
+//!   pages in the user region.
+//! - `synchronize`: the other hart passed a quiescent point. User tasks need
+//!   no wait: the only one runs on hart 0 inside `user::run`, never while
+//!   hart 0 registers, so it is never stopped inside a user slot then.
+//! - Symbols: the test-function table; the blacklist: the kernel's trap
+//!   path (`kernel_trap_text`).
+
+use core::cell::UnsafeCell;
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use hal_riscv64::Riscv64;
+use probe_core::{Engine, KernelServices, Space, Symbol, TaskState, TextPatchError};
+use probe_hal::MemoryFault;
+
+use super::layout::{self, MAX_HARTS};
+use super::lock::RegistrationLock;
+use super::{slots, smp, symbols, tasks, trap, user};
+
+/// Probes (and probed addresses) the engine holds.
+pub const PROBES: usize = 128;
+/// Return-probe instances in flight, over all tasks.
+pub const INSTANCES: usize = 32;
+/// Slot pages the engine may hold at once.
+pub const SLOT_PAGES: usize = 8;
+
+/// The engine type of this kernel.
+pub type KernelEngine =
+    Engine<Riscv64, RegistrationLock, Kernel, PROBES, INSTANCES, MAX_HARTS, SLOT_PAGES, 64>;
+
+/// The engine.
+pub static ENGINE: KernelEngine = Engine::new(Kernel::new());
+
+/// Counters of the services' work, for the checks.
+pub struct PatchStats {
+    /// `write_text` calls.
+    pub text_writes: AtomicUsize,
+    /// Of those, written with the other hart stopped.
+    pub stopped_writes: AtomicUsize,
+    /// `sync_icache` calls that reached another hart.
+    pub remote_syncs: AtomicUsize,
+    /// Grace periods that waited for another hart.
+    pub remote_grace_periods: AtomicUsize,
+}
+
+/// See [`PatchStats`].
+pub static STATS: PatchStats = PatchStats {
+    text_writes: AtomicUsize::new(0),
+    stopped_writes: AtomicUsize::new(0),
+    remote_syncs: AtomicUsize::new(0),
+    remote_grace_periods: AtomicUsize::new(0),
+};
+
+/// The kernel's side of the engine.
+pub struct Kernel {
+    blacklist_ready: AtomicBool,
+    blacklist: UnsafeCell<Range<usize>>,
+}
+
+// SAFETY: `blacklist` is written once by `init` on hart 0 before
+// `blacklist_ready` is set (Release) and before any probe is registered,
+// and only read after `blacklist_ready` is seen (Acquire).
+unsafe impl Sync for Kernel {}
+
+impl Kernel {
+    const fn new() -> Self {
+        Self {
+            blacklist_ready: AtomicBool::new(false),
+            blacklist: UnsafeCell::new(0..0),
+        }
+    }
+
+    /// Fill in what needs link-time addresses (once, on hart 0, before the
+    /// secondary hart starts and before anything is registered).
+    pub fn init(&self) {
+        assert!(!self.blacklist_ready.load(Ordering::Acquire));
+        // SAFETY: see the `Sync` impl: nobody reads before `ready` is set.
+        unsafe { *self.blacklist.get() = layout::kernel_trap_text() };
+        self.blacklist_ready.store(true, Ordering::Release);
+    }
+}
+
+/// Whether the kernel may access `addr..addr+len` of `space`.
+#[link_section = "kernel_trap_text"]
+fn accessible(space: Space, addr: usize, len: usize) -> bool {
+    match space {
+        Space::Kernel => {
+            layout::contains(&layout::ram(), addr, len)
+                && !layout::overlaps(&layout::denied(), addr, len)
+        }
+        Space::User(asid) => asid == user::ASID && layout::contains(&layout::user(), addr, len),
+    }
+}
+
+impl KernelServices<Riscv64> for Kernel {
+    #[link_section = "kernel_trap_text"]
+    fn cpu_id(&self) -> usize {
+        trap::hart_id()
+    }
+
+    #[link_section = "kernel_trap_text"]
+    fn task_state(&self) -> &TaskState<Riscv64> {
+        tasks::current()
+    }
+
+    #[link_section = "kernel_trap_text"]
+    fn current_space(&self) -> usize {
+        tasks::current_asid()
+    }
+
+    #[link_section = "kernel_trap_text"]
+    fn read(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        if !accessible(space, addr, buf.len()) {
+            return Err(MemoryFault { addr });
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: `accessible` checked the range: RAM that S-mode may
+            // read. Volatile: text may change under another hart's patching.
+            *b = unsafe { core::ptr::read_volatile((addr + i) as *const u8) };
+        }
+        Ok(())
+    }
+
+    #[link_section = "kernel_trap_text"]
+    fn write_data(&self, space: Space, addr: usize, data: &[u8]) -> Result<(), MemoryFault> {
+        if !accessible(space, addr, data.len()) {
+            return Err(MemoryFault { addr });
+        }
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: `accessible` checked the range: RAM that S-mode may
+            // write.
+            unsafe { core::ptr::write_volatile((addr + i) as *mut u8, *b) };
+        }
+        Ok(())
+    }
+
+    fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError> {
+        if !accessible(space, addr, bytes.len()) {
+            return Err(TextPatchError);
+        }
+        STATS.text_writes.fetch_add(1, Ordering::Relaxed);
+        // Text has no write protection without paging; `accessible` checked
+        // the range. A naturally aligned 2-, 4- or 8-byte store is one
+        // single-copy-atomic access: another hart fetches old or new bytes.
+        match bytes.len() {
+            2 if addr % 2 == 0 => {
+                let v = u16::from_le_bytes([bytes[0], bytes[1]]);
+                // SAFETY: see above; `addr` is 2-byte aligned.
+                unsafe { core::ptr::write_volatile(addr as *mut u16, v) }
+            }
+            4 if addr % 4 == 0 => {
+                let v = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                // SAFETY: see above; `addr` is 4-byte aligned.
+                unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
+            }
+            8 if addr % 8 == 0 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(bytes);
+                // SAFETY: see above; `addr` is 8-byte aligned.
+                unsafe { core::ptr::write_volatile(addr as *mut u64, u64::from_le_bytes(b)) }
+            }
+            _ => {
+                // Not one store: nobody may fetch it half written.
+                let stop = smp::stop_others();
+                if smp::others_online() > 0 {
+                    STATS.stopped_writes.fetch_add(1, Ordering::Relaxed);
+                }
+                for (i, b) in bytes.iter().enumerate() {
+                    // SAFETY: checked by `accessible`; the other harts are
+                    // stopped outside any text.
+                    unsafe { core::ptr::write_volatile((addr + i) as *mut u8, *b) };
+                }
+                smp::fence_i();
+                drop(stop);
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_icache(&self, _space: Space, _addr: usize, _len: usize) {
+        if smp::others_online() > 0 {
+            STATS.remote_syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        smp::fence_i_everywhere();
+    }
+
+    fn alloc_slot_page(&self, space: Space, _near: usize) -> Option<usize> {
+        match space {
+            Space::Kernel => slots::KERNEL.alloc(),
+            Space::User(asid) if asid == user::ASID => slots::USER.alloc(),
+            Space::User(_) => None,
+        }
+    }
+
+    fn free_slot_page(&self, space: Space, page: usize) {
+        match space {
+            Space::Kernel => slots::KERNEL.free(page),
+            Space::User(_) => slots::USER.free(page),
+        }
+    }
+
+    fn synchronize(&self) {
+        if smp::others_online() > 0 {
+            STATS.remote_grace_periods.fetch_add(1, Ordering::Relaxed);
+        }
+        smp::wait_quiescent_others();
+    }
+
+    fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
+        symbols::find(name)
+            .filter(|f| !f.is_user())
+            .map(|f| f.symbol())
+    }
+
+    fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
+        symbols::containing(addr, space != Space::Kernel).map(|f| f.symbol())
+    }
+
+    fn blacklist(&self) -> &[Range<usize>] {
+        if !self.blacklist_ready.load(Ordering::Acquire) {
+            return &[];
+        }
+        // SAFETY: written once before `blacklist_ready` (see `Sync`).
+        core::slice::from_ref(unsafe { &*self.blacklist.get() })
+    }
+}
