@@ -102,11 +102,9 @@ pub fn copy_routine() -> Range<usize> {
 /// Copy `len` bytes from `src` to `dst`; `Err(offset)` of the first byte
 /// that could not be accessed.
 fn copy(dst: usize, src: usize, len: usize) -> Result<(), usize> {
-    // SAFETY: the routine touches only `src..src + len` and
-    // `dst..dst + len`; an unmapped byte faults and is recovered through the
-    // exception table (the SIGSEGV handler is installed before the engine
-    // runs), so no access can crash. Callers pass buffers they own or
-    // addresses the engine asked for.
+    // SAFETY: the routine touches only `src..src + len` and `dst..dst + len`;
+    // an unmapped byte faults and is recovered through the exception table
+    // (the SIGSEGV handler is installed before the engine runs).
     let left = unsafe { x86_64_linux_copy(dst as *mut u8, src as *const u8, len) };
     if left == 0 {
         Ok(())

@@ -136,11 +136,9 @@ extern "C" {
 pub fn run(func: usize, a0: usize, a1: usize) -> usize {
     let stack_top = USER_STACK.0.get() as usize + core::mem::size_of::<UserStack>();
     tasks::enter_user_task();
-    // SAFETY: `func` is user code in the user region, the stack is the user
-    // stack (nothing else uses it: one user task, on hart 0), and
-    // `user_exit` ends the run through an ecall that the trap vector turns
-    // into a return from `enter_user`, which restores every callee-saved
-    // register and tp.
+    // SAFETY: `func` is user code, the stack is the (only) user stack, and
+    // `user_exit`'s ecall becomes a return from `enter_user`, which restores
+    // every callee-saved register and tp.
     let result = unsafe { enter_user(func, a0, a1, stack_top, user_exit as *const () as usize) };
     tasks::leave_user_task();
     result
