@@ -33,7 +33,8 @@ impl<A: Arch> CpuInner<A> {
         let top = self.depth.checked_sub(1)?;
         match self.frames[top] {
             Some(frame) if f(&frame) => {
-                self.frames[top] = None;
+                // Only `depth` says which frames are live: the slot is
+                // simply overwritten by the next push.
                 self.depth = top;
                 Some(frame)
             }

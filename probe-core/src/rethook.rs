@@ -35,6 +35,7 @@ impl<
 {
     /// At a return probe's function entry: track this call.
     #[link_section = "probe_trap_text"]
+    #[inline(never)]
     pub(crate) fn track_call<R: Registers>(
         &self,
         regs: &mut R,
@@ -105,6 +106,7 @@ impl<
     /// frame: a user task that jumped to its trampoline by itself gets its
     /// trap back as foreign instead of corrupting its return stack.
     #[link_section = "probe_trap_text"]
+    #[inline(never)]
     pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> Option<usize> {
         let task = self.services.task_state();
         let frame = self.matching_frame(task, A::return_frame(&*regs))?;

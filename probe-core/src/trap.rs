@@ -73,19 +73,10 @@ impl<
                 }
                 Space::Kernel
             }
-            ExecMode::User => {
-                let space = Space::User(self.services.current_space());
-                let task = self.services.task_state();
-                // SAFETY: the current task's own state, on its behalf (see
-                // `TaskState`'s `Sync` impl).
-                let step = unsafe { &mut *task.step.get() };
-                if let Some(frame) = step.filter(|f| f.end == addr) {
-                    *step = None;
-                    self.complete_step(regs, space, cpu, &frame);
-                    return TrapOutcome::Handled;
-                }
-                space
-            }
+            ExecMode::User => match self.user_step_end(regs, addr, cpu) {
+                Ok(()) => return TrapOutcome::Handled,
+                Err(space) => space,
+            },
         };
         if let Some(p) = self.find_point(space, addr) {
             let point = self.points[p as usize].info();
@@ -174,8 +165,35 @@ impl<
         }
     }
 
+    /// A user-mode breakpoint: complete the current task's step if `addr`
+    /// is its end marker (`Ok`), else give the task's address space.
+    #[link_section = "probe_trap_text"]
+    #[inline(never)]
+    fn user_step_end<R: Registers>(
+        &self,
+        regs: &mut R,
+        addr: usize,
+        cpu: usize,
+    ) -> Result<(), Space> {
+        let space = Space::User(self.services.current_space());
+        let task = self.services.task_state();
+        // SAFETY: the current task's own state, on its behalf (see
+        // `TaskState`'s `Sync` impl).
+        let step = unsafe { &mut *task.step.get() };
+        match step.filter(|f| f.end == addr) {
+            Some(frame) => {
+                *step = None;
+                self.complete_step(regs, space, cpu, &frame);
+                Ok(())
+            }
+            None => Err(space),
+        }
+    }
+
     /// Whether the bytes at `addr` are still one of our breakpoints.
     #[link_section = "probe_trap_text"]
+    #[cold]
+    #[inline(never)]
     fn still_breakpoint(&self, space: Space, addr: usize, mode: ExecMode) -> bool {
         let mut buf = [0u8; 8];
         let mut len = 1;
@@ -225,13 +243,7 @@ impl<
             busy
         });
         if reentered {
-            for p in self.chain(point) {
-                let rec = &self.probes[p as usize];
-                if rec.enabled.load(Ordering::Relaxed) {
-                    rec.missed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            self.execute(regs, point, info, cpu, false, false);
+            self.reenter(regs, point, info, cpu);
             return;
         }
         // Handlers see the pc at the probed instruction on every ISA (x86_64
@@ -277,6 +289,21 @@ impl<
         self.execute(regs, point, info, cpu, post, true);
     }
 
+    /// A probe hit while this CPU is inside the probe machinery: count it
+    /// as missed for every enabled probe and only execute the instruction.
+    #[link_section = "probe_trap_text"]
+    #[cold]
+    #[inline(never)]
+    fn reenter<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>, cpu: usize) {
+        for p in self.chain(point) {
+            let rec = &self.probes[p as usize];
+            if rec.enabled.load(Ordering::Relaxed) {
+                rec.missed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.execute(regs, point, info, cpu, false, false);
+    }
+
     /// Execute the displaced instruction: simulate it, or send the pc into
     /// its slot (boosted when allowed).
     #[inline(always)]
@@ -292,18 +319,7 @@ impl<
     ) {
         let Some(decoded) = &info.decoded else { return };
         if decoded.handling == Handling::Simulate {
-            let mem = self.memory(info.space);
-            if A::simulate(decoded, info.addr, regs, &mem).is_err() {
-                // The emulated access faulted (e.g. a `ret` on a bad stack):
-                // leave the frame untouched at the probe; the kernel's
-                // breakpoint-loop detection, if any, sees a repeating trap.
-                log::error!("probe at {:#x}: simulation faulted", info.addr);
-                regs.set_pc(info.addr);
-                return;
-            }
-            if run_post {
-                self.run_post(regs, point, info.addr, info.space, cpu);
-            }
+            self.simulate(regs, point, info, cpu, run_post);
             return;
         }
         if may_boost && !run_post && info.boost_slot != 0 {
@@ -320,21 +336,47 @@ impl<
         match info.space {
             Space::Kernel => {
                 if !self.cpus[cpu].with(|c| c.push(frame)) {
-                    // Too deep: undo, and let the breakpoint trap again
-                    // later rather than lose track of a step.
-                    A::abort_step(decoded, regs, info.addr, frame.state);
-                    log::error!(
-                        "probe at {:#x}: nesting deeper than {MAX_NESTING}",
-                        info.addr
-                    );
+                    too_deep::<A, R>(regs, decoded, info.addr, frame.state);
                 }
             }
-            Space::User(_) => {
-                let task = self.services.task_state();
-                // SAFETY: the current task's own state, on its behalf.
-                unsafe { *task.step.get() = Some(frame) };
-            }
+            Space::User(_) => self.park_user_step(frame),
         }
+    }
+
+    /// Simulate the probed instruction, then run the post-handlers.
+    #[link_section = "probe_trap_text"]
+    #[inline(never)]
+    fn simulate<R: Registers>(
+        &self,
+        regs: &mut R,
+        point: u32,
+        info: &PointInfo<A>,
+        cpu: usize,
+        run_post: bool,
+    ) {
+        let Some(decoded) = &info.decoded else { return };
+        let mem = self.memory(info.space);
+        if A::simulate(decoded, info.addr, regs, &mem).is_err() {
+            // The emulated access faulted (e.g. a `ret` on a bad stack):
+            // leave the frame untouched at the probe; the kernel's
+            // breakpoint-loop detection, if any, sees a repeating trap.
+            log::error!("probe at {:#x}: simulation faulted", info.addr);
+            regs.set_pc(info.addr);
+            return;
+        }
+        if run_post {
+            self.run_post(regs, point, info.addr, info.space, cpu);
+        }
+    }
+
+    /// Keep a user task's step with the task (it may be preempted or
+    /// migrate before the step ends).
+    #[link_section = "probe_trap_text"]
+    #[inline(never)]
+    fn park_user_step(&self, frame: StepFrame<A>) {
+        let task = self.services.task_state();
+        // SAFETY: the current task's own state, on its behalf.
+        unsafe { *task.step.get() = Some(frame) };
     }
 
     #[inline(always)]
@@ -375,4 +417,19 @@ impl<
         }
         state.with(|c| c.in_handler = false);
     }
+}
+
+/// Nesting deeper than the CPU's step stack: undo the step set-up, and let
+/// the breakpoint trap again later rather than lose track of a step.
+#[link_section = "probe_trap_text"]
+#[cold]
+#[inline(never)]
+fn too_deep<A: Arch, R: Registers>(
+    regs: &mut R,
+    decoded: &probe_hal::Decoded<A::Insn>,
+    addr: usize,
+    state: A::StepState,
+) {
+    A::abort_step(decoded, regs, addr, state);
+    log::error!("probe at {addr:#x}: nesting deeper than {MAX_NESTING}");
 }
