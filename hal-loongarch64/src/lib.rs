@@ -48,6 +48,7 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 pub mod decode;
+mod frame_asm;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;
