@@ -79,7 +79,7 @@ impl<
             })?;
             info.step_slot = slot;
             info.step_end = match image.step_end {
-                Some(e) => e,
+                Some(offset) => slot + offset,
                 None => {
                     self.release_slot(reg, space, slot);
                     return Err(ProbeError::new(

@@ -32,7 +32,8 @@ pub(crate) struct PointInfo<A: Arch> {
     pub(crate) breakpoint: Breakpoint,
     /// Slot ending with the step-end marker (0: simulated, no slot).
     pub(crate) step_slot: usize,
-    /// Offset of the step-end marker in `step_slot`.
+    /// Address of the step-end marker in `step_slot` (computed once here,
+    /// not on every hit).
     pub(crate) step_end: usize,
     /// Slot jumping back by itself (0: none).
     pub(crate) boost_slot: usize,

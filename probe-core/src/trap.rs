@@ -330,7 +330,7 @@ impl<
             point,
             run_post,
             slot: info.step_slot,
-            end: info.step_slot + info.step_end,
+            end: info.step_end,
             state: A::prepare_step(decoded, regs, info.step_slot, false),
         };
         match info.space {
