@@ -128,11 +128,7 @@ fn unregister_with_live_instances_still_returns_to_the_real_caller() {
     let mut cpu = fx.cpu_calling(0, 0, Space::Kernel, RECUR, &[4]);
     // run until three calls are tracked (and the CPU is out of any slot:
     // this CPU is the one that unregisters next)
-    while fx.e.pending_returns(&fx.w.tasks[0]) < 3
-        || cpu.regs.pc as usize >= custom_arch::world::SLOT_AREA
-    {
-        assert_eq!(cpu.step(fx.w, fx.e), None);
-    }
+    fx.step_until_pending(&mut cpu, 3);
     fx.e.unregister(id).unwrap();
     // a new probe reuses the record: the old instances must not call it
     let s2 = seen();
@@ -160,11 +156,7 @@ fn task_exit_releases_its_instances_and_the_unwinder_finds_real_returns() {
     fx.e.register_kretprobe(&Kretprobe::at(RECUR).ret(ret_record).data(seen()))
         .unwrap();
     let mut cpu = fx.cpu_calling(0, 2, Space::Kernel, RECUR, &[6]);
-    while fx.e.pending_returns(&fx.w.tasks[2]) < 4
-        || cpu.regs.pc as usize >= custom_arch::world::SLOT_AREA
-    {
-        assert_eq!(cpu.step(fx.w, fx.e), None);
-    }
+    fx.step_until_pending(&mut cpu, 4);
     // the innermost tracked call's ra is the trampoline; its real return is
     // inside RECUR (after the recursive call)
     let ra = cpu.regs.r[14] as usize;

@@ -166,9 +166,7 @@ fn a_probe_hit_while_another_step_is_in_flight_keeps_the_outer_state() {
         )
         .unwrap();
     let mut outer = fx.cpu_calling(0, 0, Space::Kernel, ARITH, &[]);
-    while (outer.regs.pc as usize) < SLOT_AREA {
-        assert_eq!(outer.step(fx.w, fx.e), None);
-    }
+    fx.step_into_slot(&mut outer);
     // an interrupt on CPU 0 while A's step is in flight runs probed code
     let mut irq = fx.cpu_calling(0, 5, Space::Kernel, JUMPY, &[]);
     assert_eq!(irq.run(fx.w, fx.e, 1000), Stop::Halted);
@@ -208,9 +206,7 @@ fn unregister_waits_for_a_cpu_that_is_mid_step() {
         let cpu1 = Arc::new(Mutex::new(fx.cpu_calling(1, 1, Space::Kernel, ARITH, &[])));
         {
             let mut c = cpu1.lock().unwrap();
-            while (c.regs.pc as usize) < SLOT_AREA {
-                assert_eq!(c.step(fx.w, fx.e), None);
-            }
+            fx.step_into_slot(&mut c);
         }
         // CPU 0 unregisters; the grace period lets CPU 1 leave the slot
         let (w, e, c1) = (fx.w, fx.e, cpu1.clone());

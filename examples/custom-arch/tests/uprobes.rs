@@ -82,9 +82,7 @@ fn a_user_step_survives_preemption_and_migration() {
     )
     .unwrap();
     let mut t1 = fx.cpu_calling(0, 1, Space::User(1), ARITH, &[]);
-    while (t1.regs.pc as usize) < SLOT_AREA {
-        assert_eq!(t1.step(fx.w, fx.e), None);
-    }
+    fx.step_into_slot(&mut t1);
     // task 1 is preempted inside its slot; task 2 runs on the same CPU and
     // goes through its own step
     let mut t2 = fx.cpu_calling(0, 2, Space::User(2), ARITH, &[]);
@@ -202,9 +200,7 @@ fn a_forked_child_gets_original_bytes_and_its_pending_returns_still_work() {
     .unwrap();
     let orig_arith = fx.w.peek(Space::User(2), ARITH, 16);
     let mut parent = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[4]);
-    while fx.e.pending_returns(&fx.w.tasks[1]) < 3 || parent.regs.pc as usize >= SLOT_AREA {
-        assert_eq!(parent.step(fx.w, fx.e), None);
-    }
+    fx.step_until_pending(&mut parent, 3);
     // fork: the child (task 3, space 3) is a copy of the parent
     fx.w.clone_space(Space::User(1), Space::User(3));
     fx.w.set_task_space(3, 3);
@@ -260,9 +256,7 @@ fn detaching_restores_text_and_real_return_addresses() {
     )
     .unwrap();
     let mut cpu = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[4]);
-    while fx.e.pending_returns(&fx.w.tasks[1]) < 4 || cpu.regs.pc as usize >= SLOT_AREA {
-        assert_eq!(cpu.step(fx.w, fx.e), None);
-    }
+    fx.step_until_pending(&mut cpu, 4);
     let mut fixed = 0;
     fx.e.detach_space(1, &[&fx.w.tasks[1]], |_frame, trampoline, real| {
         // the tracer knows its ABI: the newest return address is in r14,
@@ -303,9 +297,7 @@ fn a_task_jumping_to_its_trampoline_by_itself_gets_a_foreign_trap() {
     .unwrap();
     // find the trampoline: the return address a tracked call gets
     let mut cpu = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[2]);
-    while fx.e.pending_returns(&fx.w.tasks[1]) < 1 || cpu.regs.pc as usize >= SLOT_AREA {
-        assert_eq!(cpu.step(fx.w, fx.e), None);
-    }
+    fx.step_until_pending(&mut cpu, 1);
     let trampoline = cpu.regs.r[14] as usize;
     assert!(trampoline >= SLOT_AREA);
     // another task of the space jumps there with nothing pending

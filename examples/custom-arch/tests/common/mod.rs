@@ -227,6 +227,24 @@ impl<const P: usize> Fx<P> {
         c.regs
     }
 
+    /// Step `cpu` until its pc is inside an out-of-line slot (a hit whose
+    /// step is in flight).
+    pub fn step_into_slot(&self, cpu: &mut Cpu) {
+        while (cpu.regs.pc as usize) < custom_arch::world::SLOT_AREA {
+            assert_eq!(cpu.step(self.w, self.e), None);
+        }
+    }
+
+    /// Step `cpu` until its task holds at least `n` return instances and
+    /// its pc is outside every slot.
+    pub fn step_until_pending(&self, cpu: &mut Cpu, n: usize) {
+        while self.e.pending_returns(&self.w.tasks[cpu.task]) < n
+            || cpu.regs.pc as usize >= custom_arch::world::SLOT_AREA
+        {
+            assert_eq!(cpu.step(self.w, self.e), None);
+        }
+    }
+
     /// Everything an error must leave unchanged.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
