@@ -6,7 +6,7 @@
 /// `8 * n`). r0 is zero and r3 is the stack pointer itself: the caller
 /// restores it last.
 ///
-/// ```ignore
+/// ```text
 /// core::arch::global_asm!("…", hal_loongarch64::restore_gprs_from_sp!(), "ld.d $sp, $sp, 24", "ertn");
 /// ```
 #[macro_export]
