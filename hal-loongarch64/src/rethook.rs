@@ -42,7 +42,8 @@ mod imp {
     const SAVE_FP: u32 = cfg!(target_feature = "d") as u32;
 
     core::arch::global_asm!(
-        ".pushsection .text.hal_loongarch64_rethook, \"ax\", @progbits",
+        // In the engine's trap-path section: no probe inside the trampoline.
+        ".pushsection probe_trap_text, \"ax\", @progbits",
         ".globl hal_loongarch64_rethook_trampoline",
         ".globl hal_loongarch64_rethook_trampoline_end",
         ".type hal_loongarch64_rethook_trampoline, @function",
@@ -87,7 +88,12 @@ mod imp {
         "st.d $a0, $sp, 256",
         "st.d $zero, $sp, 264",
         "st.d $zero, $sp, 272",
-        "st.d $zero, $sp, 280",
+        // Return handlers run with interrupts masked, like trap handlers:
+        // clear CRMD.IE (bit 2) and keep the old CRMD in the frame.
+        "li.d $t0, 0",
+        "li.d $t1, 4",
+        "csrxchg $t0, $t1, 0x0",
+        "st.d $t0, $sp, 280",
         "st.d $zero, $sp, 288",
         "st.d $zero, $sp, 296",
         "st.d $zero, $sp, 304",
@@ -100,6 +106,10 @@ mod imp {
         "bl {dispatch}",
         // The real return address becomes ra.
         "st.d $a0, $sp, 8",
+        // Interrupts back as they were (only CRMD.IE is restored).
+        "ld.d $t0, $sp, 280",
+        "li.d $t1, 4",
+        "csrxchg $t0, $t1, 0x0",
         ".if {save_fp}",
         "fld.d $fa0, $sp, 320",
         "fld.d $fa1, $sp, 328",
@@ -122,13 +132,17 @@ mod imp {
 
     /// Called by the trampoline with the frame it built; returns the address
     /// to resume at.
+    #[link_section = "probe_trap_text"]
     extern "C" fn rethook_dispatch(frame: *mut PtRegs) -> usize {
         // SAFETY: the trampoline passes the address of the `PtRegs` it just
         // built in its own stack frame; it is aligned, fully initialised, and
         // nothing else refers to it until this function returns.
         let frame = unsafe { &mut *frame };
         frame.csr_era = start();
-        probe_hal::rethook::dispatch_return(frame)
+        // SAFETY: the trampoline cleared CRMD.IE before calling (return
+        // handlers run masked, like trap handlers) and runs on behalf of
+        // the task whose return it caught.
+        unsafe { probe_hal::rethook::dispatch_return(frame) }
     }
 
     pub(super) fn start() -> usize {

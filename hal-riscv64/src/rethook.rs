@@ -58,8 +58,12 @@ pub fn kernel_trampoline() -> Option<usize> {
 /// Called by the trampoline with the frame it built on its stack; returns
 /// the address to resume at.
 #[cfg(target_arch = "riscv64")]
+#[link_section = "probe_trap_text"]
 extern "C" fn on_return(frame: &mut crate::PtRegs) -> usize {
-    probe_hal::rethook::dispatch_return(frame)
+    // SAFETY: the trampoline cleared sstatus.SIE before calling (return
+    // handlers run masked, like trap handlers) and runs on behalf of the
+    // task whose return it caught.
+    unsafe { probe_hal::rethook::dispatch_return(frame) }
 }
 
 // The frame is a PtRegs (288 bytes, a multiple of 16 as the psABI wants for
@@ -67,7 +71,8 @@ extern "C" fn on_return(frame: &mut crate::PtRegs) -> usize {
 // offsets are checked against PtRegs in regs.rs's layout test.
 #[cfg(target_arch = "riscv64")]
 core::arch::global_asm!(
-    ".pushsection .text.hal_riscv64_return_trampoline, \"ax\", @progbits",
+    // In the engine's trap-path section: no probe inside the trampoline.
+    ".pushsection probe_trap_text, \"ax\", @progbits",
     ".globl hal_riscv64_return_trampoline",
     ".type hal_riscv64_return_trampoline, @function",
     ".p2align 2",
@@ -104,7 +109,10 @@ core::arch::global_asm!(
     "sd t4, 232(sp)",
     "sd t5, 240(sp)",
     "sd t6, 248(sp)",
-    "sd zero, 256(sp)",
+    // Return handlers run with interrupts masked, like trap handlers: clear
+    // sstatus.SIE (bit 1) and keep the old sstatus as the frame's status.
+    "csrrci t0, sstatus, 2",
+    "sd t0, 256(sp)",
     "sd zero, 264(sp)",
     "sd zero, 272(sp)",
     "sd zero, 280(sp)",
@@ -114,6 +122,10 @@ core::arch::global_asm!(
     "call {on_return}",
     // a0: the real return address.
     "mv ra, a0",
+    // Interrupts back as they were (only SIE is restored).
+    "ld t0, 256(sp)",
+    "andi t0, t0, 2",
+    "csrs sstatus, t0",
     "ld gp, 24(sp)",
     "ld tp, 32(sp)",
     "ld t0, 40(sp)",

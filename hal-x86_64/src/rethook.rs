@@ -57,11 +57,16 @@ mod trampoline {
     use crate::regs::PtRegs;
 
     /// Called by the trampoline with the frame it built.
+    #[link_section = "probe_trap_text"]
     extern "C" fn return_handler(frame: *mut PtRegs) -> usize {
         // SAFETY: the trampoline passes the address of the `PtRegs` it just
         // built on its own stack; nothing else refers to it during this call.
         let frame = unsafe { &mut *frame };
-        let resume = probe_hal::rethook::dispatch_return(frame);
+        // SAFETY: the trampoline runs on behalf of the task whose return it
+        // caught, with interrupts masked (ring 0: `cli` above; ring 3, a
+        // process probing its own code: the host's signal handling plays
+        // the interrupts and its hook masks them).
+        let resume = unsafe { probe_hal::rethook::dispatch_return(frame) };
         frame.rip = resume as u64;
         resume
     }
@@ -96,7 +101,9 @@ mod trampoline {
 
     core::arch::global_asm!(
         concat!(
-            ".pushsection .text.hal_x86_64_return_trampoline, \"ax\", @progbits\n",
+            // In the engine's trap-path section, so no probe can be placed
+            // anywhere inside the trampoline.
+            ".pushsection probe_trap_text, \"ax\", @progbits\n",
             ".globl hal_x86_64_return_trampoline\n",
             ".type hal_x86_64_return_trampoline, @function\n",
             ".p2align 4\n",
@@ -132,6 +139,13 @@ mod trampoline {
             "mov ax, ss\n",
             "mov [rsp + 160], rax\n",
             save_xmm!(),
+            // Return handlers run like trap handlers, with interrupts
+            // masked; the `popfq` below restores IF. Only in ring 0: `cli`
+            // faults in user mode.
+            "test byte ptr [rsp + 136], 3\n",
+            "jnz 2f\n",
+            "cli\n",
+            "2:\n",
             "cld\n",
             // Call the handler on a 16-byte aligned stack; rbx (saved above)
             // keeps the frame address across the call.
@@ -301,7 +315,7 @@ mod trampoline_tests {
 
     struct Hook;
     impl ReturnHook for Hook {
-        fn on_return(&self, regs: &mut dyn Registers) -> usize {
+        unsafe fn on_return(&self, regs: &mut dyn Registers) -> usize {
             *SEEN.lock().unwrap() = Some(Seen {
                 rax: regs.gpr(0),
                 rdx: regs.gpr(2),

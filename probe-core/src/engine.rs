@@ -1,15 +1,16 @@
 //! `Engine`: the probe engine's storage and its read-only queries.
 
 use core::marker::PhantomData;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use lock_api::RawMutex;
 use probe_hal::{Arch, DataAccess, MemoryFault, ProbeError, ProbeErrorKind};
 
 use crate::cpu::CpuState;
 use crate::instances::InstancePool;
-use crate::point::{space_key, ProbePoint};
+use crate::point::ProbePoint;
 use crate::probe::{Handlers, ProbeRecord};
+use crate::removed::RecentlyRemoved;
 use crate::services::{KernelServices, Space};
 use crate::spec::{ProbeId, ProbeInfo, ProbeKind};
 use crate::table::{Key, ProbeTable};
@@ -19,6 +20,26 @@ use crate::xol::XolArea;
 /// State that only registration touches, behind the registration lock.
 pub(crate) struct Registry<const PAGES: usize> {
     pub(crate) xol: XolArea<PAGES>,
+    /// The last instruction boundary the boundary walk reached: a batch in
+    /// one function walks it once (cleared when the lock is taken anew).
+    pub(crate) walk: Option<WalkCursor>,
+}
+
+/// Where the boundary walk of one symbol stopped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WalkCursor {
+    pub(crate) space: Space,
+    pub(crate) sym: crate::services::Symbol,
+    /// An instruction boundary of `sym` the walk reached.
+    pub(crate) at: usize,
+}
+
+/// A lock-free copy of one slot page's place, for [`Engine::in_slot`].
+pub(crate) struct SlotPageMirror {
+    /// Page base; 0 when the entry is unused.
+    pub(crate) base: AtomicUsize,
+    pub(crate) user: AtomicBool,
+    pub(crate) id: AtomicUsize,
 }
 
 /// The probe engine.
@@ -53,6 +74,11 @@ pub struct Engine<
     pub(crate) table: ProbeTable<PROBES>,
     pub(crate) cpus: [CpuState<A>; CPUS],
     pub(crate) pool: InstancePool<INSTANCES, DATA>,
+    pub(crate) removed: RecentlyRemoved,
+    pub(crate) slot_pages: [SlotPageMirror; PAGES],
+    /// User steps dropped because their task left the slot without
+    /// reaching its end (non-local jump out of a signal handler).
+    pub(crate) leaked_user_steps: AtomicU32,
     _arch: PhantomData<A>,
 }
 
@@ -91,6 +117,7 @@ impl<
                 L::INIT,
                 Registry {
                     xol: XolArea::new(),
+                    walk: None,
                 },
             ),
             probes: [const { ProbeRecord::new() }; PROBES],
@@ -98,8 +125,96 @@ impl<
             table: ProbeTable::new(),
             cpus: [const { CpuState::new() }; CPUS],
             pool: InstancePool::new(),
+            removed: RecentlyRemoved::new(),
+            slot_pages: [const {
+                SlotPageMirror {
+                    base: AtomicUsize::new(0),
+                    user: AtomicBool::new(false),
+                    id: AtomicUsize::new(0),
+                }
+            }; PAGES],
+            leaked_user_steps: AtomicU32::new(0),
             _arch: PhantomData,
         }
+    }
+
+    /// Whether the current CPU runs a probe handler or is inside the trap
+    /// path (a step in flight): registration from there must fail, since
+    /// it may wait for a grace period, and the interrupted context may
+    /// hold the registration lock.
+    pub(crate) fn in_trap_context(&self) -> bool {
+        let cpu = self.services.cpu_id();
+        let Some(state) = self.cpus.get(cpu) else {
+            return false;
+        };
+        let busy = state.in_handler() || state.steps.depth() > 0;
+        // A preempted registration may read another CPU's flags if it
+        // migrated in between: only trust an answer given on one CPU.
+        busy && self.services.cpu_id() == cpu
+    }
+
+    /// Take the registration lock for a registration call: refused from
+    /// trap context; frees points whose last parked user step ended.
+    pub(crate) fn lock_registry(
+        &self,
+    ) -> Result<lock_api::MutexGuard<'_, L, Registry<PAGES>>, ProbeError> {
+        if self.in_trap_context() {
+            return Err(ProbeError::new(ProbeErrorKind::InTrapContext, 0));
+        }
+        let mut reg = self.registry.lock();
+        reg.walk = None;
+        self.reap_zombies(&mut reg);
+        Ok(reg)
+    }
+
+    /// The registration lock for a query: from trap context only when it
+    /// is free right now (waiting there could deadlock), else `None`.
+    pub(crate) fn lock_for_query(&self) -> Option<lock_api::MutexGuard<'_, L, Registry<PAGES>>> {
+        if self.in_trap_context() {
+            self.registry.try_lock()
+        } else {
+            Some(self.registry.lock())
+        }
+    }
+
+    /// Copy the slot pages' places where [`Engine::in_slot`] reads them
+    /// without the lock (after every change of the slot area).
+    pub(crate) fn mirror_slot_pages(&self, reg: &Registry<PAGES>) {
+        for (i, m) in self.slot_pages.iter().enumerate() {
+            match reg.xol.page(i) {
+                Some((space, base)) => {
+                    let (user, id) = match space {
+                        Space::Kernel => (false, 0),
+                        Space::User(id) => (true, id),
+                    };
+                    m.user.store(user, Ordering::Relaxed);
+                    m.id.store(id, Ordering::Relaxed);
+                    m.base.store(base, Ordering::Release);
+                }
+                None => m.base.store(0, Ordering::Release),
+            }
+        }
+    }
+
+    /// Whether `pc` lies in one of the engine's out-of-line slot pages of
+    /// `space`. Takes no lock: a kernel's grace period
+    /// ([`KernelServices::synchronize`]) uses it to tell whether a
+    /// preempted task (or a task stopped in user mode) still has its saved
+    /// pc inside a slot, and must be waited for.
+    pub fn in_slot(&self, space: Space, pc: usize) -> bool {
+        let page = self.services.slot_page_size();
+        let (user, id) = match space {
+            Space::Kernel => (false, 0),
+            Space::User(id) => (true, id),
+        };
+        self.slot_pages.iter().any(|m| {
+            let base = m.base.load(Ordering::Acquire);
+            base != 0
+                && pc >= base
+                && pc - base < page
+                && m.user.load(Ordering::Relaxed) == user
+                && m.id.load(Ordering::Relaxed) == id
+        })
     }
 
     /// The kernel services the engine was built with.
@@ -118,11 +233,9 @@ impl<
 
     /// The point registered at `addr` in `space`, if any (trap path: no lock).
     #[link_section = "probe_trap_text"]
+    #[inline(always)]
     pub(crate) fn find_point(&self, space: Space, addr: usize) -> Option<u32> {
-        let key = Key {
-            space: space_key(space),
-            addr,
-        };
+        let key = Key { space, addr };
         self.table.lookup(key, |i| self.points[i as usize].key())
     }
 
@@ -130,7 +243,7 @@ impl<
     pub(crate) fn record(&self, id: ProbeId) -> Result<&ProbeRecord, ProbeError> {
         let no = ProbeError::new(ProbeErrorKind::NoSuchProbe, 0);
         let rec = self.probes.get(id.index as usize).ok_or(no)?;
-        if rec.generation.load(Ordering::Acquire) != id.generation || rec.config().is_none() {
+        if rec.generation() != id.generation || rec.config().is_none() {
             return Err(no);
         }
         Ok(rec)
@@ -143,7 +256,7 @@ impl<
         Some(ProbeInfo {
             id: ProbeId {
                 index: index as u32,
-                generation: rec.generation.load(Ordering::Relaxed),
+                generation: rec.generation(),
             },
             addr: point.addr,
             space: point.space,
@@ -159,7 +272,9 @@ impl<
 
     /// Address, kind, state and counters of probe `id`.
     pub fn info(&self, id: ProbeId) -> Result<ProbeInfo, ProbeError> {
-        let _reg = self.registry.lock();
+        let _reg = self
+            .lock_for_query()
+            .ok_or(ProbeError::new(ProbeErrorKind::InTrapContext, 0))?;
         self.record(id)?;
         self.info_of(id.index as usize)
             .ok_or(ProbeError::new(ProbeErrorKind::NoSuchProbe, 0))
@@ -169,7 +284,9 @@ impl<
     /// [`Engine::list_into`]).
     pub fn list<const N: usize>(&self) -> heapless::Vec<ProbeInfo, N> {
         let mut out = heapless::Vec::new();
-        let _reg = self.registry.lock();
+        let Some(_reg) = self.lock_for_query() else {
+            return out;
+        };
         for i in 0..PROBES {
             if let Some(info) = self.info_of(i) {
                 if out.push(info).is_err() {
@@ -183,7 +300,9 @@ impl<
     /// Fill `out` with registered probes; returns how many there are in all
     /// (possibly more than `out` holds).
     pub fn list_into(&self, out: &mut [ProbeInfo]) -> usize {
-        let _reg = self.registry.lock();
+        let Some(_reg) = self.lock_for_query() else {
+            return 0;
+        };
         let mut n = 0;
         for i in 0..PROBES {
             if let Some(info) = self.info_of(i) {
@@ -198,9 +317,24 @@ impl<
 
     /// Return-probe instances not in use (the pool's free count).
     pub fn free_instances(&self) -> usize {
-        let _reg = self.registry.lock();
+        let Some(_reg) = self.lock_for_query() else {
+            return 0;
+        };
         self.pool.init();
         self.pool.free_count()
+    }
+
+    /// Steps dropped as leaked: a context (a CPU's nested trap, a task's
+    /// signal handler) that left an out-of-line slot without reaching its
+    /// end, e.g. by a non-local jump. Each is logged when it happens; the
+    /// CPU or task goes on probing.
+    pub fn leaked_steps(&self) -> u64 {
+        let cpus: u64 = self
+            .cpus
+            .iter()
+            .map(|c| c.steps.evicted.load(Ordering::Relaxed) as u64)
+            .sum();
+        cpus + self.leaked_user_steps.load(Ordering::Relaxed) as u64
     }
 
     /// Return-probe instances held by `task`.
@@ -210,13 +344,17 @@ impl<
 
     /// Out-of-line slots in use and slot pages held (diagnostics).
     pub fn slot_usage(&self) -> (usize, usize) {
-        let reg = self.registry.lock();
+        let Some(reg) = self.lock_for_query() else {
+            return (0, 0);
+        };
         (reg.xol.slots_in_use(), reg.xol.pages_held())
     }
 
     /// Whether a breakpoint is currently written at `addr` in `space`.
     pub fn is_armed(&self, space: Space, addr: usize) -> bool {
-        let _reg = self.registry.lock();
+        let Some(_reg) = self.lock_for_query() else {
+            return false;
+        };
         self.find_point(space, addr)
             .is_some_and(|p| self.points[p as usize].armed.load(Ordering::Relaxed))
     }

@@ -44,6 +44,7 @@ impl<
         let mut orig = [0u8; MAX_ORIG];
         let n = self.read_insn_bytes(space, addr, &mut orig)?;
         let decoded = A::decode(addr, &orig[..n], mode).map_err(|e| e.at(addr))?;
+        self.check_overlap(space, addr, decoded.len)?;
         if A::LOOK_BACK > 0 {
             let look = A::LOOK_BACK.min(MAX_LOOK_BACK);
             let start = match self.services.symbol_containing(space, addr) {
@@ -90,11 +91,17 @@ impl<
                     ));
                 }
             };
-            // Boost only kernel probes the kernel does not expect to fault:
-            // a fault in a boosted slot has no step in flight to map it back
-            // to the probe address. User tasks take their faults as signals
-            // with the pc they see, so they are never boosted either.
-            if boostable && space == Space::Kernel && !self.services.may_fault(addr) {
+            // Boost only kernel probes the kernel does not expect to fault
+            // (a fault in a boosted slot has no step in flight to map it
+            // back to the probe address), and only where the grace period
+            // covers tasks preempted in a slot (a boosted slot runs with
+            // interrupts on). User tasks take their faults as signals with
+            // the pc they see, so they are never boosted either.
+            if boostable
+                && space == Space::Kernel
+                && self.services.kernel_slots_covered_by_grace_period()
+                && !self.services.may_fault(addr)
+            {
                 let boost = self.install_slot(reg, space, addr, |slot| {
                     A::build_slot(&decoded, &orig[..decoded.len], addr, slot, mode, true)
                 });
@@ -115,6 +122,29 @@ impl<
         Ok(index as u32)
     }
 
+    /// Refuse a point whose instruction `[addr, addr + len)` intersects the
+    /// instruction of another live point in `space` (disarming either would
+    /// otherwise leave the other's breakpoint bytes inside it).
+    fn check_overlap(&self, space: Space, addr: usize, len: usize) -> Result<(), ProbeError> {
+        for p in &self.points {
+            if !p.live_in(space) {
+                continue;
+            }
+            let info = p.info();
+            if info.kind != PointKind::Probe {
+                continue;
+            }
+            let other_len = info.decoded.map_or(info.breakpoint.len, |d| d.len);
+            if info.addr < addr + len && addr < info.addr + other_len {
+                return Err(ProbeError::new(
+                    ProbeErrorKind::Overlaps { other: info.addr },
+                    addr,
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Allocate a slot near `addr`, build it with `build` and write it.
     pub(crate) fn install_slot(
         &self,
@@ -130,6 +160,7 @@ impl<
                 self.services.alloc_slot_page(space, addr)
             })
             .map_err(|e| e.at(addr))?;
+        self.mirror_slot_pages(reg);
         let image = match build(slot) {
             Ok(i) => i,
             Err(e) => {
@@ -153,6 +184,7 @@ impl<
             .xol
             .free(space, slot, A::SLOT_LEN, self.services.slot_page_size())
         {
+            self.mirror_slot_pages(reg);
             self.services.synchronize();
             self.services.free_slot_page(page.space, page.base);
         }
@@ -214,10 +246,7 @@ impl<
     pub(crate) fn trampoline_point(&self, space: Space) -> Option<u32> {
         (0..PROBES as u32).find(|&i| {
             let p = &self.points[i as usize];
-            p.used.load(Ordering::Relaxed) && {
-                let info = p.info();
-                info.kind == PointKind::ReturnTrampoline && info.space == space
-            }
+            p.live_in(space) && p.info().kind == PointKind::ReturnTrampoline
         })
     }
 
@@ -234,7 +263,7 @@ impl<
             let info = self.points[p as usize].info();
             self.table.remove(
                 crate::table::Key {
-                    space: crate::point::space_key(info.space),
+                    space: info.space,
                     addr: info.addr,
                 },
                 p,
@@ -244,11 +273,22 @@ impl<
         self.free_points(reg, points);
     }
 
-    /// Free unpublished points and their slots (grace period passed).
+    /// Free unpublished points and their slots (grace period passed). A
+    /// point some task still has a user step of parked (it may come back
+    /// to the slot after a signal handler) becomes a zombie instead: it
+    /// keeps its slot and is freed by [`Self::reap_zombies`] once the last
+    /// such step ended.
     pub(crate) fn free_points(&self, reg: &mut Registry<PAGES>, points: &[u32]) {
         let page_size = self.services.slot_page_size();
         for &p in points {
             let pt = &self.points[p as usize];
+            pt.head.store(0, Ordering::Release);
+            pt.armed.store(false, Ordering::Relaxed);
+            pt.post_handlers.store(0, Ordering::Relaxed);
+            if pt.parked.load(Ordering::Acquire) > 0 {
+                pt.zombie.store(true, Ordering::Relaxed);
+                continue;
+            }
             let info = pt.info();
             let space = info.space;
             for slot in [info.step_slot, info.boost_slot] {
@@ -258,12 +298,31 @@ impl<
                     }
                 }
             }
-            pt.armed.store(false, Ordering::Relaxed);
-            pt.post_handlers.store(0, Ordering::Relaxed);
+            pt.zombie.store(false, Ordering::Relaxed);
             // SAFETY: lock held, point unpublished and a grace period passed.
             unsafe { pt.set_info(None) };
             pt.used.store(false, Ordering::Release);
         }
+        self.mirror_slot_pages(reg);
+    }
+
+    /// Free zombie points whose last parked user step has ended (after a
+    /// grace period: the trap path that ended it may still read the point).
+    pub(crate) fn reap_zombies(&self, reg: &mut Registry<PAGES>) {
+        let mut done = heapless::Vec::<u32, PROBES>::new();
+        for (i, pt) in self.points.iter().enumerate() {
+            if pt.used.load(Ordering::Relaxed)
+                && pt.zombie.load(Ordering::Relaxed)
+                && pt.parked.load(Ordering::Acquire) == 0
+            {
+                let _ = done.push(i as u32);
+            }
+        }
+        if done.is_empty() {
+            return;
+        }
+        self.services.synchronize();
+        self.free_points(reg, &done);
     }
 
     /// Write the breakpoint at `point` (no-op when armed).

@@ -9,22 +9,39 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// One tracked call.
-pub(crate) struct Instance<const D: usize> {
+/// What one tracked call records (everything but its data).
+#[derive(Clone, Copy)]
+pub(crate) struct Instance {
     pub(crate) probe: u32,
     pub(crate) generation: u32,
     pub(crate) real_ret: usize,
     pub(crate) frame: usize,
     pub(crate) trampoline: usize,
     pub(crate) addr: usize,
-    pub(crate) data: [u8; D],
+    /// Returns into a user space (a uretprobe), not into the kernel.
+    pub(crate) user: bool,
+}
+
+impl Instance {
+    const EMPTY: Self = Self {
+        probe: 0,
+        generation: 0,
+        real_ret: 0,
+        frame: 0,
+        trampoline: 0,
+        addr: 0,
+        user: false,
+    };
 }
 
 struct Cell<const D: usize> {
     /// Next free (free list) or next older instance of the owning task
     /// (index + 1; 0: none).
     link: AtomicU32,
-    inst: UnsafeCell<Instance<D>>,
+    /// Read by unwinders while a return handler holds `data`: kept in its
+    /// own cell so the two never alias.
+    meta: UnsafeCell<Instance>,
+    data: UnsafeCell<[u8; D]>,
 }
 
 /// See the module documentation.
@@ -35,10 +52,12 @@ pub(crate) struct InstancePool<const I: usize, const D: usize> {
     initialised: AtomicU32,
 }
 
-// SAFETY: `inst` of a cell is accessed only by the holder of that cell: a
-// cell is on the free stack (touched by nobody) or owned by one task (or by
-// the CPU running `alloc`/`release` for it). Ownership moves through the
-// atomic free stack with Acquire/Release ordering.
+// SAFETY: `meta` and `data` of a cell are accessed only by the holder of
+// that cell: a cell is on the free stack (touched by nobody) or owned by
+// one task (or by the CPU running `alloc`/`release` for it). Ownership
+// moves through the atomic free stack with Acquire/Release ordering.
+// `meta` is read by copy through raw pointers, so a read (an unwinder
+// called from a return handler) never overlaps a reference to `data`.
 unsafe impl<const I: usize, const D: usize> Sync for InstancePool<I, D> {}
 
 impl<const I: usize, const D: usize> InstancePool<I, D> {
@@ -48,15 +67,8 @@ impl<const I: usize, const D: usize> InstancePool<I, D> {
             cells: [const {
                 Cell {
                     link: AtomicU32::new(0),
-                    inst: UnsafeCell::new(Instance {
-                        probe: 0,
-                        generation: 0,
-                        real_ret: 0,
-                        frame: 0,
-                        trampoline: 0,
-                        addr: 0,
-                        data: [0; D],
-                    }),
+                    meta: UnsafeCell::new(Instance::EMPTY),
+                    data: UnsafeCell::new([0; D]),
                 }
             }; I],
             initialised: AtomicU32::new(0),
@@ -78,6 +90,7 @@ impl<const I: usize, const D: usize> InstancePool<I, D> {
     }
 
     /// Take a free instance; `None` when the pool is empty.
+    #[link_section = "probe_trap_text"]
     pub(crate) fn alloc(&self) -> Option<u32> {
         let mut cur = self.free.load(Ordering::Acquire);
         loop {
@@ -104,6 +117,7 @@ impl<const I: usize, const D: usize> InstancePool<I, D> {
     }
 
     /// Return instance `i` to the pool.
+    #[link_section = "probe_trap_text"]
     pub(crate) fn release(&self, i: u32) {
         let mut cur = self.free.load(Ordering::Acquire);
         loop {
@@ -122,24 +136,72 @@ impl<const I: usize, const D: usize> InstancePool<I, D> {
         }
     }
 
-    /// The instance `i`.
+    /// What instance `i` records.
     ///
     /// # Safety
     /// The caller owns instance `i` (took it from `alloc` and has not
-    /// released it, or found it on its own task's list) and holds no other
-    /// reference to it.
+    /// released it, or found it on a task's list while that task is the
+    /// current one or cannot run).
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    pub(crate) unsafe fn meta(&self, i: u32) -> Instance {
+        // SAFETY: a copy through a raw pointer; the owner does not write
+        // `meta` while it reads it (it is the owner).
+        unsafe { self.cells[i as usize].meta.get().read() }
+    }
+
+    /// Record `meta` in instance `i`.
+    ///
+    /// # Safety
+    /// As for [`Self::meta`], and no copy of it is being read.
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    pub(crate) unsafe fn set_meta(&self, i: u32, meta: Instance) {
+        // SAFETY: the caller owns the instance.
+        unsafe { self.cells[i as usize].meta.get().write(meta) };
+    }
+
+    /// The first `len` bytes (at most `D`) of instance `i`'s data.
+    ///
+    /// # Safety
+    /// As for [`Self::meta`], and no other reference to this data exists
+    /// while the returned one lives.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn get(&self, i: u32) -> &mut Instance<D> {
-        // SAFETY: exclusive ownership is the caller's promise (see above).
-        unsafe { &mut *self.cells[i as usize].inst.get() }
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    pub(crate) unsafe fn data(&self, i: u32, len: usize) -> &mut [u8] {
+        // SAFETY: exclusive ownership is the caller's promise.
+        let data = unsafe { &mut *self.cells[i as usize].data.get() };
+        &mut data[..len.min(D)]
+    }
+
+    /// Zero the first `len` bytes of instance `i`'s data with word stores
+    /// the compiler cannot turn into a `memset` call (a function the
+    /// kernel may probe: the trap path must not call it).
+    ///
+    /// # Safety
+    /// As for [`Self::data`].
+    #[link_section = "probe_trap_text"]
+    pub(crate) unsafe fn zero_data(&self, i: u32, len: usize) {
+        let base = self.cells[i as usize].data.get() as *mut u8;
+        let len = len.min(D);
+        let mut at = 0;
+        while at < len {
+            // SAFETY: `at < len <= D`: inside the cell's data, owned by the
+            // caller; volatile keeps each store a store.
+            unsafe { core::ptr::write_volatile(base.add(at), 0) };
+            at += 1;
+        }
     }
 
     /// The older instance linked after `i` on its task's list (index + 1).
+    #[link_section = "probe_trap_text"]
     pub(crate) fn prev(&self, i: u32) -> u32 {
         self.cells[i as usize].link.load(Ordering::Acquire)
     }
 
     /// Link instance `i` in front of `older` (index + 1) on a task's list.
+    #[link_section = "probe_trap_text"]
     pub(crate) fn set_prev(&self, i: u32, older: u32) {
         self.cells[i as usize].link.store(older, Ordering::Release)
     }

@@ -39,6 +39,13 @@ pub(crate) struct PointInfo<A: Arch> {
     pub(crate) boost_slot: usize,
 }
 
+impl<A: Arch> Clone for PointInfo<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A: Arch> Copy for PointInfo<A> {}
+
 /// See the module documentation.
 pub(crate) struct ProbePoint<A: Arch> {
     /// In use (registration bookkeeping; the trap path does not read it).
@@ -49,7 +56,15 @@ pub(crate) struct ProbePoint<A: Arch> {
     pub(crate) head: AtomicU32,
     /// Enabled probes with a post-handler: while non-zero, no boost.
     pub(crate) post_handlers: AtomicU32,
-    pub(crate) space_key: AtomicUsize,
+    /// User steps of this point parked in tasks: while non-zero the point
+    /// and its slot are not freed (a task may still come back to the slot,
+    /// e.g. after running a signal handler).
+    pub(crate) parked: AtomicU32,
+    /// Unpublished and waiting for its parked steps to end before it is
+    /// freed.
+    pub(crate) zombie: AtomicBool,
+    pub(crate) space_user: AtomicBool,
+    pub(crate) space_id: AtomicUsize,
     pub(crate) addr: AtomicUsize,
     info: UnsafeCell<Option<PointInfo<A>>>,
 }
@@ -67,22 +82,40 @@ impl<A: Arch> ProbePoint<A> {
             armed: AtomicBool::new(false),
             head: AtomicU32::new(0),
             post_handlers: AtomicU32::new(0),
-            space_key: AtomicUsize::new(0),
+            parked: AtomicU32::new(0),
+            zombie: AtomicBool::new(false),
+            space_user: AtomicBool::new(false),
+            space_id: AtomicUsize::new(0),
             addr: AtomicUsize::new(0),
             info: UnsafeCell::new(None),
         }
     }
 
+    #[link_section = "probe_trap_text"]
     pub(crate) fn key(&self) -> Key {
+        let id = self.space_id.load(Ordering::Relaxed);
         Key {
-            space: self.space_key.load(Ordering::Relaxed),
+            space: if self.space_user.load(Ordering::Relaxed) {
+                Space::User(id)
+            } else {
+                Space::Kernel
+            },
             addr: self.addr.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether the point is live in `space` (in use, not waiting to be
+    /// freed).
+    pub(crate) fn live_in(&self, space: Space) -> bool {
+        self.used.load(Ordering::Relaxed)
+            && !self.zombie.load(Ordering::Relaxed)
+            && self.info().space == space
     }
 
     /// The point's description.
     ///
     /// Valid while the point is published, or under the registration lock.
+    #[link_section = "probe_trap_text"]
     pub(crate) fn info(&self) -> &PointInfo<A> {
         // SAFETY: see the `Sync` impl: `info` is not written while a reader
         // can reach the point; callers reach it through the table or hold
@@ -100,18 +133,15 @@ impl<A: Arch> ProbePoint<A> {
     /// the trap path (not in the table, no grace period pending).
     pub(crate) unsafe fn set_info(&self, info: Option<PointInfo<A>>) {
         if let Some(i) = &info {
-            self.space_key.store(space_key(i.space), Ordering::Relaxed);
+            let (user, id) = match i.space {
+                Space::Kernel => (false, 0),
+                Space::User(id) => (true, id),
+            };
+            self.space_user.store(user, Ordering::Relaxed);
+            self.space_id.store(id, Ordering::Relaxed);
             self.addr.store(i.addr, Ordering::Relaxed);
         }
         // SAFETY: the caller guarantees no reader can reach this point.
         unsafe { *self.info.get() = info };
-    }
-}
-
-/// The table key of an address space.
-pub(crate) fn space_key(space: Space) -> usize {
-    match space {
-        Space::Kernel => 0,
-        Space::User(id) => id.wrapping_add(1),
     }
 }

@@ -32,16 +32,18 @@ pub(crate) struct ProbeConfig {
 
 /// See the module documentation.
 pub(crate) struct ProbeRecord {
-    /// Bumped when the record is freed, so stale ids and stale return
-    /// instances never reach a later probe in the same record.
-    pub(crate) generation: AtomicU32,
+    /// The generation (high 32 bits) and the live return instances of this
+    /// probe (its `maxactive` quota, low 32 bits), in one atomic: the
+    /// generation is bumped when the record is freed, so stale ids and
+    /// stale return instances never reach a later probe in the same record,
+    /// and an instance retired late (a task exit preempted between its
+    /// check and its decrement) can never decrement a later probe's count.
+    gen_active: AtomicU64,
     pub(crate) enabled: AtomicBool,
     /// Next probe on the same point (index + 1; 0: none).
     pub(crate) next: AtomicU32,
     pub(crate) hits: AtomicU64,
     pub(crate) missed: AtomicU64,
-    /// Live return instances of this probe (its `maxactive` quota).
-    pub(crate) active: AtomicU32,
     config: UnsafeCell<Option<ProbeConfig>>,
 }
 
@@ -53,14 +55,69 @@ unsafe impl Sync for ProbeRecord {}
 impl ProbeRecord {
     pub(crate) const fn new() -> Self {
         Self {
-            generation: AtomicU32::new(1),
+            gen_active: AtomicU64::new(1 << 32),
             enabled: AtomicBool::new(false),
             next: AtomicU32::new(0),
             hits: AtomicU64::new(0),
             missed: AtomicU64::new(0),
-            active: AtomicU32::new(0),
             config: UnsafeCell::new(None),
         }
+    }
+
+    /// The record's generation.
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    pub(crate) fn generation(&self) -> u32 {
+        (self.gen_active.load(Ordering::Acquire) >> 32) as u32
+    }
+
+    /// Take one instance of the quota for a probe of generation `gen`;
+    /// false when the quota is used up or the record changed generation.
+    #[link_section = "probe_trap_text"]
+    pub(crate) fn acquire_instance(&self, gen: u32, maxactive: u32) -> bool {
+        let mut cur = self.gen_active.load(Ordering::Acquire);
+        loop {
+            if (cur >> 32) as u32 != gen || (cur as u32) >= maxactive {
+                return false;
+            }
+            match self.gen_active.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Give back one instance taken by a probe of generation `gen`; nothing
+    /// happens when the record has moved on to another generation.
+    #[link_section = "probe_trap_text"]
+    pub(crate) fn release_instance(&self, gen: u32) {
+        let mut cur = self.gen_active.load(Ordering::Acquire);
+        loop {
+            if (cur >> 32) as u32 != gen || cur as u32 == 0 {
+                return;
+            }
+            match self.gen_active.compare_exchange_weak(
+                cur,
+                cur - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Move to the next generation with no live instances (the record is
+    /// being freed; registration lock held).
+    pub(crate) fn next_generation(&self) {
+        let gen = self.generation().wrapping_add(1).max(1);
+        self.gen_active.store((gen as u64) << 32, Ordering::Release);
     }
 
     /// The configuration (`None` for a free record).
@@ -78,7 +135,6 @@ impl ProbeRecord {
     pub(crate) unsafe fn set_config(&self, config: Option<ProbeConfig>) {
         self.hits.store(0, Ordering::Relaxed);
         self.missed.store(0, Ordering::Relaxed);
-        self.active.store(0, Ordering::Relaxed);
         self.next.store(0, Ordering::Relaxed);
         // SAFETY: the caller guarantees exclusive access.
         unsafe { *self.config.get() = config };

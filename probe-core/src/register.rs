@@ -28,19 +28,34 @@ use crate::probe::{Handlers, ProbeConfig};
 use crate::services::{KernelServices, Space};
 use crate::spec::{Kprobe, Kretprobe, ProbeId, ProbeSpec, Target, UserData};
 
-/// A batch registration failed at entry `index`; nothing of the batch stays
-/// registered.
+/// A batch registration failed at entry `index`.
+///
+/// The entries registered before it are unregistered again. When that
+/// rollback itself fails (the kernel cannot restore some text), the probes
+/// it could not remove stay registered **but disabled**: their ids are left
+/// in the caller's `ids` (every other id there is [`ProbeId::NONE`]) and
+/// `left_registered` counts them; unregister them later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchError {
     /// Which entry failed.
     pub index: usize,
     /// Why.
     pub error: ProbeError,
+    /// Probes of this batch that could not be rolled back (0 normally).
+    pub left_registered: usize,
 }
 
 impl core::fmt::Display for BatchError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "batch entry {}: {}", self.index, self.error)
+        write!(f, "batch entry {}: {}", self.index, self.error)?;
+        if self.left_registered > 0 {
+            write!(
+                f,
+                " ({} earlier entries could not be rolled back and stay registered, disabled)",
+                self.left_registered
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -64,20 +79,26 @@ impl<
     > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
     /// Register a kprobe (or uprobe).
+    ///
+    /// Like every registration call, this may wait for a grace period
+    /// ([`KernelServices::synchronize`]) and fails with
+    /// [`ProbeErrorKind::InTrapContext`] when called from a probe handler.
     pub fn register_kprobe(&self, p: &Kprobe<'_>) -> Result<ProbeId, ProbeError> {
-        let mut reg = self.registry.lock();
+        let mut reg = self.lock_registry()?;
         self.register_locked(&mut reg, &ProbeSpec::Kprobe(*p))
     }
 
     /// Register a kretprobe (or uretprobe) on a function entry.
     pub fn register_kretprobe(&self, p: &Kretprobe<'_>) -> Result<ProbeId, ProbeError> {
-        let mut reg = self.registry.lock();
+        let mut reg = self.lock_registry()?;
         self.register_locked(&mut reg, &ProbeSpec::Kretprobe(*p))
     }
 
     /// Register every probe of `specs`, writing their ids to `ids` (at least
     /// as long as `specs`). All or nothing: on failure the ones already
-    /// registered are unregistered again.
+    /// registered are unregistered again (see [`BatchError`] for a rollback
+    /// the kernel's text writes make impossible). Probes in one function are
+    /// checked with one walk over it when given in address order.
     pub fn register_batch(
         &self,
         specs: &[ProbeSpec<'_>],
@@ -87,46 +108,96 @@ impl<
             return Err(BatchError {
                 index: ids.len(),
                 error: ProbeError::new(ProbeErrorKind::CapacityFull(Capacity::Batch), 0),
+                left_registered: 0,
             });
         }
-        let mut reg = self.registry.lock();
+        let mut reg = self.lock_registry().map_err(|error| BatchError {
+            index: 0,
+            error,
+            left_registered: 0,
+        })?;
         for (i, spec) in specs.iter().enumerate() {
             match self.register_locked(&mut reg, spec) {
                 Ok(id) => ids[i] = id,
                 Err(error) => {
-                    self.unregister_locked(&mut reg, &ids[..i])
-                        .expect("rolling back probes registered by this batch");
-                    return Err(BatchError { index: i, error });
+                    let left_registered = self.roll_back(&mut reg, &mut ids[..i]);
+                    for id in &mut ids[i..specs.len()] {
+                        *id = ProbeId::NONE;
+                    }
+                    return Err(BatchError {
+                        index: i,
+                        error,
+                        left_registered,
+                    });
                 }
             }
         }
         Ok(())
     }
 
+    /// Unregister the probes of a failed batch, newest first. A probe whose
+    /// removal fails stays registered, disabled, with its id kept in `ids`;
+    /// the others' ids become [`ProbeId::NONE`]. Returns how many stay.
+    fn roll_back(&self, reg: &mut Registry<PAGES>, ids: &mut [ProbeId]) -> usize {
+        if self.unregister_locked(reg, ids).is_ok() {
+            ids.fill(ProbeId::NONE);
+            return 0;
+        }
+        let mut stuck = 0;
+        for id in ids.iter_mut().rev() {
+            if self
+                .unregister_locked(reg, core::slice::from_ref(id))
+                .is_ok()
+            {
+                *id = ProbeId::NONE;
+                continue;
+            }
+            stuck += 1;
+            // Its point stays armed (the text could not be restored); the
+            // probe itself stops firing.
+            if let Ok(rec) = self.record(*id) {
+                let cfg = *rec.config().expect("live record has a config");
+                if rec.enabled.swap(false, Ordering::AcqRel) && has_post(&cfg.handlers) {
+                    self.points[cfg.point as usize]
+                        .post_handlers
+                        .fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+            log::error!(
+                "probe engine: a probe of a failed batch could not be rolled back; it stays registered, disabled"
+            );
+        }
+        stuck
+    }
+
     /// Unregister probe `id`. When it returns, no CPU or task runs the
     /// probe's handlers or its slot, and the original bytes are back if no
     /// other enabled probe shares the address.
     pub fn unregister(&self, id: ProbeId) -> Result<(), ProbeError> {
-        let mut reg = self.registry.lock();
+        let mut reg = self.lock_registry()?;
         self.unregister_locked(&mut reg, &[id])
     }
 
     /// Unregister several probes with a single grace period. Checks every
-    /// id first: on an unknown id nothing is unregistered.
+    /// id first: on an unknown id nothing is unregistered. When restoring
+    /// some text fails, nothing is unregistered either: every point this
+    /// call disarmed is armed again (a probe whose point cannot be re-armed
+    /// is left registered and disabled).
     pub fn unregister_batch(&self, ids: &[ProbeId]) -> Result<(), ProbeError> {
-        let mut reg = self.registry.lock();
+        let mut reg = self.lock_registry()?;
         self.unregister_locked(&mut reg, ids)
     }
 
     /// Let probe `id` fire again (writes the breakpoint if it was the only
-    /// disabled one at its address).
+    /// disabled one at its address, or if an earlier failure left its point
+    /// disarmed).
     pub fn enable(&self, id: ProbeId) -> Result<(), ProbeError> {
-        let _reg = self.registry.lock();
+        let _reg = self.lock_registry()?;
         let rec = self.record(id)?;
-        if rec.enabled.load(Ordering::Relaxed) {
-            return Ok(());
-        }
         let cfg = *rec.config().expect("live record has a config");
+        if rec.enabled.load(Ordering::Relaxed) {
+            return self.arm(cfg.point);
+        }
         rec.enabled.store(true, Ordering::Release);
         if let Err(e) = self.arm(cfg.point) {
             rec.enabled.store(false, Ordering::Release);
@@ -143,7 +214,7 @@ impl<
     /// Stop probe `id` from firing; when no enabled probe is left at its
     /// address, the original bytes are written back.
     pub fn disable(&self, id: ProbeId) -> Result<(), ProbeError> {
-        let _reg = self.registry.lock();
+        let _reg = self.lock_registry()?;
         let rec = self.record(id)?;
         if !rec.enabled.load(Ordering::Relaxed) {
             return Ok(());
@@ -208,7 +279,7 @@ impl<
             }
         };
         let is_return = matches!(req.handlers, Handlers::Kretprobe { .. });
-        let addr = self.resolve(req.target, req.space, is_return)?;
+        let addr = self.resolve(reg, req.target, req.space, is_return)?;
         self.check_address(reg, req.space, addr)?;
 
         let existing = self.find_point(req.space, addr);
@@ -291,7 +362,7 @@ impl<
         }
         Ok(ProbeId {
             index: index as u32,
-            generation: rec.generation.load(Ordering::Relaxed),
+            generation: rec.generation(),
         })
     }
 
@@ -310,7 +381,8 @@ impl<
             }
         }
         // 1. Disarm every point left with no enabled probe. A failure here
-        //    leaves the probes registered (the bytes are not ours to free).
+        //    leaves every probe registered and armed as before.
+        let mut disarmed = heapless::Vec::<u32, PROBES>::new();
         for id in ids {
             let cfg = *self.probes[id.index as usize]
                 .config()
@@ -322,8 +394,16 @@ impl<
                         && !contains_index(ids, p)
                 })
                 .count();
-            if enabled_left == 0 {
-                self.disarm(cfg.point)?;
+            if enabled_left == 0
+                && self.points[cfg.point as usize]
+                    .armed
+                    .load(Ordering::Relaxed)
+            {
+                if let Err(e) = self.disarm(cfg.point) {
+                    self.rearm_after_failure(&disarmed);
+                    return Err(e);
+                }
+                let _ = disarmed.push(cfg.point);
             }
         }
         // 2. Unlink the probes and unpublish emptied points.
@@ -340,9 +420,10 @@ impl<
             let pt = &self.points[cfg.point as usize];
             if pt.head.load(Ordering::Relaxed) == 0 && !emptied.contains(&cfg.point) {
                 let info = pt.info();
+                self.removed.record(info.space, info.addr);
                 self.table.remove(
                     crate::table::Key {
-                        space: crate::point::space_key(info.space),
+                        space: info.space,
                         addr: info.addr,
                     },
                     cfg.point,
@@ -350,12 +431,15 @@ impl<
                 let _ = emptied.push(cfg.point);
             }
         }
-        // 3. Grace period: nobody is in these handlers or slots any more.
+        // 3. Grace period: nobody is in these handlers or slots any more
+        //    (user steps still parked keep their point alive: see
+        //    `free_points`).
         self.services.synchronize();
+        self.removed.end_window();
         // 4. Free.
         for id in ids {
             let rec = &self.probes[id.index as usize];
-            rec.generation.fetch_add(1, Ordering::AcqRel);
+            rec.next_generation();
             // SAFETY: lock held; unlinked and a grace period has passed.
             unsafe { rec.set_config(None) };
         }
@@ -363,13 +447,42 @@ impl<
         Ok(())
     }
 
+    /// Restoring text failed halfway through an unregistration: write the
+    /// breakpoints back on the points this call had disarmed, so their
+    /// still registered, enabled probes keep firing. A point that cannot be
+    /// re-armed either gets its probes disabled (the state then says what
+    /// the text is).
+    fn rearm_after_failure(&self, disarmed: &[u32]) {
+        for &p in disarmed.iter().rev() {
+            if self.arm(p).is_ok() {
+                continue;
+            }
+            log::error!("probe engine: a point could not be re-armed; its probes are now disabled");
+            for r in self.chain(p) {
+                let rec = &self.probes[r as usize];
+                let cfg = *rec.config().expect("chained record is live");
+                if rec.enabled.swap(false, Ordering::AcqRel) && has_post(&cfg.handlers) {
+                    self.points[p as usize]
+                        .post_handlers
+                        .fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+
     /// Iterate the probe indices chained on `point`.
+    #[link_section = "probe_trap_text"]
+    #[inline(always)]
     pub(crate) fn chain(&self, point: u32) -> impl Iterator<Item = u32> + '_ {
         let mut cur = self.points[point as usize].head.load(Ordering::Acquire);
+        // A chain holds at most every record once: the bound makes even a
+        // corrupted chain end.
+        let mut left = PROBES;
         core::iter::from_fn(move || {
-            if cur == 0 {
+            if cur == 0 || left == 0 {
                 return None;
             }
+            left -= 1;
             let i = cur - 1;
             cur = self.probes[i as usize].next.load(Ordering::Acquire);
             Some(i)

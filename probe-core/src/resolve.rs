@@ -7,10 +7,13 @@ use core::sync::atomic::Ordering;
 use lock_api::RawMutex;
 use probe_hal::{Arch, ProbeError, ProbeErrorKind};
 
-use crate::engine::{Engine, Registry};
+use crate::engine::{Engine, Registry, WalkCursor};
 use crate::point::{PointKind, MAX_ORIG};
 use crate::services::{KernelServices, Space, Symbol};
 use crate::spec::Target;
+
+/// Bytes the boundary walk reads at once.
+const WALK_CHUNK: usize = 128;
 
 impl<
         A: Arch,
@@ -26,6 +29,7 @@ impl<
     /// Find where a target points, with the checks that depend on its symbol.
     pub(crate) fn resolve(
         &self,
+        reg: &mut Registry<PAGES>,
         target: Target<'_>,
         space: Space,
         is_return: bool,
@@ -76,7 +80,7 @@ impl<
                 Ok(addr + A::entry_skip(&bytes[..n]))
             }
             Some(s) => {
-                self.check_boundary(space, s, addr)?;
+                self.check_boundary(reg, space, s, addr)?;
                 Ok(addr)
             }
             None => Ok(addr),
@@ -84,30 +88,67 @@ impl<
     }
 
     /// Walk instructions from the symbol start; `addr` must be on a boundary.
+    ///
+    /// Linear in the distance walked: text is read in chunks, and a walk
+    /// of the same symbol in the same registration call (a batch) goes on
+    /// from the boundary the previous one reached when `addr` lies beyond
+    /// it.
     pub(crate) fn check_boundary(
         &self,
+        reg: &mut Registry<PAGES>,
         space: Space,
         sym: Symbol,
         addr: usize,
     ) -> Result<(), ProbeError> {
-        let mut at = sym.addr;
-        let mut bytes = [0u8; MAX_ORIG];
+        let mut at = match reg.walk {
+            Some(c) if c.space == space && c.sym == sym && c.at <= addr => c.at,
+            _ => sym.addr,
+        };
+        let mut chunk = [0u8; WALK_CHUNK];
         while at < addr {
-            let n = self.read_insn_bytes(space, at, &mut bytes)?;
-            let len =
-                A::insn_len(&bytes[..n]).ok_or(ProbeError::new(ProbeErrorKind::Undecodable, at))?;
-            if at + len > addr {
-                return Err(ProbeError::new(
-                    ProbeErrorKind::NotInsnBoundary {
-                        insn_start: at,
-                        insn_len: len,
-                    },
-                    addr,
-                ));
+            let n = self.read_chunk(space, at, &mut chunk)?;
+            let mut off = 0;
+            // Decode while a whole instruction surely fits in what was read
+            // (or what was read is all there is).
+            while at < addr && (off + A::MAX_INSN_LEN <= n || (n < WALK_CHUNK && off < n)) {
+                let len = A::insn_len(&chunk[off..n])
+                    .ok_or(ProbeError::new(ProbeErrorKind::Undecodable, at))?;
+                if at + len > addr {
+                    return Err(ProbeError::new(
+                        ProbeErrorKind::NotInsnBoundary {
+                            insn_start: at,
+                            insn_len: len,
+                        },
+                        addr,
+                    ));
+                }
+                at += len;
+                off += len;
             }
-            at += len;
+            if off == 0 {
+                return Err(ProbeError::new(ProbeErrorKind::MemoryUnreadable, at));
+            }
         }
+        reg.walk = Some(WalkCursor { space, sym, at });
         Ok(())
+    }
+
+    /// Read up to `buf.len()` original bytes at `addr`, fewer near the end
+    /// of readable memory; returns how many (at least one instruction's
+    /// alignment, or an error).
+    fn read_chunk(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<usize, ProbeError> {
+        let mut n = buf.len();
+        while n > 0 {
+            if self.read_original(space, addr, &mut buf[..n]).is_ok() {
+                return Ok(n);
+            }
+            n = if n > A::MAX_INSN_LEN {
+                A::MAX_INSN_LEN
+            } else {
+                n.saturating_sub(A::INSN_ALIGN)
+            };
+        }
+        Err(ProbeError::new(ProbeErrorKind::MemoryUnreadable, addr))
     }
 
     /// Read up to `MAX_INSN_LEN` original bytes at `addr` (see
@@ -132,6 +173,10 @@ impl<
     /// Read text as it is without our breakpoints: bytes under an armed
     /// point of the same space are replaced by the original ones, so
     /// decoding and the boundary walk never see a breakpoint of ours.
+    ///
+    /// Looks up each address where a breakpoint covering the range could
+    /// start (O(1) each), so the cost grows with the length read, not with
+    /// the number of probes.
     pub(crate) fn read_original(
         &self,
         space: Space,
@@ -140,22 +185,24 @@ impl<
     ) -> Result<(), probe_hal::MemoryFault> {
         self.services.read(space, addr, buf)?;
         let end = addr + buf.len();
-        for p in &self.points {
-            if !p.used.load(Ordering::Relaxed) || !p.armed.load(Ordering::Relaxed) {
-                continue;
+        // A breakpoint is at most as long as the longest instruction.
+        let reach = A::MAX_INSN_LEN.min(8) - 1;
+        let first = addr.saturating_sub(reach);
+        let mut a = first - first % A::INSN_ALIGN;
+        while a < end {
+            if let Some(p) = self.find_point(space, a) {
+                let pt = &self.points[p as usize];
+                if pt.armed.load(Ordering::Relaxed) {
+                    let info = pt.info();
+                    let bp_end = info.addr + info.breakpoint.len;
+                    if info.kind == PointKind::Probe && bp_end > addr {
+                        for b in info.addr.max(addr)..bp_end.min(end) {
+                            buf[b - addr] = info.orig[b - info.addr];
+                        }
+                    }
+                }
             }
-            let info = p.info();
-            let bp_end = info.addr + info.breakpoint.len;
-            if info.space != space
-                || info.kind != PointKind::Probe
-                || bp_end <= addr
-                || info.addr >= end
-            {
-                continue;
-            }
-            for a in info.addr.max(addr)..bp_end.min(end) {
-                buf[a - addr] = info.orig[a - info.addr];
-            }
+            a += A::INSN_ALIGN;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ use probe_hal::rethook::ReturnHook;
 use probe_hal::{Arch, Registers};
 
 use crate::engine::Engine;
+use crate::instances::Instance;
 use crate::probe::Handlers;
 use crate::services::{KernelServices, Space};
 use crate::spec::{EntryAction, ProbeContext, ProbeId};
@@ -55,22 +56,23 @@ impl<
             return;
         };
         let rec = &self.probes[probe as usize];
-        if rec.active.fetch_add(1, Ordering::AcqRel) >= maxactive {
-            rec.active.fetch_sub(1, Ordering::AcqRel);
+        if !rec.acquire_instance(ctx.id.generation, maxactive) {
             rec.missed.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let Some(i) = self.pool.alloc() else {
-            rec.active.fetch_sub(1, Ordering::AcqRel);
+            rec.release_instance(ctx.id.generation);
             rec.missed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        // SAFETY: `i` was just taken from the pool: this CPU owns it.
-        let inst = unsafe { self.pool.get(i) };
-        inst.data[..data_size].fill(0);
+        // SAFETY: `i` was just taken from the pool: this CPU owns it, and
+        // no other reference to its data exists.
+        unsafe { self.pool.zero_data(i, data_size) };
         if let Some(entry) = entry {
-            if entry(ctx, regs, &mut inst.data[..data_size]) == EntryAction::Decline {
-                rec.active.fetch_sub(1, Ordering::AcqRel);
+            // SAFETY: as above; the reference ends with the call.
+            let data = unsafe { self.pool.data(i, data_size) };
+            if entry(ctx, regs, data) == EntryAction::Decline {
+                rec.release_instance(ctx.id.generation);
                 self.pool.release(i);
                 return;
             }
@@ -80,18 +82,27 @@ impl<
         let real_ret = match A::hijack_return(regs, &mem, trampoline) {
             Ok(r) => r,
             Err(_) => {
-                rec.active.fetch_sub(1, Ordering::AcqRel);
+                rec.release_instance(ctx.id.generation);
                 rec.missed.fetch_add(1, Ordering::Relaxed);
                 self.pool.release(i);
                 return;
             }
         };
-        inst.probe = probe;
-        inst.generation = ctx.id.generation;
-        inst.real_ret = real_ret;
-        inst.frame = frame;
-        inst.trampoline = trampoline;
-        inst.addr = ctx.addr;
+        // SAFETY: owned since `alloc`.
+        unsafe {
+            self.pool.set_meta(
+                i,
+                Instance {
+                    probe,
+                    generation: ctx.id.generation,
+                    real_ret,
+                    frame,
+                    trampoline,
+                    addr: ctx.addr,
+                    user: space != Space::Kernel,
+                },
+            )
+        };
         let task = self.services.task_state();
         self.pool.set_prev(i, task.ret_head.load(Ordering::Relaxed));
         task.ret_head.store(i + 1, Ordering::Release);
@@ -110,8 +121,8 @@ impl<
     pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> Option<usize> {
         let task = self.services.task_state();
         let frame = self.matching_frame(task, A::return_frame(&*regs))?;
-        let cpu_index = self.services.cpu_id();
-        let cpu = &self.cpus[cpu_index.min(CPUS - 1)];
+        let cpu_index = self.cpu_index();
+        let cpu = &self.cpus[cpu_index];
         let mut real = 0;
         loop {
             let head = task.ret_head.load(Ordering::Acquire);
@@ -121,7 +132,7 @@ impl<
             let i = head - 1;
             // SAFETY: the instance is on the current task's list: only this
             // task (running here) touches it.
-            let inst = unsafe { self.pool.get(i) };
+            let inst = unsafe { self.pool.meta(i) };
             if inst.frame < frame {
                 // A deeper frame that never returned (longjmp, unwinding):
                 // drop its instance.
@@ -132,17 +143,11 @@ impl<
                 break;
             }
             real = inst.real_ret;
-            let trampoline = inst.trampoline;
             let rec = &self.probes[inst.probe as usize];
-            if rec.generation.load(Ordering::Acquire) == inst.generation {
+            if rec.generation() == inst.generation {
                 if let Some(cfg) = rec.config() {
                     if let Handlers::Kretprobe { ret, data_size, .. } = cfg.handlers {
-                        let busy = cpu.with(|c| {
-                            let b = c.in_handler;
-                            c.in_handler = true;
-                            b
-                        });
-                        if busy {
+                        if !cpu.enter_handler() {
                             rec.missed.fetch_add(1, Ordering::Relaxed);
                         } else {
                             if let Some(ret) = ret {
@@ -157,9 +162,13 @@ impl<
                                     space,
                                     return_address: real,
                                 };
-                                ret(&ctx, regs, &mut inst.data[..data_size]);
+                                // SAFETY: the current task's instance; the
+                                // data reference is the only one and ends
+                                // with the call (unwinders read `meta`).
+                                let data = unsafe { self.pool.data(i, data_size) };
+                                ret(&ctx, regs, data);
                             }
-                            cpu.with(|c| c.in_handler = false);
+                            cpu.leave_handler();
                         }
                     }
                 }
@@ -167,7 +176,7 @@ impl<
             self.retire(i, task);
             // Two return probes on one function: the inner one's "real"
             // return address is the trampoline again; go on with the next.
-            if real != trampoline {
+            if real != inst.trampoline {
                 break;
             }
         }
@@ -186,7 +195,7 @@ impl<
         let mut near = None;
         while cur != 0 {
             // SAFETY: read-only walk of the current task's own list.
-            let inst = unsafe { self.pool.get(cur - 1) };
+            let inst = unsafe { self.pool.meta(cur - 1) };
             if inst.frame == observed {
                 return Some(observed);
             }
@@ -204,30 +213,47 @@ impl<
     /// Pop instance `i` (the head of `task`'s list) and free it.
     #[link_section = "probe_trap_text"]
     fn retire(&self, i: u32, task: &TaskState<A>) {
-        // SAFETY: `i` heads the current (or exiting) task's list; only it
+        // SAFETY: `i` heads the current (or a stopped) task's list; only it
         // touches the instance.
-        let inst = unsafe { self.pool.get(i) };
-        let rec = &self.probes[inst.probe as usize];
-        if rec.generation.load(Ordering::Acquire) == inst.generation {
-            rec.active.fetch_sub(1, Ordering::AcqRel);
-        }
+        let inst = unsafe { self.pool.meta(i) };
+        self.probes[inst.probe as usize].release_instance(inst.generation);
         task.ret_head.store(self.pool.prev(i), Ordering::Release);
         self.pool.release(i);
     }
 
-    /// The kernel calls this when a task exits (or before reusing its
-    /// [`TaskState`]): its return instances go back to the pool and any user
-    /// step in flight is forgotten. The task must not run any more.
-    pub fn release_task(&self, task: &TaskState<A>) {
-        loop {
-            let head = task.ret_head.load(Ordering::Acquire);
-            if head == 0 {
-                break;
+    /// Drop the return instances of `task` that `drop` selects (the others
+    /// stay, in order) and all its parked user steps.
+    ///
+    /// # Safety
+    /// The task does not run meanwhile, or is the current task outside
+    /// trap context.
+    pub(crate) unsafe fn drop_task_state(
+        &self,
+        task: &TaskState<A>,
+        mut drop: impl FnMut(&Instance) -> bool,
+    ) {
+        // Walk the list, relinking around dropped instances.
+        let mut prev_kept: Option<u32> = None;
+        let mut cur = task.ret_head.load(Ordering::Acquire);
+        while cur != 0 {
+            let i = cur - 1;
+            let older = self.pool.prev(i);
+            // SAFETY: the task's own list, which nothing else touches now.
+            let inst = unsafe { self.pool.meta(i) };
+            if drop(&inst) {
+                match prev_kept {
+                    None => task.ret_head.store(older, Ordering::Release),
+                    Some(k) => self.pool.set_prev(k, older),
+                }
+                self.probes[inst.probe as usize].release_instance(inst.generation);
+                self.pool.release(i);
+            } else {
+                prev_kept = Some(i);
             }
-            self.retire(head - 1, task);
+            cur = older;
         }
-        // SAFETY: the task no longer runs, so nothing else touches its step.
-        unsafe { *task.step.get() = None };
+        // SAFETY: the caller's promise: no trap runs on the task's behalf.
+        unsafe { task.steps.clear(|frame| self.unpin(&frame)) };
     }
 
     /// For unwinders: if `addr` (a return address found on a stack) is a
@@ -242,9 +268,11 @@ impl<
     ) -> Option<usize> {
         let mut cur = task.ret_head.load(Ordering::Acquire);
         while cur != 0 {
-            // SAFETY: read-only walk of the task's list; the caller stops
-            // the task or is the task (an unwinder of the current stack).
-            let inst = unsafe { self.pool.get(cur - 1) };
+            // SAFETY: a copy of the instance's record, read through a raw
+            // pointer: it never overlaps the data a return handler holds.
+            // The caller stops the task or is the task (an unwinder of the
+            // current stack).
+            let inst = unsafe { self.pool.meta(cur - 1) };
             if inst.trampoline == addr && inst.frame == frame && inst.real_ret != addr {
                 return Some(inst.real_ret);
             }
@@ -264,7 +292,7 @@ impl<
         let mut cur = task.ret_head.load(Ordering::Acquire);
         while cur != 0 {
             // SAFETY: as in `unwind_return_address`.
-            let inst = unsafe { self.pool.get(cur - 1) };
+            let inst = unsafe { self.pool.meta(cur - 1) };
             f(inst.frame, inst.trampoline, inst.real_ret);
             cur = self.pool.prev(cur - 1);
         }
@@ -284,7 +312,7 @@ impl<
 {
     /// Kernel-mode code trampolines land here.
     #[link_section = "probe_trap_text"]
-    fn on_return(&self, regs: &mut dyn Registers) -> usize {
+    unsafe fn on_return(&self, regs: &mut dyn Registers) -> usize {
         match self.return_from(regs, Space::Kernel) {
             Some(real) => real,
             // The code trampoline has nowhere else to go: the task's return

@@ -38,25 +38,59 @@ pub struct TextPatchError;
 
 /// The services a kernel supplies to the engine.
 ///
-/// **Every method may be called with interrupts off, from trap context, and
-/// none may sleep.** Registration calls them with the engine's registration
-/// lock held; the trap path calls only [`cpu_id`](Self::cpu_id),
+/// A safe trait: a wrong answer makes the engine misbehave (a probe fires
+/// on the wrong task, a slot is freed too early), never undefined
+/// behaviour by itself; the obligations that soundness rests on are on the
+/// `unsafe` trap entry points instead ([`crate::Engine::handle_breakpoint`]
+/// and friends, [`crate::Engine::release_task`]).
+///
+/// **Contexts.** The trap path (breakpoint, single-step, fault and return
+/// dispatch, interrupts masked) calls only [`cpu_id`](Self::cpu_id),
 /// [`task_state`](Self::task_state), [`current_space`](Self::current_space),
-/// [`read`](Self::read) and [`write_data`](Self::write_data).
+/// [`read`](Self::read) and [`write_data`](Self::write_data): these must
+/// not sleep, take no lock the interrupted code may hold, and be callable
+/// with interrupts masked. Everything else is called only from
+/// registration context (a `register_*`, `unregister*`, `enable`,
+/// `disable`, `*_space` call), with the engine's registration lock `L`
+/// held, never from a probe handler (those calls fail with
+/// [`probe_hal::ProbeErrorKind::InTrapContext`] there).
+///
+/// **The grace period.** [`synchronize`](Self::synchronize) is the one
+/// service that may block (sleep, or spin while taking interrupts). It
+/// returns once every CPU and every task has passed a point where it cannot
+/// be inside a probe handler, the trap path, or a kernel out-of-line slot
+/// that the probes unpublished before the call could reach:
+/// - every CPU has been outside trap context once since the call began
+///   (handlers and steps run with interrupts masked: an interrupt taken
+///   with interrupts enabled on each CPU, or a context switch, is enough);
+/// - **and** every task preempted (or otherwise stopped) with its saved
+///   kernel pc inside a slot page has moved on: [`crate::Engine::in_slot`]
+///   tells, without a lock, whether a saved pc lies in one (Linux:
+///   `synchronize_rcu_tasks`). A kernel that cannot wait for such tasks
+///   returns false from
+///   [`kernel_slots_covered_by_grace_period`](Self::kernel_slots_covered_by_grace_period):
+///   kernel probes are then never boosted, so every kernel slot runs with
+///   interrupts masked and cannot be preempted.
+///
+/// User tasks need nothing from the grace period: a parked user step keeps
+/// its point and slot alive by itself (see [`crate::Engine::release_task`]
+/// and the signal hooks, [`crate::Engine::should_defer_signal`]).
+///
+/// **The registration lock.** `synchronize` runs with `L` held. `L` must
+/// therefore be a lock whose waiters keep taking interrupts and IPIs while
+/// they wait (a sleeping mutex, or a spinlock that spins with interrupts
+/// enabled): a kernel whose grace period waits for every CPU to take an
+/// interrupt deadlocks if another CPU spins on `L` with interrupts masked.
 ///
 /// Protocols the engine relies on:
 /// - [`write_text`](Self::write_text) must be safe against other CPUs
 ///   executing the bytes being changed (stop them, or write atomically what
-///   can be written atomically); the engine calls
+///   can be written atomically); in a user space it must break
+///   copy-on-write (the breakpoint lands in this process only, never in
+///   the page cache or another process sharing the page). The engine calls
 ///   [`sync_icache`](Self::sync_icache) after every text write, before the
 ///   bytes can execute, and the kernel makes them visible to instruction
-///   fetch on every CPU there;
-/// - [`synchronize`](Self::synchronize) returns once every CPU and every
-///   task has passed a point where it cannot be inside a probe handler or an
-///   out-of-line slot (Linux: `synchronize_rcu_tasks`). Steps run with
-///   interrupts masked, so "every CPU took an interrupt with interrupts
-///   enabled" plus "every task that was stopped in a user slot moved on" is
-///   enough.
+///   fetch on every CPU there.
 pub trait KernelServices<A: Arch>: Sync {
     /// Index of the current CPU, below the engine's CPU capacity.
     fn cpu_id(&self) -> usize;
@@ -95,8 +129,19 @@ pub trait KernelServices<A: Arch>: Sync {
         4096
     }
 
-    /// Wait for a grace period (see the trait documentation).
+    /// Wait for a grace period (see the trait documentation). The one
+    /// service that may block; called with the registration lock held,
+    /// never from trap context.
     fn synchronize(&self);
+
+    /// Whether [`synchronize`](Self::synchronize) also waits for tasks
+    /// preempted inside a kernel slot (see the trait documentation). Only
+    /// then are kernel probes boosted (their slot jumps back by itself and
+    /// runs with interrupts as they were, so a task can be preempted in
+    /// it). Defaults to false: no boosting, every kernel step runs masked.
+    fn kernel_slots_covered_by_grace_period(&self) -> bool {
+        false
+    }
 
     /// Resolve a kernel symbol.
     fn lookup_symbol(&self, name: &str) -> Option<Symbol> {

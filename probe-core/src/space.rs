@@ -9,10 +9,11 @@
 use core::sync::atomic::Ordering;
 
 use lock_api::RawMutex;
-use probe_hal::{Arch, ProbeError, ProbeErrorKind};
+use probe_hal::{Arch, Capacity, ProbeError, ProbeErrorKind};
 
-use crate::engine::Engine;
-use crate::point::{space_key, PointKind};
+use crate::engine::{Engine, Registry};
+use crate::instances::Instance;
+use crate::point::PointKind;
 use crate::services::{KernelServices, Space};
 use crate::table::Key;
 use crate::task::TaskState;
@@ -35,19 +36,28 @@ impl<
     fn points_in(&self, space: Space) -> heapless::Vec<u32, PROBES> {
         let mut v = heapless::Vec::new();
         for i in 0..PROBES {
-            let p = &self.points[i];
-            if p.used.load(Ordering::Relaxed) && p.info().space == space {
+            if self.points[i].live_in(space) {
                 let _ = v.push(i as u32);
             }
         }
         v
     }
 
-    /// The address space `asid` is being torn down: drop every probe and
-    /// slot page in it without touching its (dying) memory. Its tasks'
-    /// instances are released by [`Engine::release_task`].
-    pub fn release_space(&self, asid: usize) {
-        let mut reg = self.registry.lock();
+    /// The address space `asid` is being torn down (process exit, or the
+    /// old space of an exec): drop every probe and slot page in it without
+    /// touching its (dying) memory. Its tasks' parked steps and return
+    /// instances go with [`Engine::release_task`] (exit) or
+    /// [`Engine::exec_task`] (exec).
+    ///
+    /// Fails only with [`ProbeErrorKind::InTrapContext`] (called from a
+    /// probe handler).
+    pub fn release_space(&self, asid: usize) -> Result<(), ProbeError> {
+        let mut reg = self.lock_registry()?;
+        self.release_space_locked(&mut reg, asid);
+        Ok(())
+    }
+
+    fn release_space_locked(&self, reg: &mut Registry<PAGES>, asid: usize) {
         let space = Space::User(asid);
         let points = self.points_in(space);
         let mut probes = heapless::Vec::<u32, PROBES>::new();
@@ -56,9 +66,10 @@ impl<
                 let _ = probes.push(r);
             }
             let info = self.points[p as usize].info();
+            self.removed.record(info.space, info.addr);
             self.table.remove(
                 Key {
-                    space: space_key(info.space),
+                    space: info.space,
                     addr: info.addr,
                 },
                 p,
@@ -68,17 +79,32 @@ impl<
                 .store(false, Ordering::Relaxed);
         }
         self.services.synchronize();
+        self.removed.end_window();
         for &r in &probes {
             let rec = &self.probes[r as usize];
             rec.enabled.store(false, Ordering::Relaxed);
-            rec.generation.fetch_add(1, Ordering::AcqRel);
+            rec.next_generation();
             // SAFETY: lock held; unpublished and a grace period passed.
             unsafe { rec.set_config(None) };
         }
-        self.free_points(&mut reg, &points);
+        // The space's pages go back whole: points that stay as zombies
+        // (a task of the space still has a step parked: it will never run
+        // in this space again) must not free slots in a later page.
         let services = &self.services;
         reg.xol
             .drop_space(space, |base| services.free_slot_page(space, base));
+        for &p in &points {
+            let pt = &self.points[p as usize];
+            let mut info = *pt.info();
+            info.step_slot = 0;
+            info.boost_slot = 0;
+            // SAFETY: lock held; the point is unpublished, a grace period
+            // passed, and the only frames still naming it belong to tasks
+            // that will never run in this space again (the step end reads
+            // `decoded` and `addr`, not the slot fields).
+            unsafe { pt.set_info(Some(info)) };
+        }
+        self.free_points(reg, &points);
     }
 
     /// Detach from address space `asid` (a tracer letting go of a live
@@ -94,21 +120,19 @@ impl<
         tasks: &[&TaskState<A>],
         mut put_back: impl FnMut(usize, usize, usize),
     ) -> Result<(), ProbeError> {
-        for task in tasks {
-            self.pending_return_frames(task, &mut put_back);
-            self.release_task(task);
-        }
-        let mut reg = self.registry.lock();
+        let mut reg = self.lock_registry()?;
         let space = Space::User(asid);
         for p in self.points_in(space) {
             if self.points[p as usize].info().kind == PointKind::Probe {
                 self.disarm(p)?;
             }
         }
-        drop(reg);
-        self.release_space(asid);
-        reg = self.registry.lock();
-        drop(reg);
+        for task in tasks {
+            self.pending_return_frames(task, &mut put_back);
+            // SAFETY: the caller stopped the tasks (a tracer detaching).
+            unsafe { self.drop_task_state(task, |_| true) };
+        }
+        self.release_space_locked(&mut reg, asid);
         Ok(())
     }
 
@@ -117,6 +141,11 @@ impl<
     /// back over every breakpoint in the child, and copies the forking
     /// task's pending return instances to `child_task` as orphans (see the
     /// module documentation).
+    ///
+    /// All or nothing for the instances: when the pool cannot hold them
+    /// all, the child gets none ([`Capacity::Instances`]); the kernel then
+    /// fails the fork (its pending returns would trap with no instance).
+    /// `write_text` into the child must break copy-on-write.
     pub fn fork_space(
         &self,
         parent: usize,
@@ -124,7 +153,7 @@ impl<
         parent_task: &TaskState<A>,
         child_task: &TaskState<A>,
     ) -> Result<(), ProbeError> {
-        let mut reg = self.registry.lock();
+        let mut reg = self.lock_registry()?;
         let (ps, cs) = (Space::User(parent), Space::User(child));
         for p in self.points_in(ps) {
             let pt = &self.points[p as usize];
@@ -148,34 +177,78 @@ impl<
         if pending.is_empty() {
             return Ok(());
         }
-        let page_size = self.services.slot_page_size();
-        if self.trampoline_point(cs).is_none() {
-            let base = reg
-                .xol
-                .page_of(ps, tramp, page_size)
-                .ok_or(ProbeError::new(ProbeErrorKind::NoSuchProbe, tramp))?;
-            reg.xol.adopt(cs, base, tramp, A::SLOT_LEN)?;
-            self.adopt_trampoline(cs, tp)?;
+        // Take every instance first: all or nothing.
+        let mut taken = heapless::Vec::<u32, INSTANCES>::new();
+        for _ in 0..pending.len() {
+            match self.pool.alloc() {
+                Some(i) => {
+                    let _ = taken.push(i);
+                }
+                None => {
+                    for &i in &taken {
+                        self.pool.release(i);
+                    }
+                    return Err(ProbeError::new(
+                        ProbeErrorKind::CapacityFull(Capacity::Instances),
+                        tramp,
+                    ));
+                }
+            }
         }
-        for &(frame, real) in pending.iter().rev() {
-            let Some(i) = self.pool.alloc() else {
-                return Err(ProbeError::new(
-                    ProbeErrorKind::CapacityFull(probe_hal::Capacity::Probes),
-                    tramp,
-                ));
-            };
+        if let Err(e) = self.adopt_trampoline_page(&mut reg, ps, cs, tp, tramp) {
+            for &i in &taken {
+                self.pool.release(i);
+            }
+            return Err(e);
+        }
+        for (&(frame, real), &i) in pending.iter().rev().zip(taken.iter()) {
             // SAFETY: freshly allocated: owned here.
-            let inst = unsafe { self.pool.get(i) };
-            inst.probe = 0;
-            inst.generation = ORPHAN;
-            inst.real_ret = real;
-            inst.frame = frame;
-            inst.trampoline = tramp;
-            inst.addr = 0;
+            unsafe {
+                self.pool.set_meta(
+                    i,
+                    Instance {
+                        probe: 0,
+                        generation: ORPHAN,
+                        real_ret: real,
+                        frame,
+                        trampoline: tramp,
+                        addr: 0,
+                        user: true,
+                    },
+                )
+            };
             self.pool
                 .set_prev(i, child_task.ret_head.load(Ordering::Relaxed));
             child_task.ret_head.store(i + 1, Ordering::Release);
         }
+        Ok(())
+    }
+
+    /// Give the child space `cs` the parent's trampoline page (its memory
+    /// is a copy) and a trampoline point in it, unless it has one.
+    fn adopt_trampoline_page(
+        &self,
+        reg: &mut Registry<PAGES>,
+        ps: Space,
+        cs: Space,
+        tp: u32,
+        tramp: usize,
+    ) -> Result<(), ProbeError> {
+        if self.trampoline_point(cs).is_some() {
+            return Ok(());
+        }
+        let page_size = self.services.slot_page_size();
+        let base = reg
+            .xol
+            .page_of(ps, tramp, page_size)
+            .ok_or(ProbeError::new(ProbeErrorKind::NoSuchProbe, tramp))?;
+        reg.xol.adopt(cs, base, tramp, A::SLOT_LEN)?;
+        if let Err(e) = self.adopt_trampoline(cs, tp) {
+            reg.xol.drop_space(cs, |_| {});
+            self.mirror_slot_pages(reg);
+            return Err(e);
+        }
+        self.mirror_slot_pages(reg);
         Ok(())
     }
 
@@ -184,7 +257,7 @@ impl<
         let Some(index) = (0..PROBES).find(|&i| !self.points[i].used.load(Ordering::Relaxed))
         else {
             return Err(ProbeError::new(
-                ProbeErrorKind::CapacityFull(probe_hal::Capacity::ProbePoints),
+                ProbeErrorKind::CapacityFull(Capacity::ProbePoints),
                 0,
             ));
         };

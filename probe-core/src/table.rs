@@ -14,6 +14,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use crate::services::Space;
+
 const EMPTY: u32 = 0;
 const TOMBSTONE: u32 = u32::MAX;
 
@@ -23,11 +25,11 @@ pub(crate) struct ProbeTable<const N: usize> {
     buckets: [[AtomicU32; 2]; N],
 }
 
-/// A lookup key: the address space (0 = kernel, `asid + 1` for users) and
-/// the address.
+/// A lookup key: the address space and the address (every space, including
+/// `Space::User(usize::MAX)`, is a distinct key).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Key {
-    pub(crate) space: usize,
+    pub(crate) space: Space,
     pub(crate) addr: usize,
 }
 
@@ -52,17 +54,22 @@ impl<const N: usize> ProbeTable<N> {
         }
     }
 
+    #[inline(always)]
     fn start(key: Key) -> usize {
         // Fibonacci hashing of both parts; the low bits of code addresses are
         // poorly distributed, the high bits of the product are not.
-        let h = (key.addr as u64 ^ (key.space as u64).rotate_left(29))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let space = match key.space {
+            Space::Kernel => 0,
+            Space::User(id) => (id as u64).rotate_left(29) ^ 0x5bd1_e995,
+        };
+        let h = (key.addr as u64 ^ space).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         // Range reduction by multiplication (Lemire): no division.
         ((h as u128 * (2 * N) as u128) >> 64) as usize
     }
 
     /// The point stored under `key`; `key_of` reads a point's key.
     #[link_section = "probe_trap_text"]
+    #[inline(always)]
     pub(crate) fn lookup(&self, key: Key, key_of: impl Fn(u32) -> Key) -> Option<u32> {
         if N == 0 {
             return None;
@@ -131,7 +138,10 @@ mod tests {
     use super::*;
 
     fn key(addr: usize) -> Key {
-        Key { space: 0, addr }
+        Key {
+            space: Space::Kernel,
+            addr,
+        }
     }
 
     #[test]
@@ -165,11 +175,11 @@ mod tests {
     fn spaces_are_distinct_keys() {
         let t = ProbeTable::<4>::new();
         let a = Key {
-            space: 1,
+            space: Space::User(0),
             addr: 0x4000,
         };
         let b = Key {
-            space: 2,
+            space: Space::User(1),
             addr: 0x4000,
         };
         let keys = [a, b];
@@ -178,5 +188,22 @@ mod tests {
         t.insert(b, 1);
         assert_eq!(t.lookup(b, |p| keys[p as usize]), Some(1));
         assert_eq!(t.lookup(a, |p| keys[p as usize]), Some(0));
+    }
+
+    #[test]
+    fn user_space_usize_max_is_not_the_kernel() {
+        let t = ProbeTable::<4>::new();
+        let user = Key {
+            space: Space::User(usize::MAX),
+            addr: 0x4000,
+        };
+        let kernel = Key {
+            space: Space::Kernel,
+            addr: 0x4000,
+        };
+        let keys = [user];
+        t.insert(user, 0);
+        assert_eq!(t.lookup(kernel, |p| keys[p as usize]), None);
+        assert_eq!(t.lookup(user, |p| keys[p as usize]), Some(0));
     }
 }

@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 use lock_api::RawMutex;
 use probe_hal::{Arch, ExecMode, Handling, Registers};
 
-use crate::cpu::{StepFrame, MAX_NESTING};
+use crate::cpu::StepFrame;
 use crate::engine::Engine;
 use crate::point::{PointInfo, PointKind};
 use crate::probe::Handlers;
@@ -18,12 +18,24 @@ use crate::spec::{PreAction, ProbeContext, ProbeId};
 
 /// What a trap entry point did with a trap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 #[must_use = "a trap that is not ours must go to the kernel's own handling"]
 pub enum TrapOutcome {
     /// The engine handled it; resume with the (possibly changed) registers.
     Handled,
     /// Not the engine's: the kernel handles it as it would without probes.
     NotOurs,
+    /// The probed instruction, simulated by the engine, faulted on a memory
+    /// access (e.g. a `call` or `ret` on a bad stack, a literal load from an
+    /// unmapped page). The registers are as they were at the probe address
+    /// (pc there, nothing changed): the kernel delivers the fault as if the
+    /// original instruction had faulted there, at data address `addr`
+    /// (exception-table fix-up in the kernel, a signal for a user task).
+    /// Resuming without handling it would trap on the probe again.
+    Fault {
+        /// The data address whose access faulted.
+        addr: usize,
+    },
 }
 
 /// What the fault entry point did.
@@ -50,23 +62,44 @@ impl<
         const DATA: usize,
     > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
+    /// The current CPU's index, checked against the capacity (never
+    /// clamped: two CPUs sharing one state would corrupt it).
     #[link_section = "probe_trap_text"]
+    #[inline(always)]
     pub(crate) fn cpu_index(&self) -> usize {
         let c = self.services.cpu_id();
-        debug_assert!(c < CPUS, "cpu_id {c} beyond the engine's CPUS");
-        c.min(CPUS.saturating_sub(1))
+        if c >= CPUS {
+            cpu_out_of_range(c, CPUS);
+        }
+        c
     }
 
     /// The kernel's breakpoint trap handler calls this with the trap frame
-    /// and the mode the trap came from. Interrupts must be masked.
+    /// and the mode the trap came from.
+    ///
+    /// # Safety
+    /// - Interrupts are masked on this CPU for the whole call (an NMI-like
+    ///   exception may nest; it may call this again).
+    /// - The services' [`cpu_id`](KernelServices::cpu_id) names the CPU
+    ///   running this call and stays the same during it; for a trap from
+    ///   user mode, [`task_state`](KernelServices::task_state) and
+    ///   [`current_space`](KernelServices::current_space) name the task
+    ///   that trapped and its address space.
+    /// - `regs` is the interrupted context's frame; the kernel resumes it
+    ///   from `regs` when the outcome is [`TrapOutcome::Handled`].
     #[link_section = "probe_trap_text"]
-    pub fn handle_breakpoint<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> TrapOutcome {
+    pub unsafe fn handle_breakpoint<R: Registers>(
+        &self,
+        regs: &mut R,
+        mode: ExecMode,
+    ) -> TrapOutcome {
         let addr = A::trap_address(regs.pc());
         let cpu = self.cpu_index();
         let space = match mode {
             ExecMode::Kernel => {
                 // The end of a step in flight on this CPU?
-                let done = self.cpus[cpu].with(|c| c.pop_if(|f| f.end == addr));
+                // SAFETY: this CPU's own stack, with interrupts masked.
+                let done = unsafe { self.cpus[cpu].steps.take(|f| f.end == addr, |_| {}) };
                 if let Some(frame) = done {
                     self.complete_step(regs, Space::Kernel, cpu, &frame);
                     return TrapOutcome::Handled;
@@ -80,19 +113,30 @@ impl<
         };
         if let Some(p) = self.find_point(space, addr) {
             let point = self.points[p as usize].info();
-            match point.kind {
+            return match point.kind {
                 PointKind::Probe => self.hit(regs, p, point, cpu),
-                PointKind::ReturnTrampoline => {
-                    if self.return_from(regs, space).is_none() {
-                        return TrapOutcome::NotOurs;
-                    }
-                }
-            }
-            return TrapOutcome::Handled;
+                PointKind::ReturnTrampoline => match self.return_from(regs, space) {
+                    Some(_) => TrapOutcome::Handled,
+                    None => TrapOutcome::NotOurs,
+                },
+            };
         }
-        // Unregister may have restored the bytes after this CPU trapped:
-        // re-execute the original instruction.
-        if !self.still_breakpoint(space, addr, mode) {
+        self.not_found(regs, space, addr)
+    }
+
+    /// A breakpoint trap at an address with no published point: the
+    /// breakpoint was ours and was removed after this CPU trapped (restart
+    /// at the address), or it is not ours.
+    #[link_section = "probe_trap_text"]
+    #[cold]
+    #[inline(never)]
+    fn not_found<R: Registers>(&self, regs: &mut R, space: Space, addr: usize) -> TrapOutcome {
+        // Only where the engine removed a breakpoint recently (an `int $3`
+        // of the program itself, `cd 03`, is not restarted inside itself),
+        // and only once the bytes are no breakpoint any more.
+        if self.removed.recently_removed(space, addr)
+            && !self.still_breakpoint(space, addr, space.mode())
+        {
             regs.set_pc(addr);
             return TrapOutcome::Handled;
         }
@@ -105,27 +149,35 @@ impl<
     /// this CPU (or, from user mode, in this task) whose copy just ran (the
     /// pc is still inside its slot) is completed as if its marker trapped.
     /// None of the backends in this repository needs it.
+    ///
+    /// # Safety
+    /// As for [`Engine::handle_breakpoint`].
     #[link_section = "probe_trap_text"]
-    pub fn handle_single_step<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> TrapOutcome {
+    pub unsafe fn handle_single_step<R: Registers>(
+        &self,
+        regs: &mut R,
+        mode: ExecMode,
+    ) -> TrapOutcome {
         let pc = regs.pc();
         let cpu = self.cpu_index();
         let in_slot = |f: &StepFrame<A>| pc >= f.slot && pc <= f.slot + A::SLOT_LEN;
         let (frame, space) = match mode {
-            ExecMode::Kernel => (self.cpus[cpu].with(|c| c.pop_if(in_slot)), Space::Kernel),
-            ExecMode::User => {
-                let task = self.services.task_state();
-                // SAFETY: the current task's own state, on its behalf.
-                let step = unsafe { &mut *task.step.get() };
-                let frame = step.filter(in_slot);
-                if frame.is_some() {
-                    *step = None;
-                }
-                (frame, Space::User(self.services.current_space()))
-            }
+            ExecMode::Kernel => (
+                // SAFETY: this CPU's own stack, with interrupts masked.
+                unsafe { self.cpus[cpu].steps.take(in_slot, |_| {}) },
+                Space::Kernel,
+            ),
+            ExecMode::User => (
+                self.take_user_step(in_slot),
+                Space::User(self.services.current_space()),
+            ),
         };
         match frame {
             Some(f) => {
                 self.complete_step(regs, space, cpu, &f);
+                if space != Space::Kernel {
+                    self.unpin(&f);
+                }
                 TrapOutcome::Handled
             }
             None => TrapOutcome::NotOurs,
@@ -133,25 +185,18 @@ impl<
     }
 
     /// The kernel's fault handlers call this first (page fault, access
-    /// fault, illegal instruction…), with interrupts masked.
+    /// fault, illegal instruction…).
+    ///
+    /// # Safety
+    /// As for [`Engine::handle_breakpoint`].
     #[link_section = "probe_trap_text"]
-    pub fn handle_fault<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> FaultOutcome {
+    pub unsafe fn handle_fault<R: Registers>(&self, regs: &mut R, mode: ExecMode) -> FaultOutcome {
         let pc = regs.pc();
         let in_slot = |f: &StepFrame<A>| pc >= f.slot && pc < f.slot + A::SLOT_LEN;
         let frame = match mode {
-            ExecMode::Kernel => self.cpus[self.cpu_index()].with(|c| c.pop_if(in_slot)),
-            ExecMode::User => {
-                let task = self.services.task_state();
-                // SAFETY: the current task's own state, on its behalf.
-                let step = unsafe { &mut *task.step.get() };
-                match step.filter(in_slot) {
-                    Some(f) => {
-                        *step = None;
-                        Some(f)
-                    }
-                    None => None,
-                }
-            }
+            // SAFETY: this CPU's own stack, with interrupts masked.
+            ExecMode::Kernel => unsafe { self.cpus[self.cpu_index()].steps.take(in_slot, |_| {}) },
+            ExecMode::User => self.take_user_step(in_slot),
         };
         match frame {
             Some(f) => {
@@ -159,10 +204,38 @@ impl<
                 if let Some(decoded) = &info.decoded {
                     A::abort_step(decoded, regs, info.addr, f.state);
                 }
+                if mode == ExecMode::User {
+                    self.unpin(&f);
+                }
                 FaultOutcome::StepAborted
             }
             None => FaultOutcome::NotOurs,
         }
+    }
+
+    /// Take a parked step of the current task that `f` accepts (and drop
+    /// newer, leaked ones).
+    #[link_section = "probe_trap_text"]
+    #[inline(never)]
+    fn take_user_step(&self, f: impl FnMut(&StepFrame<A>) -> bool) -> Option<StepFrame<A>> {
+        let task = self.services.task_state();
+        // SAFETY: the current task's own stack, on its behalf (the trap
+        // entry points' contract).
+        unsafe {
+            task.steps.take(f, |leaked| {
+                self.leaked_user_steps.fetch_add(1, Ordering::Relaxed);
+                self.unpin(&leaked);
+            })
+        }
+    }
+
+    /// A user step of `frame` ended or was dropped: its point may be freed.
+    #[link_section = "probe_trap_text"]
+    #[inline(always)]
+    pub(crate) fn unpin(&self, frame: &StepFrame<A>) {
+        self.points[frame.point as usize]
+            .parked
+            .fetch_sub(1, Ordering::Release);
     }
 
     /// A user-mode breakpoint: complete the current task's step if `addr`
@@ -176,14 +249,10 @@ impl<
         cpu: usize,
     ) -> Result<(), Space> {
         let space = Space::User(self.services.current_space());
-        let task = self.services.task_state();
-        // SAFETY: the current task's own state, on its behalf (see
-        // `TaskState`'s `Sync` impl).
-        let step = unsafe { &mut *task.step.get() };
-        match step.filter(|f| f.end == addr) {
+        match self.take_user_step(|f| f.end == addr) {
             Some(frame) => {
-                *step = None;
                 self.complete_step(regs, space, cpu, &frame);
+                self.unpin(&frame);
                 Ok(())
             }
             None => Err(space),
@@ -200,7 +269,7 @@ impl<
         while len <= A::MAX_INSN_LEN {
             let bp = A::breakpoint(len, mode);
             if self.services.read(space, addr, &mut buf[..bp.len]).is_ok()
-                && buf[..bp.len] == *bp.as_bytes()
+                && bytes_equal(&buf[..bp.len], bp.as_bytes())
             {
                 return true;
             }
@@ -235,16 +304,17 @@ impl<
     /// A probe point's breakpoint trapped.
     #[inline(always)]
     #[link_section = "probe_trap_text"]
-    fn hit<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>, cpu: usize) {
+    fn hit<R: Registers>(
+        &self,
+        regs: &mut R,
+        point: u32,
+        info: &PointInfo<A>,
+        cpu: usize,
+    ) -> TrapOutcome {
         let state = &self.cpus[cpu];
-        let reentered = state.with(|c| {
-            let busy = c.in_handler || (info.space == Space::Kernel && c.depth > 0);
-            c.in_handler |= !busy;
-            busy
-        });
-        if reentered {
-            self.reenter(regs, point, info, cpu);
-            return;
+        let busy = state.in_handler() || (info.space == Space::Kernel && state.steps.depth() > 0);
+        if busy || !state.enter_handler() {
+            return self.reenter(regs, point, info, cpu);
         }
         // Handlers see the pc at the probed instruction on every ISA (x86_64
         // reports the byte after `int3`).
@@ -258,7 +328,7 @@ impl<
             let ctx = ProbeContext {
                 id: ProbeId {
                     index: p,
-                    generation: rec.generation.load(Ordering::Relaxed),
+                    generation: rec.generation(),
                 },
                 addr: info.addr,
                 data: cfg.data,
@@ -272,8 +342,8 @@ impl<
                     let Some(pre) = pre else { continue };
                     if pre(&ctx, regs) == PreAction::SkipInstruction {
                         // The handler moved the pc: no step, no post-handlers.
-                        state.with(|c| c.in_handler = false);
-                        return;
+                        state.leave_handler();
+                        return TrapOutcome::Handled;
                     }
                 }
                 Handlers::Kretprobe { .. } => {
@@ -281,12 +351,12 @@ impl<
                 }
             }
         }
-        state.with(|c| c.in_handler = false);
+        state.leave_handler();
         let post = self.points[point as usize]
             .post_handlers
             .load(Ordering::Acquire)
             > 0;
-        self.execute(regs, point, info, cpu, post, true);
+        self.execute(regs, point, info, cpu, post, true)
     }
 
     /// A probe hit while this CPU is inside the probe machinery: count it
@@ -294,14 +364,21 @@ impl<
     #[link_section = "probe_trap_text"]
     #[cold]
     #[inline(never)]
-    fn reenter<R: Registers>(&self, regs: &mut R, point: u32, info: &PointInfo<A>, cpu: usize) {
+    fn reenter<R: Registers>(
+        &self,
+        regs: &mut R,
+        point: u32,
+        info: &PointInfo<A>,
+        cpu: usize,
+    ) -> TrapOutcome {
         for p in self.chain(point) {
             let rec = &self.probes[p as usize];
             if rec.enabled.load(Ordering::Relaxed) {
                 rec.missed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.execute(regs, point, info, cpu, false, false);
+        regs.set_pc(info.addr);
+        self.execute(regs, point, info, cpu, false, false)
     }
 
     /// Execute the displaced instruction: simulate it, or send the pc into
@@ -316,15 +393,16 @@ impl<
         cpu: usize,
         run_post: bool,
         may_boost: bool,
-    ) {
-        let Some(decoded) = &info.decoded else { return };
+    ) -> TrapOutcome {
+        let Some(decoded) = &info.decoded else {
+            return TrapOutcome::Handled;
+        };
         if decoded.handling == Handling::Simulate {
-            self.simulate(regs, point, info, cpu, run_post);
-            return;
+            return self.simulate(regs, point, info, cpu, run_post);
         }
         if may_boost && !run_post && info.boost_slot != 0 {
             let _ = A::prepare_step(decoded, regs, info.boost_slot, true);
-            return;
+            return TrapOutcome::Handled;
         }
         let frame = StepFrame {
             point,
@@ -334,13 +412,13 @@ impl<
             state: A::prepare_step(decoded, regs, info.step_slot, false),
         };
         match info.space {
+            // SAFETY: this CPU's own stack, with interrupts masked.
             Space::Kernel => {
-                if !self.cpus[cpu].with(|c| c.push(frame)) {
-                    too_deep::<A, R>(regs, decoded, info.addr, frame.state);
-                }
+                let _ = unsafe { self.cpus[cpu].steps.push(frame) };
             }
             Space::User(_) => self.park_user_step(frame),
         }
+        TrapOutcome::Handled
     }
 
     /// Simulate the probed instruction, then run the post-handlers.
@@ -353,30 +431,39 @@ impl<
         info: &PointInfo<A>,
         cpu: usize,
         run_post: bool,
-    ) {
-        let Some(decoded) = &info.decoded else { return };
+    ) -> TrapOutcome {
+        let Some(decoded) = &info.decoded else {
+            return TrapOutcome::Handled;
+        };
         let mem = self.memory(info.space);
-        if A::simulate(decoded, info.addr, regs, &mem).is_err() {
-            // The emulated access faulted (e.g. a `ret` on a bad stack):
-            // leave the frame untouched at the probe; the kernel's
-            // breakpoint-loop detection, if any, sees a repeating trap.
-            log::error!("probe at {:#x}: simulation faulted", info.addr);
+        if let Err(fault) = A::simulate(decoded, info.addr, regs, &mem) {
+            // The emulated access faulted (e.g. a `ret` on a bad stack): the
+            // backend left the frame at the probe; the kernel delivers the
+            // fault there (resuming would trap on the probe again).
             regs.set_pc(info.addr);
-            return;
+            return TrapOutcome::Fault { addr: fault.addr };
         }
         if run_post {
             self.run_post(regs, point, info.addr, info.space, cpu);
         }
+        TrapOutcome::Handled
     }
 
     /// Keep a user task's step with the task (it may be preempted or
-    /// migrate before the step ends).
+    /// migrate before the step ends); the point stays alive while it is
+    /// parked.
     #[link_section = "probe_trap_text"]
     #[inline(never)]
     fn park_user_step(&self, frame: StepFrame<A>) {
+        self.points[frame.point as usize]
+            .parked
+            .fetch_add(1, Ordering::AcqRel);
         let task = self.services.task_state();
-        // SAFETY: the current task's own state, on its behalf.
-        unsafe { *task.step.get() = Some(frame) };
+        // SAFETY: the current task's own stack, on its behalf.
+        if let Some(evicted) = unsafe { task.steps.push(frame) } {
+            self.leaked_user_steps.fetch_add(1, Ordering::Relaxed);
+            self.unpin(&evicted);
+        }
     }
 
     #[inline(always)]
@@ -390,7 +477,9 @@ impl<
         cpu: usize,
     ) {
         let state = &self.cpus[cpu];
-        state.with(|c| c.in_handler = true);
+        if !state.enter_handler() {
+            return;
+        }
         for p in self.chain(point) {
             let rec = &self.probes[p as usize];
             if !rec.enabled.load(Ordering::Acquire) {
@@ -404,7 +493,7 @@ impl<
                 let ctx = ProbeContext {
                     id: ProbeId {
                         index: p,
-                        generation: rec.generation.load(Ordering::Relaxed),
+                        generation: rec.generation(),
                     },
                     addr,
                     data: cfg.data,
@@ -415,21 +504,31 @@ impl<
                 post(&ctx, regs);
             }
         }
-        state.with(|c| c.in_handler = false);
+        state.leave_handler();
     }
 }
 
-/// Nesting deeper than the CPU's step stack: undo the step set-up, and let
-/// the breakpoint trap again later rather than lose track of a step.
+/// Byte comparison the compiler keeps inline (no `memcmp` call).
+#[link_section = "probe_trap_text"]
+#[inline(always)]
+fn bytes_equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The kernel's `cpu_id` broke the trap entry points' contract.
 #[link_section = "probe_trap_text"]
 #[cold]
 #[inline(never)]
-fn too_deep<A: Arch, R: Registers>(
-    regs: &mut R,
-    decoded: &probe_hal::Decoded<A::Insn>,
-    addr: usize,
-    state: A::StepState,
-) {
-    A::abort_step(decoded, regs, addr, state);
-    log::error!("probe at {addr:#x}: nesting deeper than {MAX_NESTING}");
+fn cpu_out_of_range(cpu: usize, cpus: usize) -> ! {
+    panic!("probe engine: cpu_id() returned {cpu}, beyond the engine's CPUS = {cpus}")
 }

@@ -160,6 +160,11 @@ impl<const PAGES: usize> XolArea<PAGES> {
             .map(|p| p.base)
     }
 
+    /// The space and base of page entry `i`, if in use.
+    pub(crate) fn page(&self, i: usize) -> Option<(Space, usize)> {
+        self.pages.get(i)?.as_ref().map(|p| (p.space, p.base))
+    }
+
     /// Slots in use across all pages.
     pub(crate) fn slots_in_use(&self) -> usize {
         self.pages.iter().flatten().map(SlotPage::in_use).sum()

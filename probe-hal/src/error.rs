@@ -37,8 +37,9 @@ pub enum Capacity {
     SlotPages,
     /// A batch is larger than the engine can hold.
     Batch,
-    /// The per-task table of in-flight user-mode steps.
-    UserSteps,
+    /// Return-probe instances: the engine-wide pool is empty (copying a
+    /// forking task's pending returns).
+    Instances,
 }
 
 /// What went wrong, precisely enough for a user to fix it.
@@ -91,6 +92,17 @@ pub enum ProbeErrorKind {
     },
     /// The request itself is malformed (the text says how).
     InvalidRequest(&'static str),
+    /// The instruction at the address would overlap the instruction of
+    /// another probe point (its bytes intersect the other point's).
+    Overlaps {
+        /// Address of the probed instruction it would overlap.
+        other: usize,
+    },
+    /// Registration, unregistration, enabling or disabling was called from
+    /// a probe handler or another trap-path context (it may wait for a
+    /// grace period, which a handler running with interrupts masked would
+    /// never see end).
+    InTrapContext,
 }
 
 /// The error of every fallible probe operation: what went wrong and where.
@@ -144,7 +156,7 @@ impl fmt::Display for Capacity {
             Capacity::ProbePoints => "probe-point table",
             Capacity::SlotPages => "out-of-line slot pages",
             Capacity::Batch => "batch",
-            Capacity::UserSteps => "in-flight user step table",
+            Capacity::Instances => "return-probe instance pool",
         })
     }
 }
@@ -181,6 +193,13 @@ impl fmt::Display for ProbeErrorKind {
                 write!(f, "offset lies outside the {size}-byte symbol")
             }
             Self::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+            Self::Overlaps { other } => write!(
+                f,
+                "the instruction overlaps the instruction probed at {other:#x}"
+            ),
+            Self::InTrapContext => f.write_str(
+                "called from a probe handler (trap context): registration may wait for a grace period",
+            ),
         }
     }
 }

@@ -15,7 +15,12 @@ pub trait ReturnHook: Sync {
     /// A probed function returned into the trampoline with `regs`; run the
     /// return handlers and give the real return address. Implementations
     /// also set `regs`'s pc to it.
-    fn on_return(&self, regs: &mut dyn Registers) -> usize;
+    ///
+    /// # Safety
+    /// Called by a return trampoline on behalf of the current task, with
+    /// interrupts masked for the whole call (return handlers run like
+    /// trap handlers), and `regs` the frame the trampoline saved.
+    unsafe fn on_return(&self, regs: &mut dyn Registers) -> usize;
 }
 
 const EMPTY: u8 = 0;
@@ -76,12 +81,17 @@ pub fn return_hook() -> Option<&'static dyn ReturnHook> {
 /// Called by a backend's return trampoline: runs the engine's return
 /// handling and gives the address to resume at.
 ///
+/// # Safety
+/// As for [`ReturnHook::on_return`]: the trampoline masked interrupts and
+/// runs on behalf of the current task.
+///
 /// # Panics
 /// If no hook was installed: a trampoline can only be reached after the
 /// engine hijacked a return, which it does only once installed.
-pub fn dispatch_return(regs: &mut dyn Registers) -> usize {
+pub unsafe fn dispatch_return(regs: &mut dyn Registers) -> usize {
     match return_hook() {
-        Some(h) => h.on_return(regs),
+        // SAFETY: the caller's promise, passed on.
+        Some(h) => unsafe { h.on_return(regs) },
         None => panic!("return trampoline reached with no return hook installed"),
     }
 }

@@ -92,6 +92,9 @@ pub const DECISIONS: &[Decision] = &[
         "sys",
         Class::Refuse("enters the kernel; its return address would be the slot"),
     ),
+    // Reads its target from memory: simulated through the data-access
+    // interface (a bad pointer is a fault the kernel delivers).
+    row(op::CALLM, "callm", Class::Simulate),
 ];
 
 /// The decision for `op`, if it is an opcode.
@@ -284,7 +287,7 @@ impl Arch for Toy {
         insn: &Decoded<ToyInsn>,
         addr: usize,
         regs: &mut R,
-        _mem: &dyn DataAccess,
+        mem: &dyn DataAccess,
     ) -> Result<(), MemoryFault> {
         let b = insn.insn.bytes;
         let (rd, rs) = ((b[1] >> 4) as usize, (b[1] & 15) as usize);
@@ -297,6 +300,12 @@ impl Arch for Toy {
             }
             op::BEQ if regs.gpr(rd) == regs.gpr(rs) => (addr as i64 + b[2] as i8 as i64) as usize,
             op::BEQ => addr + 4,
+            op::CALLM => {
+                let at = regs.gpr(b[1] as usize).wrapping_add(b[2] as i8 as usize);
+                let target = mem.read_word(at)?;
+                regs.set_gpr(RA, addr + 4);
+                target
+            }
             other => unreachable!("opcode {other:#x} is not simulated"),
         };
         regs.set_pc(next);

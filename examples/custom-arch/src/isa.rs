@@ -63,6 +63,9 @@ pub mod op {
     pub const LL: u8 = 0x88;
     /// `sys`: system call
     pub const SYS: u8 = 0x89;
+    /// `callm [rs + imm8]`: r14 = addr + 4; pc = mem64[rs + imm8] (a call
+    /// through memory, like x86 `call [rax + 8]`)
+    pub const CALLM: u8 = 0x8a;
 }
 
 /// Length of the instruction starting with opcode `op`, if it is one.
@@ -169,5 +172,9 @@ pub mod asm {
     /// `sys`
     pub const fn sys() -> [u8; 4] {
         [op::SYS, 0, 0, 0]
+    }
+    /// `callm [rs + imm]`
+    pub const fn callm(rs: usize, imm: i8) -> [u8; 4] {
+        [op::CALLM, rs as u8, imm as u8, 0]
     }
 }

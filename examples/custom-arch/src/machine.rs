@@ -125,7 +125,9 @@ impl Cpu {
             // The kernel-mode return trampoline: what a backend's assembly
             // trampoline does, through probe-hal's `ReturnHook`.
             let hook: &dyn ReturnHook = engine;
-            let real = hook.on_return(&mut self.regs);
+            // SAFETY: the interpreter runs one CPU at a time on behalf of the
+            // task `switch_to` named, as a masked trampoline would.
+            let real = unsafe { hook.on_return(&mut self.regs) };
             assert_eq!(real, self.regs.pc as usize);
             return None;
         }
@@ -162,8 +164,12 @@ impl Cpu {
                 self.traps += 1;
                 self.link = None;
                 let mode = self.mode();
-                if engine.handle_breakpoint(&mut self.regs, mode) == TrapOutcome::NotOurs {
-                    return Some(Stop::ForeignBreakpoint(pc));
+                // SAFETY: traps are taken one at a time on this CPU (which
+                // `switch_to` made the world's current CPU and task).
+                match unsafe { engine.handle_breakpoint(&mut self.regs, mode) } {
+                    TrapOutcome::NotOurs => return Some(Stop::ForeignBreakpoint(pc)),
+                    TrapOutcome::Fault { addr } => return self.deliver_fault(world, addr),
+                    _ => {}
                 }
             }
             op::PUSH => {
@@ -256,6 +262,16 @@ impl Cpu {
                 self.regs.set_pc(next4)
             }
             op::SYS => self.regs.set_pc(next4),
+            op::CALLM => {
+                let a = r(self, b[1] as usize).wrapping_add(imm8 as u64) as usize;
+                match world.load_u64(self.space, a) {
+                    Ok(v) => {
+                        self.regs.set_gpr(crate::isa::RA, next4);
+                        self.regs.set_pc(v as usize)
+                    }
+                    Err(f) => return self.fault(world, engine, f.addr),
+                }
+            }
             _ => return self.fault(world, engine, pc),
         }
         None
@@ -271,7 +287,15 @@ impl Cpu {
         self.traps += 1;
         self.link = None;
         let mode = self.mode();
-        let _aborted = engine.handle_fault(&mut self.regs, mode) == FaultOutcome::StepAborted;
+        // SAFETY: as for breakpoints above.
+        let _aborted =
+            unsafe { engine.handle_fault(&mut self.regs, mode) } == FaultOutcome::StepAborted;
+        self.deliver_fault(world, addr)
+    }
+
+    /// The kernel's own fault handling: its fix-up table at the pc, or the
+    /// fault stops the CPU.
+    fn deliver_fault(&mut self, world: &World, addr: usize) -> Option<Stop> {
         let pc = self.regs.pc as usize;
         let fixup = world
             .fixups

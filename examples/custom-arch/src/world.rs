@@ -64,7 +64,7 @@ struct SpaceMem {
 
 /// See the module documentation.
 pub struct World {
-    spaces: Mutex<BTreeMap<usize, SpaceMem>>,
+    spaces: Mutex<BTreeMap<(bool, usize), SpaceMem>>,
     /// Every service call, in order.
     pub log: Mutex<Vec<Event>>,
     cpu: AtomicUsize,
@@ -75,8 +75,11 @@ pub struct World {
     symbols: Mutex<Vec<(&'static str, Symbol)>>,
     blacklist: Vec<Range<usize>>,
     failing_writes: Mutex<Vec<usize>>,
+    /// `read` calls the engine made (registration cost).
+    pub reads: AtomicUsize,
     page_limit: AtomicUsize,
     far_pages: AtomicBool,
+    no_preempt_wait: AtomicBool,
     pages: Mutex<Vec<(Space, usize)>>,
     /// Runs after every text write: a test runs other CPUs while the engine
     /// holds its registration lock.
@@ -89,10 +92,10 @@ pub struct World {
     pub fixups: Mutex<Vec<(usize, usize)>>,
 }
 
-fn key(space: Space) -> usize {
+fn key(space: Space) -> (bool, usize) {
     match space {
-        Space::Kernel => 0,
-        Space::User(a) => a + 1,
+        Space::Kernel => (false, 0),
+        Space::User(a) => (true, a),
     }
 }
 
@@ -109,8 +112,10 @@ impl World {
             symbols: Mutex::new(Vec::new()),
             blacklist: blacklist.to_vec(),
             failing_writes: Mutex::new(Vec::new()),
+            reads: AtomicUsize::new(0),
             page_limit: AtomicUsize::new(usize::MAX),
             far_pages: AtomicBool::new(false),
+            no_preempt_wait: AtomicBool::new(false),
             pages: Mutex::new(Vec::new()),
             text_write_hook: Mutex::new(None),
             sync_hook: Mutex::new(None),
@@ -248,6 +253,12 @@ impl World {
         self.far_pages.store(far, Ordering::SeqCst);
     }
 
+    /// Declare that the grace period does not wait for tasks preempted in
+    /// a kernel slot (the engine then boosts no kernel probe).
+    pub fn grace_period_ignores_preempted_tasks(&self) {
+        self.no_preempt_wait.store(true, Ordering::SeqCst);
+    }
+
     /// Run `hook` inside every grace period from now on.
     pub fn on_synchronize(&self, hook: impl FnMut() + Send + 'static) {
         *self.sync_hook.lock().unwrap() = Some(Box::new(hook));
@@ -305,6 +316,7 @@ impl KernelServices<Toy> for Kernel {
     }
 
     fn read(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        self.0.reads.fetch_add(1, Ordering::Relaxed);
         self.0.read_raw(space, addr, buf)
     }
 
@@ -410,6 +422,12 @@ impl KernelServices<Toy> for Kernel {
                 *slot = Some(h);
             }
         }
+    }
+
+    fn kernel_slots_covered_by_grace_period(&self) -> bool {
+        // The world's grace period is checked against every CPU's pc (no
+        // slot page is freed while a CPU runs in it).
+        !self.0.no_preempt_wait.load(Ordering::SeqCst)
     }
 
     fn lookup_symbol(&self, name: &str) -> Option<Symbol> {

@@ -38,14 +38,29 @@ fn a_breakpoint_removed_while_the_cpu_trapped_re_executes_the_original() {
         assert_eq!(cpu.step(fx.w, fx.e), None);
     }
     // CPU 1 fetched the breakpoint and is entering its trap handler; CPU 0
-    // unregisters in between.
+    // unregisters in between: CPU 1's lookup happens inside the grace
+    // period (which cannot end before CPU 1 leaves trap context).
+    let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (o, e, w) = (outcome.clone(), fx.e, fx.w);
+    let regs = std::sync::Arc::new(std::sync::Mutex::new(cpu.regs));
+    let r = regs.clone();
+    fx.w.on_synchronize(move || {
+        if o.lock().unwrap().is_some() {
+            return;
+        }
+        w.switch_to(1, 1);
+        let mut regs = r.lock().unwrap();
+        // SAFETY: one simulated CPU at a time; CPU 1 takes its trap.
+        let got = unsafe { e.handle_breakpoint(&mut *regs, ExecMode::Kernel) };
+        *o.lock().unwrap() = Some(got);
+        w.switch_to(0, 0);
+    });
     fx.w.switch_to(0, 0);
     fx.e.unregister(id).unwrap();
+    fx.w.clear_sync_hook();
     fx.w.switch_to(1, 1);
-    assert_eq!(
-        fx.e.handle_breakpoint(&mut cpu.regs, ExecMode::Kernel),
-        TrapOutcome::Handled
-    );
+    assert_eq!(*outcome.lock().unwrap(), Some(TrapOutcome::Handled));
+    cpu.regs = *regs.lock().unwrap();
     assert_eq!(
         cpu.regs.pc as usize,
         ARITH + 8,
@@ -78,7 +93,8 @@ fn a_fault_in_a_kernel_slot_reaches_the_kernels_fixup_at_the_probe_address() {
     let mut regs = cpu.regs;
     regs.pc = 0x2222;
     assert_eq!(
-        fx.e.handle_fault(&mut regs, ExecMode::Kernel),
+        // SAFETY: one simulated CPU; traps taken one at a time.
+        unsafe { fx.e.handle_fault(&mut regs, ExecMode::Kernel) },
         probe_core::FaultOutcome::NotOurs
     );
     assert_eq!(regs.pc, 0x2222);
@@ -357,7 +373,8 @@ fn a_hardware_single_step_trap_can_end_a_step() {
     regs.r[2] = 7;
     fx.w.switch_to(0, 0);
     assert_eq!(
-        fx.e.handle_breakpoint(&mut regs, ExecMode::Kernel),
+        // SAFETY: one simulated CPU; traps taken one at a time.
+        unsafe { fx.e.handle_breakpoint(&mut regs, ExecMode::Kernel) },
         TrapOutcome::Handled
     );
     let slot = regs.pc as usize;
@@ -365,7 +382,8 @@ fn a_hardware_single_step_trap_can_end_a_step() {
     // nothing in flight on another CPU
     fx.w.switch_to(1, 0);
     assert_eq!(
-        fx.e.handle_single_step(&mut regs, ExecMode::Kernel),
+        // SAFETY: one simulated CPU; traps taken one at a time.
+        unsafe { fx.e.handle_single_step(&mut regs, ExecMode::Kernel) },
         TrapOutcome::NotOurs
     );
     fx.w.switch_to(0, 0);
@@ -373,7 +391,8 @@ fn a_hardware_single_step_trap_can_end_a_step() {
     regs.r[1] = 12;
     regs.pc = (slot + 2) as u64;
     assert_eq!(
-        fx.e.handle_single_step(&mut regs, ExecMode::Kernel),
+        // SAFETY: one simulated CPU; traps taken one at a time.
+        unsafe { fx.e.handle_single_step(&mut regs, ExecMode::Kernel) },
         TrapOutcome::Handled
     );
     assert_eq!(regs.pc as usize, ARITH + 0xa);
@@ -381,7 +400,8 @@ fn a_hardware_single_step_trap_can_end_a_step() {
     assert_eq!((hits(s), s.post.load(Ordering::SeqCst)), (1, 1));
     assert_eq!(s.r1_post.load(Ordering::SeqCst), 12);
     assert_eq!(
-        fx.e.handle_single_step(&mut regs, ExecMode::Kernel),
+        // SAFETY: one simulated CPU; traps taken one at a time.
+        unsafe { fx.e.handle_single_step(&mut regs, ExecMode::Kernel) },
         TrapOutcome::NotOurs
     );
 }

@@ -166,7 +166,7 @@ fn tearing_down_an_address_space_drops_its_probes_and_pages() {
                 .data(b),
         )
         .unwrap();
-    fx.e.release_space(1);
+    fx.e.release_space(1).unwrap();
     assert_eq!(
         fx.e.list::<8>().iter().map(|i| i.id).collect::<Vec<_>>(),
         vec![kb]

@@ -367,9 +367,21 @@ fn breakpoint(frame: &mut TrapFrame, mode: ExecMode) {
     // A CPU trapping on a breakpoint CPU 0 is removing must still answer
     // its instruction-fetch request, or both would wait for each other.
     crate::smp::icache_point(csr::cpu_id());
-    match ENGINE.handle_breakpoint(&mut frame.regs, mode) {
+    // SAFETY: exceptions run with CRMD.IE cleared on the CPU `cpu_id`
+    // reads; user traps come from the task the services name.
+    match unsafe { ENGINE.handle_breakpoint(&mut frame.regs, mode) } {
         TrapOutcome::Handled => {}
-        TrapOutcome::NotOurs => match mode {
+        TrapOutcome::Fault { addr } => {
+            crate::println!(
+                "simulated instruction at {:#x} faulted at {addr:#x}",
+                frame.regs.csr_era
+            );
+            match mode {
+                ExecMode::User => crate::user::end_task(frame, crate::user::Ending::Break),
+                ExecMode::Kernel => crate::exit::fail(),
+            }
+        }
+        _ => match mode {
             ExecMode::User => crate::user::end_task(frame, crate::user::Ending::Break),
             ExecMode::Kernel => {
                 crate::println!(
@@ -388,7 +400,8 @@ fn breakpoint(frame: &mut TrapFrame, mode: ExecMode) {
 #[link_section = ".text.kernel_trap"]
 fn fault(frame: &mut TrapFrame, mode: ExecMode) {
     let era = frame.regs.csr_era;
-    let outcome = ENGINE.handle_fault(&mut frame.regs, mode);
+    // SAFETY: as in `breakpoint`.
+    let outcome = unsafe { ENGINE.handle_fault(&mut frame.regs, mode) };
     let record = FaultRecord {
         ecode: csr::ecode(frame.regs.csr_estat),
         subcode: csr::esubcode(frame.regs.csr_estat),

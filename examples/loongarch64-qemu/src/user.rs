@@ -251,7 +251,8 @@ pub fn run(func: usize, a0: usize, a1: usize) -> UserRun {
         .unwrap_or(Ending::BadSyscall);
     if ending != Ending::Exit {
         // The task died: its pending return instances go back to the pool.
-        ENGINE.release_task(kernel::task(USER_TASK));
+        // SAFETY: the task died: it never runs again on this state.
+        unsafe { ENGINE.release_task(kernel::task(USER_TASK)) };
     }
     UserRun {
         value: exit.value,

@@ -95,7 +95,18 @@ extern "C" fn on_trap(_sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
     // SAFETY: `ctx` is this SA_SIGINFO handler's ucontext; the frame is
     // the only reference to it.
     let mut frame = unsafe { SignalFrame::from_context(ctx) };
-    if ENGINE.handle_breakpoint(&mut frame, ExecMode::Kernel) == TrapOutcome::NotOurs {
+    // SAFETY: the SIGTRAP handler runs with the signals that play
+    // interrupts blocked, on the thread the services name as the CPU; the
+    // frame is the interrupted context's.
+    let outcome = unsafe { ENGINE.handle_breakpoint(&mut frame, ExecMode::Kernel) };
+    if let TrapOutcome::Fault { addr } = outcome {
+        // A simulated instruction faulted: what the kernel would do is
+        // deliver the fault at the probe address; here that is fatal.
+        say("x86_64-linux: a simulated instruction faulted at ", addr);
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() };
+    }
+    if outcome == TrapOutcome::NotOurs {
         say(
             "x86_64-linux: an int3 that is not a probe at ",
             frame.pc() - 1,
@@ -113,7 +124,8 @@ extern "C" fn on_fault(sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
     let _errno = SavedErrno::save();
     // SAFETY: as in `on_trap`.
     let mut frame = unsafe { SignalFrame::from_context(ctx) };
-    match ENGINE.handle_fault(&mut frame, ExecMode::Kernel) {
+    // SAFETY: as in `on_trap`.
+    match unsafe { ENGINE.handle_fault(&mut frame, ExecMode::Kernel) } {
         FaultOutcome::StepAborted => FAULTS_ABORTED.fetch_add(1, Ordering::AcqRel),
         FaultOutcome::NotOurs => FAULTS_NOT_OURS.fetch_add(1, Ordering::AcqRel),
     };

@@ -98,7 +98,9 @@ impl Drop for Registration {
     fn drop(&mut self) {
         // The thread runs no probed code any more: give its return
         // instances back, then its CPU index.
-        ENGINE.release_task(self.task);
+        // SAFETY: the thread is exiting: it runs no probed code any more
+        // and nothing else uses its task state.
+        unsafe { ENGINE.release_task(self.task) };
         INDEX.set(NONE);
         TASK.set(None);
         SLOTS[self.index].tid.store(0, Ordering::Release);
@@ -139,9 +141,11 @@ fn unregistered() -> ! {
 pub struct ReturnPath;
 
 impl ReturnHook for ReturnPath {
-    fn on_return(&self, regs: &mut dyn Registers) -> usize {
+    unsafe fn on_return(&self, regs: &mut dyn Registers) -> usize {
         let outer = ON_RETURN_PATH.replace(true);
-        let real = ENGINE.on_return(regs);
+        // SAFETY: the caller's promise (the trampoline, on this thread),
+        // passed on.
+        let real = unsafe { ENGINE.on_return(regs) };
         ON_RETURN_PATH.set(outer);
         real
     }

@@ -23,7 +23,7 @@
 //! overwrite the outer frame; the gap nests.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hal_x86_64::PtRegs;
 use probe_core::{ExecMode, FaultOutcome, TrapOutcome};
@@ -42,6 +42,18 @@ static STEP_END_FLAGS: AtomicU64 = AtomicU64::new(0);
 static ABORTED_STEPS: AtomicU64 = AtomicU64::new(0);
 /// Faults resolved through the exception table.
 static FIXUPS: AtomicU64 = AtomicU64::new(0);
+/// Simulated instructions that faulted (delivered through the exception
+/// table), and the data address of the last one.
+static SIMULATED_FAULTS: AtomicU64 = AtomicU64::new(0);
+static LAST_SIMULATED_FAULT: AtomicUsize = AtomicUsize::new(0);
+
+/// Simulated instructions that faulted, and the last faulting address.
+pub fn simulated_faults() -> (u64, usize) {
+    (
+        SIMULATED_FAULTS.load(Ordering::SeqCst),
+        LAST_SIMULATED_FAULT.load(Ordering::SeqCst),
+    )
+}
 
 /// Breakpoint traps taken so far.
 pub fn traps() -> u64 {
@@ -238,10 +250,32 @@ extern "C" fn on_breakpoint(regs: *mut PtRegs) {
         STEP_ENDS.fetch_add(1, Ordering::SeqCst);
         STEP_END_FLAGS.store(regs.eflags, Ordering::SeqCst);
     }
-    if ENGINE.handle_breakpoint(regs, ExecMode::Kernel) == TrapOutcome::NotOurs {
-        println!("unexpected int3 at {at:#x} (no probe there)");
-        crate::report::crashed();
-        exit(Verdict::Crashed);
+    // SAFETY: vector 3 runs with interrupts masked (interrupt gate) on
+    // the only CPU, which `cpu_id` names; `regs` is the interrupted frame.
+    match unsafe { ENGINE.handle_breakpoint(regs, ExecMode::Kernel) } {
+        TrapOutcome::Handled => {}
+        TrapOutcome::Fault { addr } => {
+            // A simulated instruction faulted: deliver it as the original
+            // instruction's fault, through the exception table.
+            SIMULATED_FAULTS.fetch_add(1, Ordering::SeqCst);
+            LAST_SIMULATED_FAULT.store(addr, Ordering::SeqCst);
+            if let Some(fixup) = extable::fixup(regs.rip as usize) {
+                FIXUPS.fetch_add(1, Ordering::SeqCst);
+                regs.rip = fixup as u64;
+                return;
+            }
+            println!(
+                "simulated instruction at {:#x} faulted at {addr:#x}",
+                regs.rip
+            );
+            crate::report::crashed();
+            exit(Verdict::Crashed);
+        }
+        _ => {
+            println!("unexpected int3 at {at:#x} (no probe there)");
+            crate::report::crashed();
+            exit(Verdict::Crashed);
+        }
     }
 }
 
@@ -251,7 +285,8 @@ extern "C" fn on_fault(regs: *mut PtRegs, vector: u64) {
     // SAFETY: as in `on_breakpoint`.
     let regs = unsafe { &mut *regs };
     let cr2 = cpu::cr2();
-    if ENGINE.handle_fault(regs, ExecMode::Kernel) == FaultOutcome::StepAborted {
+    // SAFETY: as in `on_breakpoint` (vectors 13 and 14 are interrupt gates).
+    if unsafe { ENGINE.handle_fault(regs, ExecMode::Kernel) } == FaultOutcome::StepAborted {
         ABORTED_STEPS.fetch_add(1, Ordering::SeqCst);
     }
     if let Some(fixup) = extable::fixup(regs.rip as usize) {

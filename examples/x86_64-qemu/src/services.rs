@@ -233,6 +233,11 @@ impl KernelServices<X86_64> for Ring0 {
         GRACE_PERIODS.fetch_add(1, Ordering::SeqCst);
     }
 
+    fn kernel_slots_covered_by_grace_period(&self) -> bool {
+        // One CPU and no preemption: nothing can be stopped inside a slot.
+        true
+    }
+
     fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
         symbols::lookup(name)
     }

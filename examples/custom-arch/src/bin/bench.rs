@@ -59,10 +59,12 @@ fn setup(n: usize) -> &'static BenchEngine {
 #[inline(never)]
 fn hit(engine: &BenchEngine, regs: &mut ToyRegs, addr: usize) {
     regs.set_pc(addr);
-    let a = engine.handle_breakpoint(regs, ExecMode::Kernel);
+    // SAFETY: one simulated CPU, traps taken one at a time.
+    let a = unsafe { engine.handle_breakpoint(regs, ExecMode::Kernel) };
     // the slot's copy (a nop) ran: the pc is on the step-end marker
     regs.set_pc(regs.pc() + 2);
-    let b = engine.handle_breakpoint(regs, ExecMode::Kernel);
+    // SAFETY: as above.
+    let b = unsafe { engine.handle_breakpoint(regs, ExecMode::Kernel) };
     debug_assert!(a == TrapOutcome::Handled && b == TrapOutcome::Handled);
     debug_assert_eq!(regs.pc(), addr + 2);
 }

@@ -169,9 +169,11 @@ const X86_64_SLOT_LEN: usize = <X86_64 as probe_hal::Arch>::SLOT_LEN;
 #[inline(never)]
 fn hit(engine: &OurEngine, regs: &mut PtRegs, addr: usize) {
     regs.rip = (addr + 1) as u64;
-    let first = engine.handle_breakpoint(regs, ExecMode::Kernel);
+    // SAFETY: one simulated CPU, traps taken one at a time.
+    let first = unsafe { engine.handle_breakpoint(regs, ExecMode::Kernel) };
     regs.rip += INSN_LEN as u64 + 1;
-    let second = engine.handle_breakpoint(regs, ExecMode::Kernel);
+    // SAFETY: as above.
+    let second = unsafe { engine.handle_breakpoint(regs, ExecMode::Kernel) };
     assert!(
         first == TrapOutcome::Handled
             && second == TrapOutcome::Handled

@@ -178,7 +178,8 @@ pub fn run(r: &mut Report) {
     );
 
     // The address space goes away: its slot pages and trampoline with it.
-    ENGINE.release_space(USER_ASID);
+    let released = ENGINE.release_space(USER_ASID);
+    r.check(released.is_ok(), format_args!("release_space succeeds"));
     r.check_eq(
         kernel::pages_held().1,
         0,

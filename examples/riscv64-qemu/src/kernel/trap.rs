@@ -285,14 +285,22 @@ extern "C" fn strap_handler(frame: &mut TrapFrame) -> usize {
         fatal(regs, "unexpected interrupt (none is enabled)");
     }
     match regs.cause {
-        cause::BREAKPOINT => match ENGINE.handle_breakpoint(regs, mode) {
+        // SAFETY: traps run with sstatus.SIE clear on the hart `cpu_id`
+        // reads; user traps come from the task the services name.
+        cause::BREAKPOINT => match unsafe { ENGINE.handle_breakpoint(regs, mode) } {
             TrapOutcome::Handled => RESUME,
-            TrapOutcome::NotOurs if from_user => {
+            TrapOutcome::Fault { .. } if from_user => {
+                // What SIGSEGV would do: the run ends.
+                regs.a0 = user::FAULTED;
+                LEAVE_USER
+            }
+            TrapOutcome::Fault { .. } => fatal(regs, "a simulated instruction faulted"),
+            _ if from_user => {
                 // What SIGTRAP would do: the run ends.
                 regs.a0 = user::BREAKPOINT_NOT_OURS;
                 LEAVE_USER
             }
-            TrapOutcome::NotOurs => fatal(regs, "a breakpoint the engine did not write"),
+            _ => fatal(regs, "a breakpoint the engine did not write"),
         },
         cause::INSN_MISALIGNED
         | cause::INSN_ACCESS
@@ -305,7 +313,8 @@ extern "C" fn strap_handler(frame: &mut TrapFrame) -> usize {
         | cause::LOAD_PAGE_FAULT
         | cause::STORE_PAGE_FAULT => {
             let trap_pc = regs.epc;
-            let outcome = ENGINE.handle_fault(regs, mode);
+            // SAFETY: as for breakpoints above.
+            let outcome = unsafe { ENGINE.handle_fault(regs, mode) };
             record_fault(FaultRecord {
                 cause: regs.cause,
                 trap_pc,

@@ -277,7 +277,7 @@ fn uretprobe() -> Outcome {
         1,
         "user slot pages after unregister (the trampoline's)"
     );
-    ENGINE.release_space(user::ASID);
+    ensure!(ENGINE.release_space(user::ASID).is_ok(), "release_space");
     ensure_eq!(
         slots::USER.in_use(),
         0,

@@ -25,7 +25,9 @@ fn breakpoint(child: &Child) -> Result<(), String> {
     let mut regs = from_user_regs(&u);
     services::set_current(child.pid);
     let before = regs.rip;
-    let o = ENGINE.handle_breakpoint(&mut regs, ExecMode::User);
+    // SAFETY: the tracer handles one stopped child at a time; `set_current`
+    // made the services name that child's task and space.
+    let o = unsafe { ENGINE.handle_breakpoint(&mut regs, ExecMode::User) };
     if std::env::var_os("TRACER_DEBUG").is_some() {
         eprintln!(
             "trap pid {} rip {:#x} -> {:?} rip {:#x}",
@@ -37,7 +39,18 @@ fn breakpoint(child: &Child) -> Result<(), String> {
             to_user_regs(&regs, &mut u);
             ptrace::setregs(child.pid, &u)
         }
-        TrapOutcome::NotOurs => Err(format!(
+        TrapOutcome::Fault { addr } => {
+            // Deliver the fault as the original instruction's: SIGSEGV at
+            // the probe address.
+            to_user_regs(&regs, &mut u);
+            ptrace::setregs(child.pid, &u)?;
+            ptrace::cont(child.pid, libc::SIGSEGV)?;
+            Err(format!(
+                "child {}: a simulated instruction faulted at {addr:#x}",
+                child.pid
+            ))
+        }
+        _ => Err(format!(
             "child {}: an int3 at {:#x} that is no probe",
             child.pid,
             u.rip - 1
@@ -51,7 +64,8 @@ fn fault(child: &Child, sig: c_int) -> Result<(), String> {
     let mut u = ptrace::getregs(child.pid)?;
     let mut regs = from_user_regs(&u);
     services::set_current(child.pid);
-    let outcome = ENGINE.handle_fault(&mut regs, ExecMode::User);
+    // SAFETY: as in `breakpoint`.
+    let outcome = unsafe { ENGINE.handle_fault(&mut regs, ExecMode::User) };
     if outcome == FaultOutcome::StepAborted {
         to_user_regs(&regs, &mut u);
         ptrace::setregs(child.pid, &u)?;

@@ -1,0 +1,105 @@
+//! Task lifecycle hooks: exit, exec, and signals during a user step.
+//!
+//! A user task's out-of-line step is parked in its [`TaskState`] between
+//! the breakpoint and the step-end trap, and keeps its probe point (and
+//! slot) alive while parked. The kernel's part:
+//! - **exit**: [`Engine::release_task`] once the task will never run again;
+//! - **exec**: [`Engine::exec_task`] on the execing task (its user state
+//!   goes, its kernel return instances stay: the exec system call itself
+//!   returns through them), then [`Engine::release_space`] for the old
+//!   address space;
+//! - **signal delivery**: before setting up a signal frame, ask
+//!   [`Engine::should_defer_signal`]; while it says yes, keep the signal
+//!   pending and let the task return to user mode: it runs the one
+//!   instruction in its slot, traps at the step end, and the signal is
+//!   delivered on the way out of that trap (Linux: `uprobe_deny_signal`).
+//!   A kernel that must deliver at once (a fatal signal, or no deferral
+//!   support) calls [`Engine::abort_user_step`] instead: the pc goes back
+//!   to the probe address, the step is dropped, and the probe fires again
+//!   when the task resumes there (Linux: `arch_uprobe_abort_xol`).
+
+use core::sync::atomic::Ordering;
+
+use lock_api::RawMutex;
+use probe_hal::{Arch, Registers};
+
+use crate::engine::Engine;
+use crate::services::KernelServices;
+use crate::task::TaskState;
+
+impl<
+        A: Arch,
+        L: RawMutex,
+        K: KernelServices<A>,
+        const PROBES: usize,
+        const INSTANCES: usize,
+        const CPUS: usize,
+        const PAGES: usize,
+        const DATA: usize,
+    > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
+{
+    /// The kernel calls this when a task exits (or before reusing its
+    /// [`TaskState`]): its return instances go back to the pool and its
+    /// parked user steps are dropped (their points may then be freed).
+    ///
+    /// # Safety
+    /// The task no longer runs and never will on this state (no trap on
+    /// its behalf is in progress or can start); no other call on this
+    /// task's state runs concurrently.
+    pub unsafe fn release_task(&self, task: &TaskState<A>) {
+        // SAFETY: the caller's promise.
+        unsafe { self.drop_task_state(task, |_| true) };
+    }
+
+    /// The task execs: drop its parked user steps and the return instances
+    /// that return into user space (the old program is gone), keeping its
+    /// kernel return instances (frames of the exec path itself). Call it
+    /// from the exec path before the new program runs, then
+    /// [`Engine::release_space`] for the old space if no other task uses it.
+    ///
+    /// # Safety
+    /// `task` is the current task, called from its exec path (task context,
+    /// not from a probe handler), or a task that cannot run meanwhile.
+    pub unsafe fn exec_task(&self, task: &TaskState<A>) {
+        // SAFETY: the caller's promise: nothing else touches the task's
+        // state while this runs (its own traps cannot happen: it executes
+        // this code).
+        unsafe { self.drop_task_state(task, |inst| inst.user) };
+    }
+
+    /// Whether the kernel should hold back signal delivery to `task` for
+    /// now: it has an out-of-line step parked, which completes after one
+    /// instruction (see the module documentation). Safe to call from
+    /// anywhere; takes no lock.
+    pub fn should_defer_signal(&self, task: &TaskState<A>) -> bool {
+        task.steps.depth() > 0
+    }
+
+    /// Abort the current task's parked user step whose slot holds its pc:
+    /// the pc goes back to the probe address and the step is dropped, so a
+    /// signal can be delivered at once; the probe fires again when the task
+    /// resumes there. Returns false (nothing changed) when the task has no
+    /// step parked at that pc.
+    ///
+    /// # Safety
+    /// Called with interrupts masked on behalf of the current task (the one
+    /// the services' `task_state` names), with `regs` its user-mode frame.
+    pub unsafe fn abort_user_step<R: Registers>(&self, regs: &mut R) -> bool {
+        let pc = regs.pc();
+        let task = self.services.task_state();
+        // SAFETY: the current task's own stack, on its behalf.
+        let frame = unsafe {
+            task.steps
+                .take(|f| pc >= f.slot && pc < f.slot + A::SLOT_LEN, |_| {})
+        };
+        let Some(f) = frame else { return false };
+        let info = self.points[f.point as usize].info();
+        if let Some(decoded) = &info.decoded {
+            A::abort_step(decoded, regs, info.addr, f.state);
+        }
+        self.points[f.point as usize]
+            .parked
+            .fetch_sub(1, Ordering::Release);
+        true
+    }
+}
