@@ -15,7 +15,8 @@
 //! `aarch64_insn_is_steppable_hint`, `arm_probe_decode_insn`), with the
 //! masks of `arch/arm64/include/asm/insn.h`, extended by:
 //! - `mrs` of the registers our own trap rewrites (`ELR_EL1`, `SPSR_EL1`,
-//!   `ESR_EL1`, `FAR_EL1`, and their `_EL12`/`_EL2` names for a VHE kernel);
+//!   `ESR_EL1`, `FAR_EL1`, and their `_EL12`/`_EL2` names for a VHE kernel,
+//!   and the `_EL3` ones);
 //! - `wfet`/`wfit` (wait instructions: the step runs with interrupts masked);
 //! - every word this table does not know (undecodable), in the groups we
 //!   take apart: the top-level unallocated groups, the branch and system
@@ -175,6 +176,8 @@ const fn unallocated(mask: u32, bits: u32) -> Entry {
 }
 
 const EXACT: u32 = 0xffff_ffff;
+/// The logical-immediate class (bits \[28:23\]), `N` and `imms`.
+const LOGICAL_IMMS: u32 = 0x1fc0_fc00;
 /// Everything but `Rt`/`Rd` (bits \[4:0\]).
 const NOT_RT: u32 = 0xffff_ffe0;
 /// Everything but `Rn` (bits \[9:5\]).
@@ -258,8 +261,19 @@ const DP_IMM: &[Entry] = &[
     step(0xffc0_c000, 0xd180_0000, "subg"),
     // Min/max (immediate) (FEAT_CSSC): opc 0000-0011.
     step(0x7ff0_0000, 0x11c0_0000, "smax/umax/smin/umin (immediate)"),
-    // Logical (immediate): sf = 0 with N = 1 is unallocated.
+    // Logical (immediate): sf = 0 with N = 1 is unallocated, and so are
+    // the N:imms values `DecodeBitMasks` rejects (Arm ARM J1, an element
+    // of all ones: N = 0 with imms = 011111, 101111, 110111, 111011,
+    // 111101, 11111x; N = 1 with imms = 111111).
     unallocated(0x9fc0_0000, 0x1240_0000),
+    unallocated(LOGICAL_IMMS, 0x1200_7c00),
+    unallocated(LOGICAL_IMMS, 0x1200_bc00),
+    unallocated(LOGICAL_IMMS, 0x1200_dc00),
+    unallocated(LOGICAL_IMMS, 0x1200_ec00),
+    unallocated(LOGICAL_IMMS, 0x1200_f400),
+    unallocated(LOGICAL_IMMS, 0x1200_f800),
+    unallocated(LOGICAL_IMMS, 0x1200_fc00),
+    unallocated(LOGICAL_IMMS, 0x1240_fc00),
     step(0x1f80_0000, 0x1200_0000, "logical (immediate)"),
     // Move wide (immediate): opc = 01, and sf = 0 with hw = 1x, unallocated.
     unallocated(0x7f80_0000, 0x3280_0000),
@@ -378,6 +392,10 @@ const BRANCH_SYS: &[Entry] = &[
     refuse(NOT_RT, 0xd53c_4020, "mrs elr_el2", WHY_MRS_EXC),
     refuse(NOT_RT, 0xd53c_5200, "mrs esr_el2", WHY_MRS_EXC),
     refuse(NOT_RT, 0xd53c_6000, "mrs far_el2", WHY_MRS_EXC),
+    refuse(NOT_RT, 0xd53e_4000, "mrs spsr_el3", WHY_MRS_EXC),
+    refuse(NOT_RT, 0xd53e_4020, "mrs elr_el3", WHY_MRS_EXC),
+    refuse(NOT_RT, 0xd53e_5200, "mrs esr_el3", WHY_MRS_EXC),
+    refuse(NOT_RT, 0xd53e_6000, "mrs far_el3", WHY_MRS_EXC),
     refuse(NOT_RT, 0xd53d_4000, "mrs spsr_el12", WHY_MRS_EXC),
     refuse(NOT_RT, 0xd53d_4020, "mrs elr_el12", WHY_MRS_EXC),
     refuse(NOT_RT, 0xd53d_5200, "mrs esr_el12", WHY_MRS_EXC),

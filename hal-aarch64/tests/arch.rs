@@ -95,10 +95,22 @@ const V: usize = 1 << 28;
 
 #[test]
 fn breakpoints_are_linux_arm64_brk_immediates() {
-    assert_eq!((KPROBE_BRK, KPROBE_STEP_END, UPROBE_BRK), (0xd420_0080, 0xd420_00c0, 0xd420_00a0));
-    assert_eq!(Aarch64::breakpoint(4, ExecMode::Kernel).as_bytes(), 0xd420_0080u32.to_le_bytes());
-    assert_eq!(Aarch64::breakpoint(4, ExecMode::User).as_bytes(), 0xd420_00a0u32.to_le_bytes());
-    assert_eq!(Aarch64::return_breakpoint(ExecMode::User).as_bytes(), 0xd420_00a0u32.to_le_bytes());
+    assert_eq!(
+        (KPROBE_BRK, KPROBE_STEP_END, UPROBE_BRK),
+        (0xd420_0080, 0xd420_00c0, 0xd420_00a0)
+    );
+    assert_eq!(
+        Aarch64::breakpoint(4, ExecMode::Kernel).as_bytes(),
+        0xd420_0080u32.to_le_bytes()
+    );
+    assert_eq!(
+        Aarch64::breakpoint(4, ExecMode::User).as_bytes(),
+        0xd420_00a0u32.to_le_bytes()
+    );
+    assert_eq!(
+        Aarch64::return_breakpoint(ExecMode::User).as_bytes(),
+        0xd420_00a0u32.to_le_bytes()
+    );
     assert_eq!(Aarch64::trap_address(ADDR), ADDR);
     assert_eq!(hal_aarch64::slot::brk_immediate(0xf200_0006), 6);
 }
@@ -107,7 +119,10 @@ fn breakpoints_are_linux_arm64_brk_immediates() {
 fn b_and_bl() {
     let mut f = frame();
     sim(0x1400_0008, &mut f); // b .+0x20
-    assert_eq!((f.pc, f.regs[30], f.pstate >> 10 & 3), (ADDR + 0x20, 0x101e, 0));
+    assert_eq!(
+        (f.pc, f.regs[30], f.pstate >> 10 & 3),
+        (ADDR + 0x20, 0x101e, 0)
+    );
     let mut f = frame();
     sim(0x9400_0007, &mut f); // bl .+0x1c
     assert_eq!((f.pc, f.regs[30]), (ADDR + 0x1c, NEXT));
@@ -123,20 +138,20 @@ fn b_and_bl() {
 fn b_cond_every_condition_taken_and_not_taken() {
     // (cond, flags that make it hold, flags that make it fail)
     let cases: [(u32, usize, usize); 14] = [
-        (0x0, Z, 0),         // eq
-        (0x1, 0, Z),         // ne
-        (0x2, C, 0),         // cs
-        (0x3, 0, C),         // cc
-        (0x4, N, 0),         // mi
-        (0x5, 0, N),         // pl
-        (0x6, V, 0),         // vs
-        (0x7, 0, V),         // vc
-        (0x8, C, C | Z),     // hi
-        (0x9, Z, C),         // ls
-        (0xa, N | V, N),     // ge
-        (0xb, N, 0),         // lt
-        (0xc, 0, Z),         // gt
-        (0xd, Z, 0),         // le
+        (0x0, Z, 0),     // eq
+        (0x1, 0, Z),     // ne
+        (0x2, C, 0),     // cs
+        (0x3, 0, C),     // cc
+        (0x4, N, 0),     // mi
+        (0x5, 0, N),     // pl
+        (0x6, V, 0),     // vs
+        (0x7, 0, V),     // vc
+        (0x8, C, C | Z), // hi
+        (0x9, Z, C),     // ls
+        (0xa, N | V, N), // ge
+        (0xb, N, 0),     // lt
+        (0xc, 0, Z),     // gt
+        (0xd, Z, 0),     // le
     ];
     for (cond, hold, fail) in cases {
         let word = 0x5400_00c0 | cond; // b.<cond> .+0x18
@@ -168,20 +183,24 @@ fn b_cond_every_condition_taken_and_not_taken() {
 #[test]
 fn cbz_cbnz_both_widths() {
     let cases = [
-        (0xb400_0080u32, 0usize, true),           // cbz x0, .+16
+        (0xb400_0080u32, 0usize, true), // cbz x0, .+16
         (0xb400_0080, 1 << 40, false),
-        (0x3400_0080, 1 << 40, true),             // cbz w0: the upper half is ignored
+        (0x3400_0080, 1 << 40, true), // cbz w0: the upper half is ignored
         (0x3400_0080, 1, false),
-        (0xb500_0080, 1 << 40, true),             // cbnz x0
+        (0xb500_0080, 1 << 40, true), // cbnz x0
         (0xb500_0080, 0, false),
-        (0x3500_0080, 1 << 40, false),            // cbnz w0
+        (0x3500_0080, 1 << 40, false), // cbnz w0
         (0x3500_0080, 5, true),
     ];
     for (word, x0, taken) in cases {
         let mut f = frame();
         f.regs[0] = x0;
         sim(word, &mut f);
-        assert_eq!(f.pc, if taken { ADDR + 16 } else { NEXT }, "{word:#010x} x0={x0:#x}");
+        assert_eq!(
+            f.pc,
+            if taken { ADDR + 16 } else { NEXT },
+            "{word:#010x} x0={x0:#x}"
+        );
     }
     // cbz xzr is always taken.
     let mut f = frame();
@@ -192,13 +211,13 @@ fn cbz_cbnz_both_widths() {
 #[test]
 fn tbz_tbnz_low_and_high_bits() {
     let cases = [
-        (0xb608_0041u32, 0usize, true),      // tbz x1, #33, .+8
+        (0xb608_0041u32, 0usize, true), // tbz x1, #33, .+8
         (0xb608_0041, 1 << 33, false),
-        (0xb708_0041, 1 << 33, true),        // tbnz x1, #33
+        (0xb708_0041, 1 << 33, true), // tbnz x1, #33
         (0xb708_0041, !(1 << 33), false),
-        (0x3718_0021, 1 << 3, true),         // tbnz w1, #3, .+4
+        (0x3718_0021, 1 << 3, true), // tbnz w1, #3, .+4
         (0x3718_0021, 0, false),
-        (0x3618_0021, 0, true),              // tbz w1, #3
+        (0x3618_0021, 0, true), // tbz w1, #3
         (0x3618_0021, 8, false),
     ];
     for (word, x1, taken) in cases {
@@ -206,7 +225,11 @@ fn tbz_tbnz_low_and_high_bits() {
         f.regs[1] = x1;
         sim(word, &mut f);
         let target = if word & 0x40 != 0 { ADDR + 8 } else { ADDR + 4 };
-        assert_eq!(f.pc, if taken { target } else { NEXT }, "{word:#010x} x1={x1:#x}");
+        assert_eq!(
+            f.pc,
+            if taken { target } else { NEXT },
+            "{word:#010x} x1={x1:#x}"
+        );
     }
     // Backward: tbz x0, #0, .-8.
     let mut f = frame();
@@ -220,11 +243,17 @@ fn br_blr_ret_and_btype() {
     let mut f = frame();
     f.regs[16] = 0xffff_8000_2000_0000;
     sim(0xd61f_0200, &mut f); // br x16
-    assert_eq!((f.pc, f.regs[30], f.pstate >> 10 & 3), (0xffff_8000_2000_0000, 0x101e, 0b01));
+    assert_eq!(
+        (f.pc, f.regs[30], f.pstate >> 10 & 3),
+        (0xffff_8000_2000_0000, 0x101e, 0b01)
+    );
     let mut f = frame();
     f.regs[8] = 0xffff_8000_2000_0100;
     sim(0xd63f_0100, &mut f); // blr x8
-    assert_eq!((f.pc, f.regs[30], f.pstate >> 10 & 3), (0xffff_8000_2000_0100, NEXT, 0b10));
+    assert_eq!(
+        (f.pc, f.regs[30], f.pstate >> 10 & 3),
+        (0xffff_8000_2000_0100, NEXT, 0b10)
+    );
     let mut f = frame();
     f.regs[30] = 0xffff_8000_2000_0200;
     sim(0xd63f_03c0, &mut f); // blr x30: jumps to the old x30
@@ -232,7 +261,10 @@ fn br_blr_ret_and_btype() {
     let mut f = frame();
     f.regs[30] = 0xffff_8000_2000_0300;
     sim(0xd65f_03c0, &mut f); // ret
-    assert_eq!((f.pc, f.pstate >> 10 & 3, f.pstate & 0x3c0), (0xffff_8000_2000_0300, 0, 0x3c0));
+    assert_eq!(
+        (f.pc, f.pstate >> 10 & 3, f.pstate & 0x3c0),
+        (0xffff_8000_2000_0300, 0, 0x3c0)
+    );
     let mut f = frame();
     f.regs[2] = 0x4444;
     sim(0xd65f_0040, &mut f); // ret x2
@@ -322,35 +354,39 @@ fn refusals_name_the_instruction_and_the_reason() {
         (0xd503_205f, "wfe", WHY_HINT),
     ];
     for (word, mnemonic, reason) in cases {
-        assert_eq!(refusal(word), Refusal::new(mnemonic, reason), "{word:#010x}");
+        assert_eq!(
+            refusal(word),
+            Refusal::new(mnemonic, reason),
+            "{word:#010x}"
+        );
     }
 }
 
 #[test]
 fn stepped_instructions_and_steppable_hints() {
     let cases: [(u32, &str); 22] = [
-        (0xc8df_fc01, "load/store"),              // ldar x1, [x0]
-        (0xc8a1_7c02, "load/store"),              // cas x1, x2, [x0]
-        (0x4820_7c82, "load/store"),              // casp
-        (0xf821_0002, "load/store"),              // ldadd x1, x2, [x0]
-        (0xf821_8002, "load/store"),              // swp
-        (0xf940_07e0, "load/store"),              // ldr x0, [sp, #8]
-        (0xf801_0c01, "load/store"),              // str x1, [x0, #16]!
+        (0xc8df_fc01, "load/store"),                 // ldar x1, [x0]
+        (0xc8a1_7c02, "load/store"),                 // cas x1, x2, [x0]
+        (0x4820_7c82, "load/store"),                 // casp
+        (0xf821_0002, "load/store"),                 // ldadd x1, x2, [x0]
+        (0xf821_8002, "load/store"),                 // swp
+        (0xf940_07e0, "load/store"),                 // ldr x0, [sp, #8]
+        (0xf801_0c01, "load/store"),                 // str x1, [x0, #16]!
         (0x8b02_0020, "data processing (register)"), // add x0, x1, x2
-        (0x1e62_2820, "SIMD&FP"),                 // fadd d0, d1, d2
-        (0xd50b_7b20, "sys/sysl"),                // dc cvau, x0
-        (0xd50b_7520, "sys/sysl"),                // ic ivau, x0
-        (0xd503_3b9f, "dsb"),                     // dsb ish
+        (0x1e62_2820, "SIMD&FP"),                    // fadd d0, d1, d2
+        (0xd50b_7b20, "sys/sysl"),                   // dc cvau, x0
+        (0xd50b_7520, "sys/sysl"),                   // ic ivau, x0
+        (0xd503_3b9f, "dsb"),                        // dsb ish
         (0xd503_3fdf, "isb"),
-        (0xd538_d084, "mrs"),                     // mrs x4, tpidr_el1
-        (0xd280_00a0, "movn/movz/movk"),          // mov x0, #5
-        (0xf2a0_0020, "movn/movz/movk"),          // movk
+        (0xd538_d084, "mrs"),            // mrs x4, tpidr_el1
+        (0xd280_00a0, "movn/movz/movk"), // mov x0, #5
+        (0xf2a0_0020, "movn/movz/movk"), // movk
         (0xd503_201f, "nop"),
         (0xd503_245f, "bti c"),
         (0xd503_233f, "paciasp"),
         (0xd503_237f, "pacibsp"),
         (0xd503_20ff, "xpaclri"),
-        (0x9100_0400, "add/sub (immediate)"),     // add x0, x0, #1
+        (0x9100_0400, "add/sub (immediate)"), // add x0, x0, #1
     ];
     for (word, mnemonic) in cases {
         let d = decode(word);
@@ -397,7 +433,10 @@ fn return_hijack_uses_x30_and_the_stack_pointer() {
     let mut f = frame();
     f.regs[30] = 0xffff_8000_0000_1234;
     let real = Aarch64::hijack_return(&mut f, &Memory::default(), 0xffff_8000_0000_9990).unwrap();
-    assert_eq!((real, f.regs[30]), (0xffff_8000_0000_1234, 0xffff_8000_0000_9990));
+    assert_eq!(
+        (real, f.regs[30]),
+        (0xffff_8000_0000_1234, 0xffff_8000_0000_9990)
+    );
     assert_eq!(Aarch64::entry_frame(&f), f.sp);
     assert_eq!(Aarch64::return_frame(&f), f.sp);
     assert_eq!(f.call_abi().ret, [0, 1]);
@@ -411,7 +450,13 @@ fn misaligned_short_and_undecodable() {
     assert_eq!(e.kind(), ProbeErrorKind::Undecodable);
     assert_eq!(Aarch64::insn_len(&[1, 2, 3]), None);
     assert_eq!(Aarch64::insn_len(&[1, 2, 3, 4]), Some(4));
-    for word in [0x0200_0000u32, 0x0600_0000, 0xd500_0000, 0x5500_0000, 0xd6ff_0000] {
+    for word in [
+        0x0200_0000u32,
+        0x0600_0000,
+        0xd500_0000,
+        0x5500_0000,
+        0xd6ff_0000,
+    ] {
         let e = Aarch64::decode(ADDR, &word.to_le_bytes(), ExecMode::Kernel).unwrap_err();
         assert_eq!(e.kind(), ProbeErrorKind::Undecodable, "{word:#010x}");
     }
@@ -427,7 +472,7 @@ fn exclusive_windows_are_refused_up_to_the_store() {
     let add = 0x9100_0421; // add x1, x1, #1
     let stlxr = 0xc802_fc01; // stlxr w2, x1, [x0]
     let cbnz = 0x35ff_ffa2; // cbnz w2, back
-    // After the load-exclusive: refused.
+                            // After the load-exclusive: refused.
     let e = Aarch64::check_sequence(ADDR, &words(&[add, ldaxr]), ExecMode::Kernel).unwrap_err();
     assert_eq!(
         e.kind(),
@@ -436,7 +481,9 @@ fn exclusive_windows_are_refused_up_to_the_store() {
     assert!(Aarch64::check_sequence(ADDR, &words(&[ldaxr, add]), ExecMode::Kernel).is_err());
     // After the store-exclusive: fine.
     assert!(Aarch64::check_sequence(ADDR, &words(&[ldaxr, add, stlxr]), ExecMode::Kernel).is_ok());
-    assert!(Aarch64::check_sequence(ADDR, &words(&[ldaxr, add, stlxr, cbnz]), ExecMode::Kernel).is_ok());
+    assert!(
+        Aarch64::check_sequence(ADDR, &words(&[ldaxr, add, stlxr, cbnz]), ExecMode::Kernel).is_ok()
+    );
     // Nothing before: fine; a partial word at the front is skipped.
     assert!(Aarch64::check_sequence(ADDR, &[], ExecMode::Kernel).is_ok());
     let mut b = vec![0xaa];
@@ -452,6 +499,11 @@ fn exclusive_windows_are_refused_up_to_the_store() {
 #[test]
 fn every_row_is_consistent() {
     for e in hal_aarch64::decode::all_rows() {
-        assert_eq!(e.bits & !e.mask, 0, "row {} has bits outside its mask", e.mnemonic);
+        assert_eq!(
+            e.bits & !e.mask,
+            0,
+            "row {} has bits outside its mask",
+            e.mnemonic
+        );
     }
 }

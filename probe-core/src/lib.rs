@@ -65,3 +65,6 @@ pub type NativeArch = hal_riscv64::Riscv64;
 /// The backend of the compilation target (with the `native` feature).
 #[cfg(all(feature = "native", target_arch = "loongarch64"))]
 pub type NativeArch = hal_loongarch64::LoongArch64;
+/// The backend of the compilation target (with the `native` feature).
+#[cfg(all(feature = "native", target_arch = "aarch64"))]
+pub type NativeArch = hal_aarch64::Aarch64;
