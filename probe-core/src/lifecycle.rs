@@ -24,7 +24,7 @@ use lock_api::RawMutex;
 use probe_hal::{Arch, Registers};
 
 use crate::engine::Engine;
-use crate::services::KernelServices;
+use crate::services::{KernelServices, Space};
 use crate::task::TaskState;
 
 impl<
@@ -75,15 +75,19 @@ impl<
         task.steps.depth() > 0
     }
 
-    /// Abort the current task's parked user step whose slot holds its pc:
-    /// the pc goes back to the probe address and the step is dropped, so a
-    /// signal can be delivered at once; the probe fires again when the task
-    /// resumes there. Returns false (nothing changed) when the task has no
-    /// step parked at that pc.
+    /// Settle the current task's parked user step whose slot holds its pc,
+    /// so a signal can be delivered at once: when the copied instruction
+    /// has not run yet (pc at the slot's start), the pc goes back to the
+    /// probe address and the step is dropped (the probe fires again when
+    /// the task resumes there); when it has run and only the step-end trap
+    /// is pending (an interrupt came in between), the step is completed
+    /// now, post-handlers included, as that trap would have. Returns false
+    /// (nothing changed) when the task has no step parked at that pc.
     ///
     /// # Safety
     /// Called with interrupts masked on behalf of the current task (the one
-    /// the services' `task_state` names), with `regs` its user-mode frame.
+    /// the services' `task_state` names, in the space `current_space`
+    /// names), with `regs` its user-mode frame.
     pub unsafe fn abort_user_step<R: Registers>(&self, regs: &mut R) -> bool {
         let pc = regs.pc();
         let task = self.services.task_state();
@@ -93,9 +97,14 @@ impl<
                 .take(|f| pc >= f.slot && pc < f.slot + A::SLOT_LEN, |_| {})
         };
         let Some(f) = frame else { return false };
-        let info = self.points[f.point as usize].info();
-        if let Some(decoded) = &info.decoded {
-            A::abort_step(decoded, regs, info.addr, f.state);
+        if pc == f.end {
+            let space = Space::User(self.services.current_space());
+            self.complete_step(regs, space, self.cpu_index(), &f);
+        } else {
+            let info = self.points[f.point as usize].info();
+            if let Some(decoded) = &info.decoded {
+                A::abort_step(decoded, regs, info.addr, f.state);
+            }
         }
         self.points[f.point as usize]
             .parked

@@ -283,7 +283,7 @@ impl<
     /// then the post-handlers.
     #[inline(always)]
     #[link_section = "probe_trap_text"]
-    fn complete_step<R: Registers>(
+    pub(crate) fn complete_step<R: Registers>(
         &self,
         regs: &mut R,
         space: Space,

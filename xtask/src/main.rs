@@ -6,6 +6,7 @@ mod harness;
 mod no_alloc;
 mod process;
 mod setup;
+mod soak;
 mod steps;
 mod suite;
 
@@ -26,6 +27,7 @@ commands:
                         of names) choose steps, setup always runs
   demo                  setup, then the main demonstration
   bench                 setup, then the engine benchmark
+  soak                  setup, then the long runs (10^7 model-based engine operations)
   qemu <x86_64|riscv64|loongarch64>
                         boot an example kernel under QEMU
   steps                 list the steps of test, demo and bench";
@@ -54,6 +56,9 @@ fn main() -> ExitCode {
         Some("bench") if args.len() == 1 => {
             suite::run_steps("bench", steps::BENCH, &root, &Options::default())
         }
+        Some("soak") if args.len() == 1 => {
+            suite::run_steps("soak", steps::SOAK, &root, &Options::default())
+        }
         Some("qemu") if args.len() == 2 => match qemu(&root, &args[1]) {
             Ok(()) => true,
             Err(e) => {
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
                 ("test", steps::TEST),
                 ("demo", steps::DEMO),
                 ("bench", steps::BENCH),
+                ("soak", steps::SOAK),
             ] {
                 let names: Vec<&str> = table.iter().map(|s| s.name).collect();
                 println!("{command}: {}", names.join(", "));

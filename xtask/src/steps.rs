@@ -239,13 +239,23 @@ pub const BENCH: &[Step] = &[
     },
 ];
 
+/// `cargo xtask soak`: the long runs that do not fit CI's time budget.
+pub const SOAK: &[Step] = &[
+    SETUP,
+    Step {
+        name: "model-sequences",
+        action: Action::Check(crate::soak::model),
+        timeout: minutes(60),
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_command_starts_with_setup_and_names_are_unique() {
-        for steps in [TEST, DEMO, BENCH] {
+        for steps in [TEST, DEMO, BENCH, SOAK] {
             assert_eq!(steps[0].name, "setup");
             for (i, a) in steps.iter().enumerate() {
                 assert!(

@@ -424,6 +424,11 @@ impl KernelServices<Toy> for Kernel {
         }
     }
 
+    fn may_fault(&self, addr: usize) -> bool {
+        // The fix-up table is the kernel's exception table.
+        self.0.fixups.lock().unwrap().iter().any(|f| f.0 == addr)
+    }
+
     fn kernel_slots_covered_by_grace_period(&self) -> bool {
         // The world's grace period is checked against every CPU's pc (no
         // slot page is freed while a CPU runs in it).
