@@ -127,6 +127,7 @@ impl Arch for LoongArch64 {
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn breakpoint(_insn_len: usize, mode: ExecMode) -> Breakpoint {
         slot::as_breakpoint(slot::probe_break(mode))
     }
@@ -138,6 +139,7 @@ impl Arch for LoongArch64 {
     }
 
     /// `ERA` points at the `break` itself.
+    #[link_section = "probe_trap_text"]
     fn trap_address(pc: usize) -> usize {
         pc
     }
@@ -160,6 +162,7 @@ impl Arch for LoongArch64 {
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn prepare_step<R: Registers + ?Sized>(
         _insn: &Decoded<Self::Insn>,
         regs: &mut R,
@@ -169,6 +172,7 @@ impl Arch for LoongArch64 {
         slot::prepare(regs, slot)
     }
 
+    #[link_section = "probe_trap_text"]
     fn finish_step<R: Registers + ?Sized>(
         insn: &Decoded<Self::Insn>,
         regs: &mut R,
@@ -181,6 +185,7 @@ impl Arch for LoongArch64 {
         Ok(())
     }
 
+    #[link_section = "probe_trap_text"]
     fn abort_step<R: Registers + ?Sized>(
         _insn: &Decoded<Self::Insn>,
         regs: &mut R,
@@ -190,6 +195,7 @@ impl Arch for LoongArch64 {
         slot::restore(regs, addr, state);
     }
 
+    #[link_section = "probe_trap_text"]
     fn simulate<R: Registers + ?Sized>(
         insn: &Decoded<Self::Insn>,
         addr: usize,
@@ -203,6 +209,7 @@ impl Arch for LoongArch64 {
     }
 
     /// `ra` (`r1`) := `trampoline`; returns the old `ra`.
+    #[link_section = "probe_trap_text"]
     fn hijack_return<R: Registers + ?Sized>(
         regs: &mut R,
         _mem: &dyn DataAccess,
@@ -215,11 +222,13 @@ impl Arch for LoongArch64 {
 
     /// The stack pointer at entry: the caller's, which the callee restores
     /// before it returns.
+    #[link_section = "probe_trap_text"]
     fn entry_frame<R: Registers + ?Sized>(regs: &R) -> usize {
         regs.sp()
     }
 
     /// The stack pointer on return, equal to the one at entry.
+    #[link_section = "probe_trap_text"]
     fn return_frame<R: Registers + ?Sized>(regs: &R) -> usize {
         regs.sp()
     }

@@ -92,23 +92,28 @@ impl PtRegs {
 }
 
 impl Registers for PtRegs {
+    #[link_section = "probe_trap_text"]
     fn pc(&self) -> usize {
         self.csr_era
     }
 
+    #[link_section = "probe_trap_text"]
     fn set_pc(&mut self, pc: usize) {
         self.csr_era = pc;
     }
 
+    #[link_section = "probe_trap_text"]
     fn sp(&self) -> usize {
         self.regs[SP]
     }
 
+    #[link_section = "probe_trap_text"]
     fn set_sp(&mut self, sp: usize) {
         self.regs[SP] = sp;
     }
 
     /// `r0` and numbers above 31 read as 0.
+    #[link_section = "probe_trap_text"]
     fn gpr(&self, n: usize) -> usize {
         match n {
             1..=31 => self.regs[n],
@@ -117,22 +122,26 @@ impl Registers for PtRegs {
     }
 
     /// Writes to `r0` and to numbers above 31 are ignored.
+    #[link_section = "probe_trap_text"]
     fn set_gpr(&mut self, n: usize, value: usize) {
         if let 1..=31 = n {
             self.regs[n] = value;
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn call_abi(&self) -> &'static CallAbi {
         &CALL_ABI
     }
 
     /// `csr_prmd`.
+    #[link_section = "probe_trap_text"]
     fn flags(&self) -> usize {
         self.csr_prmd
     }
 
     /// Sets `csr_prmd`.
+    #[link_section = "probe_trap_text"]
     fn set_flags(&mut self, flags: usize) {
         self.csr_prmd = flags;
     }

@@ -79,6 +79,7 @@ impl Arch for Riscv64 {
         sequence::check(addr, before)
     }
 
+    #[link_section = "probe_trap_text"]
     fn breakpoint(insn_len: usize, _mode: ExecMode) -> Breakpoint {
         breakpoint::probe_breakpoint(insn_len)
     }
@@ -87,6 +88,7 @@ impl Arch for Riscv64 {
         breakpoint::EBREAK_BREAKPOINT
     }
 
+    #[link_section = "probe_trap_text"]
     fn trap_address(pc: usize) -> usize {
         // sepc points at the ebreak itself.
         pc
@@ -103,6 +105,7 @@ impl Arch for Riscv64 {
         slot::build_slot(insn, orig, addr)
     }
 
+    #[link_section = "probe_trap_text"]
     fn prepare_step<R: Registers + ?Sized>(
         insn: &Decoded<Insn>,
         regs: &mut R,
@@ -112,6 +115,7 @@ impl Arch for Riscv64 {
         slot::prepare_step(insn, regs, slot)
     }
 
+    #[link_section = "probe_trap_text"]
     fn finish_step<R: Registers + ?Sized>(
         insn: &Decoded<Insn>,
         regs: &mut R,
@@ -124,6 +128,7 @@ impl Arch for Riscv64 {
         Ok(())
     }
 
+    #[link_section = "probe_trap_text"]
     fn abort_step<R: Registers + ?Sized>(
         _insn: &Decoded<Insn>,
         regs: &mut R,
@@ -133,6 +138,7 @@ impl Arch for Riscv64 {
         slot::abort_step(regs, addr, state);
     }
 
+    #[link_section = "probe_trap_text"]
     fn simulate<R: Registers + ?Sized>(
         insn: &Decoded<Insn>,
         addr: usize,
@@ -147,6 +153,7 @@ impl Arch for Riscv64 {
         Ok(())
     }
 
+    #[link_section = "probe_trap_text"]
     fn hijack_return<R: Registers + ?Sized>(
         regs: &mut R,
         mem: &dyn DataAccess,
@@ -155,10 +162,12 @@ impl Arch for Riscv64 {
         rethook::hijack_return(regs, mem, trampoline)
     }
 
+    #[link_section = "probe_trap_text"]
     fn entry_frame<R: Registers + ?Sized>(regs: &R) -> usize {
         rethook::frame_id(regs)
     }
 
+    #[link_section = "probe_trap_text"]
     fn return_frame<R: Registers + ?Sized>(regs: &R) -> usize {
         rethook::frame_id(regs)
     }

@@ -143,44 +143,53 @@ register_slots! {
 }
 
 impl Registers for PtRegs {
+    #[link_section = "probe_trap_text"]
     fn pc(&self) -> usize {
         self.epc
     }
 
+    #[link_section = "probe_trap_text"]
     fn set_pc(&mut self, pc: usize) {
         self.epc = pc;
     }
 
+    #[link_section = "probe_trap_text"]
     fn sp(&self) -> usize {
         self.sp
     }
 
+    #[link_section = "probe_trap_text"]
     fn set_sp(&mut self, sp: usize) {
         self.sp = sp;
     }
 
     /// Register `x<n>`; x0 and numbers above 31 read as 0.
+    #[link_section = "probe_trap_text"]
     fn gpr(&self, n: usize) -> usize {
         self.slot(n).copied().unwrap_or(0)
     }
 
     /// Set register `x<n>`; writes to x0 and numbers above 31 are ignored.
+    #[link_section = "probe_trap_text"]
     fn set_gpr(&mut self, n: usize, value: usize) {
         if let Some(r) = self.slot_mut(n) {
             *r = value;
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn call_abi(&self) -> &'static CallAbi {
         &CALL_ABI
     }
 
     /// The `status` image (`sstatus`): riscv has no flags register, and this
     /// is where the interrupted context's interrupt-enable bit (SPIE) lives.
+    #[link_section = "probe_trap_text"]
     fn flags(&self) -> usize {
         self.status
     }
 
+    #[link_section = "probe_trap_text"]
     fn set_flags(&mut self, flags: usize) {
         self.status = flags;
     }

@@ -95,6 +95,7 @@ impl Arch for X86_64 {
         decode::entry_skip(bytes)
     }
 
+    #[link_section = "probe_trap_text"]
     fn breakpoint(insn_len: usize, mode: ExecMode) -> Breakpoint {
         slot::breakpoint(insn_len, mode)
     }
@@ -103,6 +104,7 @@ impl Arch for X86_64 {
         slot::breakpoint(1, mode)
     }
 
+    #[link_section = "probe_trap_text"]
     fn trap_address(pc: usize) -> usize {
         slot::trap_address(pc)
     }
@@ -118,6 +120,7 @@ impl Arch for X86_64 {
         slot::build(insn, orig, addr, slot, boost)
     }
 
+    #[link_section = "probe_trap_text"]
     fn prepare_step<R: Registers + ?Sized>(
         insn: &Decoded<Insn>,
         regs: &mut R,
@@ -127,6 +130,7 @@ impl Arch for X86_64 {
         single_step::prepare(&insn.insn, regs, slot, boosted)
     }
 
+    #[link_section = "probe_trap_text"]
     fn finish_step<R: Registers + ?Sized>(
         insn: &Decoded<Insn>,
         regs: &mut R,
@@ -139,6 +143,7 @@ impl Arch for X86_64 {
         Ok(())
     }
 
+    #[link_section = "probe_trap_text"]
     fn abort_step<R: Registers + ?Sized>(
         insn: &Decoded<Insn>,
         regs: &mut R,
@@ -148,6 +153,7 @@ impl Arch for X86_64 {
         single_step::abort(&insn.insn, regs, addr, state)
     }
 
+    #[link_section = "probe_trap_text"]
     fn simulate<R: Registers + ?Sized>(
         insn: &Decoded<Insn>,
         addr: usize,
@@ -162,6 +168,7 @@ impl Arch for X86_64 {
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn hijack_return<R: Registers + ?Sized>(
         regs: &mut R,
         mem: &dyn DataAccess,
@@ -170,10 +177,12 @@ impl Arch for X86_64 {
         rethook::hijack(regs, mem, trampoline)
     }
 
+    #[link_section = "probe_trap_text"]
     fn entry_frame<R: Registers + ?Sized>(regs: &R) -> usize {
         rethook::entry_frame(regs)
     }
 
+    #[link_section = "probe_trap_text"]
     fn return_frame<R: Registers + ?Sized>(regs: &R) -> usize {
         rethook::return_frame(regs)
     }

@@ -171,20 +171,25 @@ impl PtRegs {
 }
 
 impl Registers for PtRegs {
+    #[link_section = "probe_trap_text"]
     fn pc(&self) -> usize {
         self.rip as usize
     }
+    #[link_section = "probe_trap_text"]
     fn set_pc(&mut self, pc: usize) {
         self.rip = pc as u64;
     }
+    #[link_section = "probe_trap_text"]
     fn sp(&self) -> usize {
         self.rsp as usize
     }
+    #[link_section = "probe_trap_text"]
     fn set_sp(&mut self, sp: usize) {
         self.rsp = sp as u64;
     }
     /// Register `n` as numbered by the encoding (0 = rax … 15 = r15); 0 for
     /// any other `n`.
+    #[link_section = "probe_trap_text"]
     fn gpr(&self, n: usize) -> usize {
         let v = match n {
             gpr::RAX => self.rax,
@@ -208,17 +213,21 @@ impl Registers for PtRegs {
         v as usize
     }
     /// Set register `n` (0 = rax … 15 = r15); other `n` are ignored.
+    #[link_section = "probe_trap_text"]
     fn set_gpr(&mut self, n: usize, value: usize) {
         if let Some(slot) = self.gpr_slot(n) {
             *slot = value as u64;
         }
     }
+    #[link_section = "probe_trap_text"]
     fn call_abi(&self) -> &'static CallAbi {
         &CALL_ABI
     }
+    #[link_section = "probe_trap_text"]
     fn flags(&self) -> usize {
         self.eflags as usize
     }
+    #[link_section = "probe_trap_text"]
     fn set_flags(&mut self, flags: usize) {
         self.eflags = flags as u64;
     }

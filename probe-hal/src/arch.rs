@@ -27,6 +27,8 @@ impl Breakpoint {
     }
 
     /// The encoding.
+    #[inline]
+    #[link_section = "probe_trap_text"]
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }

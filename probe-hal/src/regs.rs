@@ -63,19 +63,23 @@ pub trait Registers {
     /// maps it to that field; a frame that returns 0 and ignores writes still
     /// works, but its steps then run with the interrupted context's
     /// interrupt state.
+    #[link_section = "probe_trap_text"]
     fn flags(&self) -> usize {
         0
     }
     /// Set the flags word (see [`Registers::flags`]).
+    #[link_section = "probe_trap_text"]
     fn set_flags(&mut self, _flags: usize) {}
 
     /// The `i`-th integer argument of a function entered at this frame, when it
     /// is passed in a register; `None` for stack-passed arguments.
+    #[link_section = "probe_trap_text"]
     fn arg(&self, i: usize) -> Option<usize> {
         self.call_abi().args.get(i).map(|&r| self.gpr(r))
     }
     /// Set the `i`-th register-passed argument; returns false when argument
     /// `i` is not passed in a register.
+    #[link_section = "probe_trap_text"]
     fn set_arg(&mut self, i: usize, value: usize) -> bool {
         match self.call_abi().args.get(i) {
             Some(&r) => {
@@ -86,10 +90,12 @@ pub trait Registers {
         }
     }
     /// The (low word of the) return value, meaningful in a return handler.
+    #[link_section = "probe_trap_text"]
     fn return_value(&self) -> usize {
         self.gpr(self.call_abi().ret[0])
     }
     /// Replace the (low word of the) return value.
+    #[link_section = "probe_trap_text"]
     fn set_return_value(&mut self, value: usize) {
         let r = self.call_abi().ret[0];
         self.set_gpr(r, value)

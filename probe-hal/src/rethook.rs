@@ -69,6 +69,7 @@ pub fn set_return_hook(hook: &'static dyn ReturnHook) -> Result<(), HookAlreadyS
 }
 
 /// The installed hook, if any.
+#[link_section = "probe_trap_text"]
 pub fn return_hook() -> Option<&'static dyn ReturnHook> {
     if HOOK.state.load(Ordering::Acquire) != READY {
         return None;
@@ -88,6 +89,7 @@ pub fn return_hook() -> Option<&'static dyn ReturnHook> {
 /// # Panics
 /// If no hook was installed: a trampoline can only be reached after the
 /// engine hijacked a return, which it does only once installed.
+#[link_section = "probe_trap_text"]
 pub unsafe fn dispatch_return(regs: &mut dyn Registers) -> usize {
     match return_hook() {
         // SAFETY: the caller's promise, passed on.

@@ -9,6 +9,7 @@ mod setup;
 mod soak;
 mod steps;
 mod suite;
+mod trap_path;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

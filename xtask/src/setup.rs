@@ -47,6 +47,11 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "valgrind",
         programs: &["valgrind"],
     },
+    AptPackage {
+        // the trap-path check disassembles the x86_64 kernel
+        name: "binutils",
+        programs: &["objdump", "nm", "readelf"],
+    },
 ];
 
 const QUERY: Duration = Duration::from_secs(120);

@@ -143,6 +143,26 @@ pub const TEST: &[Step] = &[
         timeout: minutes(10),
     },
     Step {
+        // Nothing the trap path calls may be probeable: the x86_64 kernel's
+        // probe_trap_text section is disassembled, and the functions it
+        // runs are refused as probe targets in debug and release builds.
+        name: "trap-path",
+        action: Action::Check(crate::trap_path::check),
+        timeout: minutes(15),
+    },
+    Step {
+        name: "trap-path-release",
+        action: cargo(&[
+            "test",
+            "--release",
+            "-p",
+            "engine-bench",
+            "--test",
+            "trap_path",
+        ]),
+        timeout: minutes(15),
+    },
+    Step {
         name: "x86_64-linux",
         action: Action::Check(harness::x86_64_linux),
         timeout: minutes(25),
