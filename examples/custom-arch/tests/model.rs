@@ -197,18 +197,23 @@ struct ModelProbe {
     post_slack: u64,
 }
 
+/// An out-of-line step in flight: the probed address, whether
+/// post-handlers were due at the hit, and the generation of the point
+/// (a point freed and created anew at the same address is another one).
+type Stepping = (usize, bool, u64);
+
 /// A CPU's current call.
 struct Ctx {
     cpu: Cpu,
     want: u64,
     /// The probed address whose out-of-line step is in flight, and whether
     /// post-handlers were due when it was hit.
-    stepping: Option<(usize, bool)>,
+    stepping: Option<Stepping>,
 }
 
 type Cpus = Arc<Mutex<[Option<Ctx>; 2]>>;
 
-type Completed = Arc<Mutex<Vec<(Space, usize)>>>;
+type Completed = Arc<Mutex<Vec<(Space, usize, u64)>>>;
 
 struct Model {
     fx: Fx,
@@ -217,6 +222,8 @@ struct Model {
     completed: Completed,
     probes: Vec<ModelProbe>,
     originals: Vec<(usize, Vec<u8>)>,
+    /// Point generations per address (see [`Stepping`]).
+    gens: std::collections::HashMap<(Space, usize), u64>,
 }
 
 fn space_of(s: u8) -> Space {
@@ -270,8 +277,8 @@ impl Model {
                 while ctx.cpu.space == Space::Kernel && ctx.cpu.regs.pc as usize >= SLOT_AREA {
                     let pc = ctx.cpu.regs.pc as usize;
                     if w.peek(Space::Kernel, pc, 1)[0] == op::STEPEND {
-                        if let Some((a, true)) = ctx.stepping.take() {
-                            hook_done.lock().unwrap().push((Space::Kernel, a));
+                        if let Some((a, true, gen)) = ctx.stepping.take() {
+                            hook_done.lock().unwrap().push((Space::Kernel, a, gen));
                         }
                     }
                     assert_eq!(ctx.cpu.step(w, e), None, "stepping out of a slot");
@@ -287,6 +294,7 @@ impl Model {
             completed,
             probes: Vec::new(),
             originals,
+            gens: Default::default(),
         }
     }
 
@@ -365,6 +373,7 @@ impl Model {
         let p = self.probes.remove(i);
         self.fx.e.unregister(p.id).expect("unregister a live probe");
         p.token.live.store(false, Ordering::SeqCst);
+        self.removed_at(p.space, p.addr);
     }
 
     fn apply(&mut self, op: &Op) {
@@ -464,6 +473,7 @@ impl Model {
                 self.fx.e.unregister_batch(&ids).unwrap();
                 for p in gone {
                     p.token.live.store(false, Ordering::SeqCst);
+                    self.removed_at(p.space, p.addr);
                 }
             }
             Op::Step(cpu, n, call, space) => self.step(cpu as usize, n, call, space),
@@ -505,6 +515,14 @@ impl Model {
                     }
                     keep
                 });
+                for (k, g) in self.gens.iter_mut() {
+                    if k.0 == space {
+                        *g += 1;
+                    }
+                }
+                for addr in targets().into_iter().chain(ENTRIES) {
+                    self.gens.entry((space, addr)).or_insert(1);
+                }
                 // A new process gets the same id and fresh memory.
                 self.fx.load_user(s as usize);
                 load_extra(&self.fx, space);
@@ -517,7 +535,7 @@ impl Model {
     /// hit on every enabled probe there (and the post-handlers of a
     /// simulated instruction), or the post-handlers of the step in flight
     /// when it executes its step-end marker.
-    fn account(&mut self, space: Space, pc: usize, stepping: &mut Option<(usize, bool)>) {
+    fn account(&mut self, space: Space, pc: usize, stepping: &mut Option<Stepping>) {
         let armed = self
             .probes
             .iter()
@@ -538,18 +556,35 @@ impl Model {
             match custom_arch::arch::decision(op).map(|d| d.class) {
                 Some(custom_arch::arch::Class::Simulate) if due => self.count_post(space, pc),
                 Some(custom_arch::arch::Class::Simulate) => {}
-                _ => *stepping = Some((pc, due)),
+                _ => *stepping = Some((pc, due, self.point_gen(space, pc))),
             }
         } else if pc >= SLOT_AREA {
             if self.fx.w.peek(space, pc, 1)[0] == op::STEPEND {
-                if let Some((a, due)) = stepping.take() {
-                    if due {
+                if let Some((a, due, gen)) = stepping.take() {
+                    if due && gen == self.point_gen(space, a) {
                         self.count_post(space, a);
                     }
                 }
             }
         } else {
             *stepping = None;
+        }
+    }
+
+    /// The generation of the point at `addr` in `space`.
+    fn point_gen(&self, space: Space, addr: usize) -> u64 {
+        self.gens.get(&(space, addr)).copied().unwrap_or(0)
+    }
+
+    /// Probes at `addr` were removed: when none is left, the engine freed
+    /// the point (a later one there is a new point).
+    fn removed_at(&mut self, space: Space, addr: usize) {
+        if !self
+            .probes
+            .iter()
+            .any(|p| p.space == space && p.addr == addr)
+        {
+            *self.gens.entry((space, addr)).or_default() += 1;
         }
     }
 
@@ -573,8 +608,11 @@ impl Model {
     /// Steps the grace-period hook finished: their post-handler runs are
     /// allowed but not counted exactly.
     fn settle_completed(&mut self) {
-        let done: Vec<(Space, usize)> = self.completed.lock().unwrap().drain(..).collect();
-        for (space, a) in done {
+        let done: Vec<(Space, usize, u64)> = self.completed.lock().unwrap().drain(..).collect();
+        for (space, a, gen) in done {
+            if gen != self.point_gen(space, a) {
+                continue;
+            }
             for p in &mut self.probes {
                 if p.post && p.space == space && p.addr == a {
                     p.post_slack += 1;
@@ -652,8 +690,10 @@ impl Model {
                 drop(cpus);
                 if at_end {
                     // The copy had run: the step was completed instead.
-                    if let Some((a, true)) = stepping {
-                        self.count_post(space, a);
+                    if let Some((a, true, gen)) = stepping {
+                        if gen == self.point_gen(space, a) {
+                            self.count_post(space, a);
+                        }
                     }
                 }
                 return;
