@@ -167,3 +167,13 @@ pub fn ret_add_1000(ctx: &ProbeContext, regs: &mut dyn Registers, _data: &mut [u
     let v = regs.return_value();
     regs.set_return_value(v + 1000);
 }
+
+/// Whether interrupts were enabled the last time [`ret_note_if`] ran
+/// (1: enabled, 0: masked, 2: never ran).
+pub static RET_IF: AtomicU64 = AtomicU64::new(2);
+
+/// A return handler noting whether it runs with interrupts masked.
+pub fn ret_note_if(ctx: &ProbeContext, _regs: &mut dyn Registers, _data: &mut [u8]) {
+    seen(ctx).post.fetch_add(1, Ordering::SeqCst);
+    RET_IF.store(crate::cpu::interrupts_enabled() as u64, Ordering::SeqCst);
+}

@@ -146,4 +146,46 @@ pub fn run(r: &mut Report) {
         (90, 1, Ok(Ok(())), 9),
         format_args!("kretprobe instance data and return value override (t_add2(4, 5) = 9 -> 90)"),
     );
+
+    // Return handlers run with interrupts masked: the trampoline clears
+    // CRMD.IE around them and restores it.
+    IE_SEEN.store(2, Ordering::SeqCst);
+    let id = ENGINE.register_kretprobe(&Kretprobe::at(add2).ret(ret_note_ie));
+    set_ie(true);
+    let got = call(add2, 4, 5);
+    let after = crate::csr::read::<{ crate::csr::CRMD }>() & CRMD_IE != 0;
+    set_ie(false);
+    let unregistered = id.map(|id| ENGINE.unregister(id));
+    r.check_eq(
+        (got, IE_SEEN.load(Ordering::SeqCst), after, unregistered),
+        (9, 0, true, Ok(Ok(()))),
+        format_args!("return handlers run with interrupts masked (CRMD.IE clear), IE back after"),
+    );
+}
+
+/// `CRMD.IE`.
+const CRMD_IE: usize = 1 << 2;
+
+/// `CRMD.IE` as the last [`ret_note_ie`] saw it (2: never ran).
+static IE_SEEN: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(2);
+
+fn ret_note_ie(_: &ProbeContext, _: &mut dyn Registers, _: &mut [u8]) {
+    let ie = crate::csr::read::<{ crate::csr::CRMD }>() & CRMD_IE != 0;
+    IE_SEEN.store(ie as usize, Ordering::SeqCst);
+}
+
+/// Set or clear `CRMD.IE`. ECFG is 0 (every interrupt line disabled), so
+/// enabling lets nothing in.
+fn set_ie(on: bool) {
+    let value: usize = if on { CRMD_IE } else { 0 };
+    // SAFETY: csrxchg changes only CRMD.IE (the mask); with ECFG = 0 no
+    // interrupt can be taken either way.
+    unsafe {
+        core::arch::asm!(
+            "csrxchg {v}, {m}, 0x0",
+            v = inout(reg) value => _,
+            m = in(reg) CRMD_IE,
+            options(nostack)
+        )
+    };
 }

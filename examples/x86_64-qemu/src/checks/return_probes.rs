@@ -6,13 +6,16 @@
 use probe_core::Kretprobe;
 
 use super::{counting_traps, kretprobe, unregister};
-use crate::handlers::{clear_returns, entry_keep_arg, fresh, ret_add_1000, ret_log, returns};
+use crate::handlers::{
+    clear_returns, entry_keep_arg, fresh, ret_add_1000, ret_log, ret_note_if, returns, RET_IF,
+};
 use crate::probed_code::*;
 use crate::report::check;
 use crate::services::{ENGINE, TASK};
 
 pub fn run() {
     recursion_through_the_trampoline();
+    return_handlers_run_masked();
     return_value_changed();
     maxactive();
     instances_returned();
@@ -60,6 +63,38 @@ fn recursion_through_the_trampoline() {
              trampoline {tramp:#x} {at_trampoline}, entries/returns/hits {}/{}/{hits} (want 5/5/5), \
              traps {traps} (want 5: one per entry, none at return)",
             s.pre(),
+            s.post()
+        ),
+    );
+}
+
+fn return_handlers_run_masked() {
+    let name = "return handlers run with interrupts masked; IF is back after the trampoline";
+    let s = fresh();
+    let Some(id) = kretprobe(
+        name,
+        &Kretprobe::at(xq_leaf as *const () as usize)
+            .ret(ret_note_if)
+            .data(s),
+    ) else {
+        return;
+    };
+    RET_IF.store(2, core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: every legacy PIC line is masked and no other interrupt source
+    // is programmed: setting IF lets nothing in; it is cleared again below.
+    unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    // SAFETY: a probed_code function: C ABI, touches only its own stack.
+    let v = unsafe { xq_leaf(1) };
+    let after = crate::cpu::interrupts_enabled();
+    crate::cpu::disable_interrupts();
+    unregister(name, id);
+    let seen_if = RET_IF.load(core::sync::atomic::Ordering::SeqCst);
+    check(
+        name,
+        v == 2 && s.post() == 1 && seen_if == 0 && after,
+        format_args!(
+            "result {v} (want 2), return handler ran {} (want 1), IF in the handler {seen_if} \
+             (want 0), IF after the return {after} (want true)",
             s.post()
         ),
     );

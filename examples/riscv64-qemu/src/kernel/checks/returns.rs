@@ -189,6 +189,44 @@ fn changes_value() -> Outcome {
     note!("t_helper's return value doubled by its return handler: {doubled}")
 }
 
+/// `sstatus.SIE` as the last [`ret_note_sie`] saw it (2: never ran).
+static SIE_SEEN: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(2);
+
+fn sstatus() -> usize {
+    let v: usize;
+    // SAFETY: reading sstatus in S-mode has no side effect.
+    unsafe { core::arch::asm!("csrr {}, sstatus", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+fn ret_note_sie(ctx: &ProbeContext, _regs: &mut dyn Registers, _data: &mut [u8]) {
+    let _ = ctx;
+    SIE_SEEN.store((sstatus() >> 1) & 1, Ordering::SeqCst);
+}
+
+fn masked() -> Outcome {
+    let helper = symbols::get("t_helper");
+    SIE_SEEN.store(2, Ordering::SeqCst);
+    let id = ENGINE.register_kretprobe(&Kretprobe::at(helper.start).ret(ret_note_sie).data(&R))?;
+    // SAFETY: no interrupt source is enabled in `sie`: setting SIE lets
+    // nothing in; it is cleared again right after the call.
+    unsafe { core::arch::asm!("csrsi sstatus, 2", options(nomem, nostack)) };
+    let got = call2(symbols::get("t_cjalr").start, 4, 0);
+    let after = (sstatus() >> 1) & 1;
+    // SAFETY: clearing SIE only masks interrupts.
+    unsafe { core::arch::asm!("csrci sstatus, 2", options(nomem, nostack)) };
+    ENGINE.unregister(id)?;
+    ensure_eq!(got, 4 + 1010, "t_cjalr(4)");
+    ensure_eq!(
+        SIE_SEEN.load(Ordering::SeqCst),
+        0,
+        "sstatus.SIE in the return handler"
+    );
+    ensure_eq!(after, 1, "sstatus.SIE after the trampoline");
+    all_returned()?;
+    note!("the trampoline cleared SIE around the return handler and set it back")
+}
+
 fn shares_entry() -> Outcome {
     let f = symbols::get("t_recur");
     R.reset();
@@ -219,4 +257,8 @@ pub fn run() {
         changes_value,
     );
     check("kprobe and kretprobe share a function entry", shares_entry);
+    check(
+        "return handlers run with interrupts masked (sstatus.SIE clear)",
+        masked,
+    );
 }
