@@ -23,6 +23,11 @@ pub(crate) struct Registry<const PAGES: usize> {
     /// The last instruction boundary the boundary walk reached: a batch in
     /// one function walks it once (cleared when the lock is taken anew).
     pub(crate) walk: Option<WalkCursor>,
+    /// Where the search for a free probe record starts (the one after the
+    /// last taken), so registering many probes stays linear.
+    pub(crate) record_hint: usize,
+    /// The same for probe points.
+    pub(crate) point_hint: usize,
 }
 
 /// Where the boundary walk of one symbol stopped.
@@ -118,6 +123,8 @@ impl<
                 Registry {
                     xol: XolArea::new(),
                     walk: None,
+                    record_hint: 0,
+                    point_hint: 0,
                 },
             ),
             probes: [const { ProbeRecord::new() }; PROBES],
@@ -151,6 +158,24 @@ impl<
         // A preempted registration may read another CPU's flags if it
         // migrated in between: only trust an answer given on one CPU.
         busy && self.services.cpu_id() == cpu
+    }
+
+    /// A free probe record, searching on from the last one taken.
+    pub(crate) fn free_record(&self, reg: &mut Registry<PAGES>) -> Option<usize> {
+        let i = (0..PROBES)
+            .map(|k| (reg.record_hint + k) % PROBES)
+            .find(|&i| self.probes[i].config().is_none())?;
+        reg.record_hint = (i + 1) % PROBES;
+        Some(i)
+    }
+
+    /// A free probe point, searching on from the last one taken.
+    pub(crate) fn free_point(&self, reg: &mut Registry<PAGES>) -> Option<usize> {
+        let i = (0..PROBES)
+            .map(|k| (reg.point_hint + k) % PROBES)
+            .find(|&i| !self.points[i].used.load(Ordering::Relaxed))?;
+        reg.point_hint = (i + 1) % PROBES;
+        Some(i)
     }
 
     /// Take the registration lock for a registration call: refused from

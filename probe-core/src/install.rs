@@ -33,8 +33,7 @@ impl<
         space: Space,
         addr: usize,
     ) -> Result<u32, ProbeError> {
-        let Some(index) = (0..PROBES).find(|&i| !self.points[i].used.load(Ordering::Relaxed))
-        else {
+        let Some(index) = self.free_point(reg) else {
             return Err(ProbeError::new(
                 ProbeErrorKind::CapacityFull(Capacity::ProbePoints),
                 addr,
@@ -125,22 +124,27 @@ impl<
     /// Refuse a point whose instruction `[addr, addr + len)` intersects the
     /// instruction of another live point in `space` (disarming either would
     /// otherwise leave the other's breakpoint bytes inside it).
+    ///
+    /// Looks up every address where an instruction covering the range
+    /// could start (O(1) each): no scan of the point table.
     fn check_overlap(&self, space: Space, addr: usize, len: usize) -> Result<(), ProbeError> {
-        for p in &self.points {
-            if !p.live_in(space) {
-                continue;
+        let first = addr.saturating_sub(A::MAX_INSN_LEN - 1);
+        let mut a = first - first % A::INSN_ALIGN;
+        while a < addr + len {
+            if let Some(p) = self.find_point(space, a) {
+                let info = self.points[p as usize].info();
+                let other_len = info.decoded.map_or(info.breakpoint.len, |d| d.len);
+                if info.kind == PointKind::Probe
+                    && info.addr < addr + len
+                    && addr < info.addr + other_len
+                {
+                    return Err(ProbeError::new(
+                        ProbeErrorKind::Overlaps { other: info.addr },
+                        addr,
+                    ));
+                }
             }
-            let info = p.info();
-            if info.kind != PointKind::Probe {
-                continue;
-            }
-            let other_len = info.decoded.map_or(info.breakpoint.len, |d| d.len);
-            if info.addr < addr + len && addr < info.addr + other_len {
-                return Err(ProbeError::new(
-                    ProbeErrorKind::Overlaps { other: info.addr },
-                    addr,
-                ));
-            }
+            a += A::INSN_ALIGN;
         }
         Ok(())
     }
@@ -205,8 +209,7 @@ impl<
         if let Some(p) = self.trampoline_point(space) {
             return Ok((self.points[p as usize].info().addr, None));
         }
-        let Some(index) = (0..PROBES).find(|&i| !self.points[i].used.load(Ordering::Relaxed))
-        else {
+        let Some(index) = self.free_point(reg) else {
             return Err(ProbeError::new(
                 ProbeErrorKind::CapacityFull(Capacity::ProbePoints),
                 0,

@@ -296,7 +296,7 @@ impl<
                 return Err(ProbeError::new(ProbeErrorKind::AlreadyRegistered, addr));
             }
         }
-        let Some(index) = (0..PROBES).find(|&i| self.probes[i].config().is_none()) else {
+        let Some(index) = self.free_record(reg) else {
             return Err(ProbeError::new(
                 ProbeErrorKind::CapacityFull(Capacity::Probes),
                 addr,

@@ -257,7 +257,7 @@ fn rows() -> Vec<Row> {
         },
         |k| k == K::NoSuchProbe,
     );
-    case::<64>(
+    case::<1>(
         &mut r,
         "stale id after its record was reused",
         "enable(old id)",

@@ -40,7 +40,10 @@ fn run_signal_handler(fx: &Fx, cpu: &Cpu, func: usize, args: &[u64]) -> Cpu {
 
 #[test]
 fn release_space_leaves_no_stale_chain_head() {
-    let fx = user_fx();
+    // One record and one point: the next probe must reuse them.
+    let fx: Fx<1> = Fx::new();
+    fx.load_user(1);
+    fx.w.set_task_space(1, 1);
     let (a, b) = (seen(), seen());
     fx.e.register_kprobe(
         &Kprobe::at(ARITH + 8)

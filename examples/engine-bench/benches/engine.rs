@@ -201,6 +201,16 @@ fn main() {
         return;
     }
 
+    let reg = ours::registration_cost();
+    println!(
+        "registration in one {}-byte function ({} instructions): one probe on its last instruction {:.1} us ({} reads); a batch on every instruction {:.1} ms ({:.2} us per probe)",
+        reg.function_len,
+        reg.batch_probes,
+        reg.one.as_secs_f64() * 1e6,
+        reg.one_reads,
+        reg.batch.as_secs_f64() * 1e3,
+        reg.batch.as_secs_f64() * 1e6 / reg.batch_probes as f64,
+    );
     println!(
         "engine cost per hit on x86_64, synthetic trap frames (breakpoint + step-end trap, pre and post handler)"
     );

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hal_x86_64::{PtRegs, X86_64};
 use probe_core::{
-    ExecMode, KernelServices, Kprobe, PreAction, ProbeContext, Space, TaskState, TextPatchError,
-    TrapOutcome,
+    ExecMode, KernelServices, Kprobe, PreAction, ProbeContext, ProbeId, ProbeSpec, Space, Symbol,
+    TaskState, TextPatchError, TrapOutcome,
 };
 use probe_hal::{MemoryFault, Registers};
 
@@ -41,6 +41,8 @@ pub struct HostServices {
     region: Region,
     /// Next spare page of the region to hand out as a slot page.
     next_page: AtomicUsize,
+    /// The one function the code forms, when the boundary walk is measured.
+    function: Option<Symbol>,
 }
 
 impl KernelServices<X86_64> for HostServices {
@@ -57,6 +59,7 @@ impl KernelServices<X86_64> for HostServices {
     }
 
     fn read(&self, _space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        READS.fetch_add(1, Ordering::Relaxed);
         self.region
             .read(addr, buf)
             .then_some(())
@@ -96,6 +99,11 @@ impl KernelServices<X86_64> for HostServices {
     fn free_slot_page(&self, _space: Space, _page: usize) {}
 
     fn synchronize(&self) {}
+
+    fn symbol_containing(&self, _space: Space, addr: usize) -> Option<Symbol> {
+        self.function
+            .filter(|f| addr >= f.addr && addr < f.addr + f.size)
+    }
 }
 
 fn pre(_: &ProbeContext, _: &mut dyn Registers) -> PreAction {
@@ -125,6 +133,7 @@ impl Bench {
         let services = HostServices {
             region,
             next_page: AtomicUsize::new(0),
+            function: None,
         };
         let engine: &'static OurEngine = Box::leak(Box::new(OurEngine::new(services)));
         for i in 0..probes {
@@ -181,3 +190,77 @@ fn hit(engine: &OurEngine, regs: &mut PtRegs, addr: usize) {
         "hit at {addr:#x} did not end after the instruction"
     );
 }
+
+/// Instructions in the function whose registration cost is measured: as
+/// many as glibc's `__vfscanf_internal` has (7,415 in 35 KB).
+pub const REG_INSNS: usize = 7_415;
+
+/// An engine large enough for a probe on every one of them.
+type RegEngine = probe_core::Engine<X86_64, spin::Mutex<()>, HostServices, 8192, 16, 1, 64, 8>;
+
+/// What registering probes in one long function costs.
+pub struct RegistrationCost {
+    /// Bytes of the function.
+    pub function_len: usize,
+    /// One probe on its last instruction (the boundary walk covers it all).
+    pub one: std::time::Duration,
+    /// Service reads that one registration made.
+    pub one_reads: usize,
+    /// A batch with a probe on every instruction, in address order.
+    pub batch: std::time::Duration,
+    /// Probes in that batch.
+    pub batch_probes: usize,
+}
+
+/// Measure [`RegistrationCost`] (on a thread with room for the engine).
+pub fn registration_cost() -> RegistrationCost {
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(measure_registration)
+        .expect("spawn")
+        .join()
+        .expect("registration measurement")
+}
+
+fn measure_registration() -> RegistrationCost {
+    let slot_pages = REG_INSNS.div_ceil(PAGE / X86_64_SLOT_LEN) + 2;
+    let region = Region::leak(REG_INSNS, slot_pages);
+    let function_len = REG_INSNS * INSN_LEN;
+    let services = HostServices {
+        region,
+        next_page: AtomicUsize::new(0),
+        function: Some(Symbol {
+            addr: region.base,
+            size: function_len,
+        }),
+    };
+    let engine: &'static RegEngine = Box::leak(Box::new(RegEngine::new(services)));
+    let last = region.probe_addr(REG_INSNS - 1);
+    let reads = READS.load(Ordering::Relaxed);
+    let t = std::time::Instant::now();
+    let id = engine
+        .register_kprobe(&Kprobe::at(last).pre(pre))
+        .expect("a probe on the last instruction");
+    let one = t.elapsed();
+    let one_reads = READS.load(Ordering::Relaxed) - reads;
+    engine.unregister(id).expect("unregister");
+    let specs: Vec<ProbeSpec<'_>> = (0..REG_INSNS)
+        .map(|i| ProbeSpec::Kprobe(Kprobe::at(region.probe_addr(i)).pre(pre)))
+        .collect();
+    let mut ids = vec![ProbeId::NONE; REG_INSNS];
+    let t = std::time::Instant::now();
+    engine
+        .register_batch(&specs, &mut ids)
+        .expect("a probe on every instruction");
+    let batch = t.elapsed();
+    RegistrationCost {
+        function_len,
+        one,
+        one_reads,
+        batch,
+        batch_probes: REG_INSNS,
+    }
+}
+
+/// Service reads (the registration cost counts them).
+static READS: AtomicUsize = AtomicUsize::new(0);
