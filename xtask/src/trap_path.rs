@@ -10,8 +10,10 @@
 //! - the kernel's own `KernelServices` implementation;
 //! - the `log` backend (`log::Log::log`);
 //! - `core::panicking::*` and `core::slice::index::*` (the panic path:
-//!   a failed bounds check on the trap path is a fatal bug anyway);
-//! - `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`.
+//!   a failed bounds check on the trap path is a fatal bug anyway).
+//!
+//! Not even `memcpy`/`memset`: a kernel may probe them (a kretprobe on
+//! `memset` would miss every call the trap path makes itself).
 //!
 //! Indirect calls (the probe handlers, `dyn Registers` methods of the
 //! kernel's frame, services reached through a vtable) cannot be resolved
@@ -33,11 +35,6 @@ const ALLOWED: &[&str] = &[
     "as log::Log>::log",
     "core::panicking::",
     "core::slice::index::",
-    "memcpy",
-    "memmove",
-    "memset",
-    "memcmp",
-    "bcmp",
 ];
 
 struct Section {
