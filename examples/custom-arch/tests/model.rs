@@ -870,6 +870,27 @@ impl Model {
     }
 }
 
+impl Drop for Model {
+    /// Give the leaked world and engine back: the soak runs a hundred
+    /// thousand sequences and would otherwise hold every one's memory.
+    fn drop(&mut self) {
+        let (w, e) = (self.fx.w, self.fx.e);
+        w.clear_sync_hook();
+        // SAFETY: both were leaked from a `Box` by `Fx::new` for this model
+        // alone; the sequence is over, nothing runs on them any more, and
+        // the only other references (the grace-period hook, the CPU
+        // contexts) are dropped with the world or with this model.
+        unsafe {
+            drop(Box::from_raw(
+                e as *const custom_arch::ToyEngine as *mut custom_arch::ToyEngine,
+            ));
+            drop(Box::from_raw(
+                w as *const custom_arch::world::World as *mut custom_arch::world::World,
+            ));
+        }
+    }
+}
+
 fn space_index(space: Space) -> u8 {
     match space {
         Space::Kernel => 0,
