@@ -113,7 +113,10 @@ impl<
     /// can write the real return addresses back (on x86_64 the return
     /// address sits at `frame`), and the instances are released; then every
     /// probe in the space is unregistered, restoring its text, and the
-    /// slot pages are given back.
+    /// slot pages are given back. The tasks must be stopped outside their
+    /// out-of-line steps ([`Engine::should_defer_signal`] false, or their
+    /// steps settled with [`Engine::abort_user_step`]): a task stopped
+    /// inside a slot would resume in a page that is gone.
     pub fn detach_space(
         &self,
         asid: usize,
@@ -128,9 +131,15 @@ impl<
             }
         }
         for task in tasks {
-            self.pending_return_frames(task, &mut put_back);
+            self.pending_return_frames(task, |frame, tramp, real| {
+                if reg.xol.contains(space, tramp, self.services.slot_page_size()) {
+                    put_back(frame, tramp, real);
+                }
+            });
             // SAFETY: the caller stopped the tasks (a tracer detaching).
-            unsafe { self.drop_task_state(task, |_| true) };
+            // Only their returns into this space go: kernel return
+            // instances of a task stopped inside the kernel stay.
+            unsafe { self.drop_task_state(task, |inst| inst.user) };
         }
         self.release_space_locked(&mut reg, asid);
         Ok(())
