@@ -1,0 +1,205 @@
+//! The second CPU: coming online, answering requests from CPU 0, and
+//! running the jobs CPU 0 hands it.
+//!
+//! Requests work without interrupts. CPU 0 bumps a request counter and
+//! waits until every other CPU has answered it (copied it into its
+//! acknowledgement) or is idle. There are two kinds:
+//! - [`Request::Icache`]: "run `isb`" (the `ic ivau` of
+//!   [`crate::sysreg::sync_icache_range`] is broadcast; each CPU still
+//!   needs a context synchronisation). A CPU answers it at its quiescent
+//!   points and also on every `brk` trap ([`icache_point`]), so a CPU that
+//!   keeps trapping on a breakpoint that was just removed still answers;
+//! - [`Request::Grace`]: "pass a point outside every probe handler and
+//!   slot". A CPU answers it only at its quiescent points ([`quiescent`]:
+//!   its idle loop, and between two calls of a job).
+//!
+//! An idle CPU (waiting for a job) is in an extended quiescent state:
+//! requests do not wait for it, and it runs `isb` before it leaves the
+//! idle state (the same reasoning as RCU's idle CPUs).
+//!
+//! [`stop_machine`] parks every other busy CPU at a quiescent point while
+//! CPU 0 patches text: A64 allows another CPU to execute an instruction
+//! while it changes only between CMODX instructions (Arm ARM B2.2.5), and
+//! a `brk` over an arbitrary instruction is not one (Linux patches kprobes
+//! through `stop_machine` for the same reason). Parked CPUs spin outside
+//! every handler and slot and run `isb` before they go on. Requests are
+//! polled, not interrupts: this kernel runs with interrupts masked.
+
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crate::sysreg;
+
+/// CPUs this kernel runs (more are parked at boot).
+pub const CPUS: usize = 2;
+
+/// What CPU 0 asks the other CPUs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Execute `isb` (new text must become visible to fetch).
+    Icache = 0,
+    /// Pass a quiescent point (a grace period).
+    Grace = 1,
+}
+
+static ONLINE: [AtomicBool; CPUS] = [const { AtomicBool::new(false) }; CPUS];
+/// The CPU runs a job (false: idle, in an extended quiescent state).
+static BUSY: [AtomicBool; CPUS] = [const { AtomicBool::new(false) }; CPUS];
+static REQUESTS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static ACKS: [[AtomicU64; 2]; CPUS] = [const { [const { AtomicU64::new(0) }; 2] }; CPUS];
+/// Requests a busy CPU answered (diagnostics for the checks).
+static ANSWERED: AtomicU64 = AtomicU64::new(0);
+
+/// The job for CPU 1 (a `fn()` as an address; 0: none) and whether it
+/// finished.
+static JOB: AtomicUsize = AtomicUsize::new(0);
+static JOB_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Spins CPU 0 gives CPU 1 to come online before it carries on without.
+const ONLINE_WAIT_SPINS: usize = 20_000_000;
+
+/// Whether `cpu` is running the kernel.
+pub fn is_online(cpu: usize) -> bool {
+    ONLINE.get(cpu).is_some_and(|o| o.load(Ordering::Acquire))
+}
+
+/// Wait (bounded) until `n` CPUs are online; returns how many are.
+pub fn wait_online(n: usize) -> usize {
+    ONLINE[0].store(true, Ordering::Release);
+    BUSY[0].store(true, Ordering::Release);
+    for _ in 0..ONLINE_WAIT_SPINS {
+        if (0..n).all(is_online) {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    (0..CPUS).filter(|&c| is_online(c)).count()
+}
+
+#[link_section = ".text.kernel_trap"]
+fn answer(cpu: usize, kind: Request) {
+    let req = REQUESTS[kind as usize].load(Ordering::Acquire);
+    let ack = &ACKS[cpu][kind as usize];
+    if ack.load(Ordering::Relaxed) < req {
+        sysreg::isb();
+        ack.store(req, Ordering::Release);
+    }
+}
+
+/// Answer every pending request, and park while a stop-machine is in
+/// progress. Call only where no probe handler and no out-of-line slot is
+/// running on this CPU.
+pub fn quiescent(cpu: usize) {
+    answer(cpu, Request::Icache);
+    answer(cpu, Request::Grace);
+    park(cpu);
+}
+
+/// A stop-machine is in progress (its generation, odd while stopping).
+static STOP: AtomicU64 = AtomicU64::new(0);
+/// The stop generation each CPU parked for.
+static PARKED: [AtomicU64; CPUS] = [const { AtomicU64::new(0) }; CPUS];
+/// Stop-machines so far.
+static STOPS: AtomicU64 = AtomicU64::new(0);
+
+fn park(cpu: usize) {
+    let gen = STOP.load(Ordering::SeqCst);
+    if gen & 1 == 0 {
+        return;
+    }
+    PARKED[cpu].store(gen, Ordering::SeqCst);
+    while STOP.load(Ordering::SeqCst) == gen {
+        core::hint::spin_loop();
+    }
+    sysreg::isb();
+}
+
+/// Run `f` while every other busy CPU is parked at a quiescent point (CPU
+/// 0 only; never from a trap).
+pub fn stop_machine<R>(f: impl FnOnce() -> R) -> R {
+    let me = sysreg::cpu_id();
+    let gen = STOP.fetch_add(1, Ordering::SeqCst) + 1;
+    for cpu in (0..CPUS).filter(|&c| c != me && is_online(c)) {
+        while PARKED[cpu].load(Ordering::SeqCst) != gen && BUSY[cpu].load(Ordering::SeqCst) {
+            core::hint::spin_loop();
+        }
+    }
+    STOPS.fetch_add(1, Ordering::Relaxed);
+    let r = f();
+    STOP.fetch_add(1, Ordering::SeqCst);
+    r
+}
+
+/// Stop-machines so far.
+pub fn stops() -> u64 {
+    STOPS.load(Ordering::Relaxed)
+}
+
+/// Answer a pending instruction-fetch request (safe anywhere, also in the
+/// middle of the probe machinery).
+#[link_section = ".text.kernel_trap"]
+pub fn icache_point(cpu: usize) {
+    answer(cpu, Request::Icache);
+}
+
+/// Make every other online, busy CPU answer a `kind` request, and wait.
+pub fn request(kind: Request) {
+    let me = sysreg::cpu_id();
+    let req = REQUESTS[kind as usize].fetch_add(1, Ordering::SeqCst) + 1;
+    ACKS[me][kind as usize].fetch_max(req, Ordering::AcqRel);
+    for cpu in (0..CPUS).filter(|&c| c != me && is_online(c)) {
+        loop {
+            if ACKS[cpu][kind as usize].load(Ordering::Acquire) >= req {
+                ANSWERED.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            if !BUSY[cpu].load(Ordering::SeqCst) {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Requests a busy CPU answered so far.
+pub fn answered() -> u64 {
+    ANSWERED.load(Ordering::Relaxed)
+}
+
+/// Hand `job` to CPU 1 (which must be online and idle).
+pub fn start_job(job: fn()) {
+    JOB_DONE.store(false, Ordering::Release);
+    JOB.store(job as usize, Ordering::Release);
+}
+
+/// Wait until CPU 1 finished its job.
+pub fn wait_job() {
+    while !JOB_DONE.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+}
+
+/// CPU 1's life after boot: idle until a job comes, run it, idle again.
+pub fn secondary_loop(cpu: usize) -> ! {
+    ONLINE[cpu].store(true, Ordering::Release);
+    loop {
+        let job = JOB.swap(0, Ordering::AcqRel);
+        if job == 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        // Leave the idle state: from here on requests wait for us, and
+        // nothing we fetch predates the `isb`.
+        BUSY[cpu].store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        park(cpu);
+        sysreg::isb();
+        // SAFETY: `JOB` only ever holds 0 or a `fn()` stored by
+        // `start_job`; function pointers and `usize` have the same size
+        // on this target.
+        let job: fn() = unsafe { core::mem::transmute::<usize, fn()>(job) };
+        job();
+        quiescent(cpu);
+        BUSY[cpu].store(false, Ordering::SeqCst);
+        JOB_DONE.store(true, Ordering::Release);
+    }
+}
