@@ -119,6 +119,34 @@ pub const KERNELS: &[Kernel] = &[
         pass_status: 0,
         min_passed: 35,
     },
+    Kernel {
+        arch: "aarch64",
+        build: &[
+            "build",
+            "--release",
+            "-p",
+            "aarch64-qemu",
+            "--target",
+            "aarch64-unknown-none",
+        ],
+        elf: "target/aarch64-unknown-none/release/aarch64-qemu",
+        qemu: "qemu-system-aarch64",
+        qemu_args: &[
+            "-machine",
+            "virt",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            "256M",
+            "-nographic",
+            "-no-reboot",
+            "-semihosting",
+        ],
+        pass_status: 0,
+        min_passed: 60,
+    },
 ];
 
 const BUILD_LIMIT: Duration = Duration::from_secs(20 * 60);
@@ -198,6 +226,11 @@ pub fn qemu_riscv64(root: &Path) -> Result<(), String> {
 /// The `qemu-loongarch64` step.
 pub fn qemu_loongarch64(root: &Path) -> Result<(), String> {
     boot(root, kernel("loongarch64")?)
+}
+
+/// The `qemu-aarch64` step.
+pub fn qemu_aarch64(root: &Path) -> Result<(), String> {
+    boot(root, kernel("aarch64")?)
 }
 
 /// The `qemu-x86_64` step.

@@ -11,7 +11,11 @@ use std::time::Duration;
 use crate::process::{self, capture, run};
 
 /// Rustup targets of the default (stable) toolchain: the bare-metal builds.
-const STABLE_TARGETS: &[&str] = &["x86_64-unknown-none", "riscv64gc-unknown-none-elf"];
+const STABLE_TARGETS: &[&str] = &[
+    "x86_64-unknown-none",
+    "riscv64gc-unknown-none-elf",
+    "aarch64-unknown-none",
+];
 
 /// Components of the default toolchain: `cargo fmt` and `cargo clippy`.
 const STABLE_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
@@ -29,7 +33,7 @@ struct AptPackage {
 }
 
 /// Debian packages: QEMU for the example kernels, binutils to cross-check
-/// the riscv64 decoder, valgrind (callgrind) for the benchmark.
+/// the riscv64 and aarch64 decoders, valgrind (callgrind) for the benchmark.
 const APT_PACKAGES: &[AptPackage] = &[
     AptPackage {
         name: "qemu-system-misc",
@@ -42,6 +46,14 @@ const APT_PACKAGES: &[AptPackage] = &[
     AptPackage {
         name: "binutils-riscv64-linux-gnu",
         programs: &["riscv64-linux-gnu-objdump"],
+    },
+    AptPackage {
+        name: "qemu-system-arm",
+        programs: &["qemu-system-aarch64"],
+    },
+    AptPackage {
+        name: "binutils-aarch64-linux-gnu",
+        programs: &["aarch64-linux-gnu-objdump"],
     },
     AptPackage {
         name: "valgrind",

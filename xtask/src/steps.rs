@@ -115,6 +115,23 @@ pub const TEST: &[Step] = &[
         timeout: minutes(15),
     },
     Step {
+        name: "no-std-aarch64",
+        action: cargo(&[
+            "build",
+            "-p",
+            "probe-hal",
+            "-p",
+            "probe-core",
+            "-p",
+            "hal-aarch64",
+            "--features",
+            "probe-core/native",
+            "--target",
+            "aarch64-unknown-none",
+        ]),
+        timeout: minutes(15),
+    },
+    Step {
         // No prebuilt core for loongarch64: nightly builds it from source,
         // in its own target dir so it does not invalidate the stable cache.
         name: "no-std-loongarch64",
@@ -183,6 +200,11 @@ pub const TEST: &[Step] = &[
         timeout: minutes(25),
     },
     Step {
+        name: "qemu-aarch64",
+        action: Action::Check(harness::qemu_aarch64),
+        timeout: minutes(25),
+    },
+    Step {
         // The exhaustive decoder sweeps (every 16- and 32-bit word) are
         // `#[ignore]`d in debug test runs and run here, optimised.
         name: "decoder-sweeps",
@@ -193,6 +215,8 @@ pub const TEST: &[Step] = &[
             "hal-riscv64",
             "-p",
             "hal-loongarch64",
+            "-p",
+            "hal-aarch64",
             "--",
             "--ignored",
         ]),
@@ -226,6 +250,11 @@ pub const DEMO: &[Step] = &[
     Step {
         name: "qemu-loongarch64",
         action: Action::Check(harness::qemu_loongarch64),
+        timeout: minutes(25),
+    },
+    Step {
+        name: "qemu-aarch64",
+        action: Action::Check(harness::qemu_aarch64),
         timeout: minutes(25),
     },
 ];
