@@ -8,6 +8,10 @@
 //!   executable, no EL0 access — except the one block of the user region
 //!   (`USER_BASE`), which EL0 may read, write and execute (so EL1 may not
 //!   execute it);
+//! - the block of `guarded_text` is a guarded page (`GP` = 1, FEAT_BTI):
+//!   an indirect branch into it must land on a `bti`/`paciasp`, so the
+//!   checks there prove that a `brk` on a landing pad and the steps and
+//!   return probes around it respect BTI;
 //! - everything else faults (a translation fault the checks provoke).
 //!
 //! `SCTLR_EL1.SPAN` stays set, so taking an exception never sets
@@ -36,6 +40,7 @@ const ATTR_NORMAL: u64 = 1 << 2;
 const AP_EL0_RW: u64 = 1 << 6;
 const SH_INNER: u64 = 3 << 8;
 const AF: u64 = 1 << 10;
+const GP: u64 = 1 << 50;
 const PXN: u64 = 1 << 53;
 const UXN: u64 = 1 << 54;
 
@@ -59,14 +64,17 @@ pub fn build() {
         let l2 = &mut *core::ptr::addr_of_mut!(L2);
         l1.0[0] = ATTR_DEVICE | AF | PXN | UXN | VALID_BLOCK;
         l1.0[1] = core::ptr::addr_of!(L2) as u64 | TABLE;
+        let guarded = crate::kernel::linker_addr!(__guarded_start) & !(BLOCK_2M - 1);
         for i in 0..RAM_MAPPED / BLOCK_2M {
             let pa = (RAM + i * BLOCK_2M) as u64;
             let user = pa as usize == USER_BASE;
+            let gp = if pa as usize == guarded { GP } else { 0 };
             l2.0[i] = pa
                 | ATTR_NORMAL
                 | SH_INNER
                 | AF
                 | VALID_BLOCK
+                | gp
                 | if user { AP_EL0_RW | PXN } else { UXN };
         }
     }

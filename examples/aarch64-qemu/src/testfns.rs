@@ -263,6 +263,9 @@ global_asm!(
     "ldp x29, x30, [sp], #32",
     "1: ret",
     "ENDFUNC t_recur",
+    ".popsection",
+    // ---- on a guarded page (BTI enforced)
+    ".pushsection guarded_text, \"ax\"",
     // a function entered through a landing pad that signs its return
     // address: bti c; paciasp; ...; autiasp; ret (x0 * 3)
     "FUNC t_pac",
@@ -272,6 +275,27 @@ global_asm!(
     "autiasp",
     "ret",
     "ENDFUNC t_pac",
+    // bti c; x0 + x1 (probed on its landing pad)
+    "FUNC t_bti_add",
+    "bti c",
+    "add x0, x0, x1",
+    "ret",
+    "ENDFUNC t_bti_add",
+    // no landing pad: an indirect call faults (BTI), the fix-up gives -13
+    "FUNC t_no_bti",
+    "add x0, x0, x1",
+    "ret",
+    "t_no_bti_fixup:",
+    "bti c",
+    "mov x0, #-13",
+    "ret",
+    "ENDFUNC t_no_bti",
+    ".pushsection .ex_table, \"a\"",
+    ".p2align 3",
+    ".quad t_no_bti, t_no_bti_fixup + 0",
+    ".popsection",
+    ".popsection",
+    ".pushsection .text.testfns, \"ax\"",
     // x30 as `paciasp` signs it (differs from x30 when PAC is on)
     "FUNC t_pac_sign",
     "mov x9, x30",
@@ -280,6 +304,15 @@ global_asm!(
     "mov x30, x9",
     "ret",
     "ENDFUNC t_pac_sign",
+    // target(x0, 4) through `blr` (+12), for the BTI checks
+    "FUNC t_call_via",
+    "mov x10, x30",
+    "mov x9, x1",
+    "mov x1, #4",
+    "blr x9",
+    "mov x30, x10",
+    "ret",
+    "ENDFUNC t_call_via",
     // x0 + x1, the callable function for aggregate, re-entry and
     // return-value checks
     "FUNC t_add2",
@@ -460,7 +493,10 @@ test_functions!(
     t_simd / t_simd_end,
     t_recur / t_recur_end,
     t_pac / t_pac_end,
+    t_bti_add / t_bti_add_end,
+    t_no_bti / t_no_bti_end,
     t_pac_sign / t_pac_sign_end,
+    t_call_via / t_call_via_end,
     t_add2 / t_add2_end,
     t_load / t_load_end,
     t_atomic_inc / t_atomic_inc_end,
@@ -468,14 +504,6 @@ test_functions!(
     t_hot / t_hot_end,
     t_churn / t_churn_end,
 );
-
-/// The code range holding every test function.
-pub fn text_range() -> core::ops::Range<usize> {
-    let s = symbols();
-    let start = s.iter().map(|f| f.start).min().unwrap_or(0);
-    let end = s.iter().map(|f| f.end).max().unwrap_or(0);
-    start..end
-}
 
 /// The instruction word at `addr` (kernel text).
 pub fn word_at(addr: usize) -> u32 {

@@ -3,6 +3,7 @@
 //! QEMU reports (0 only when nothing failed).
 
 mod aggregate;
+mod bti;
 mod cases;
 mod fault;
 mod handlers;
@@ -69,10 +70,9 @@ impl Report {
 /// every byte is back at the end.
 fn text_fingerprint() -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for range in [
-        crate::testfns::text_range(),
-        kernel::linker_addr!(__user_start)..kernel::linker_addr!(__user_text_end),
-    ] {
+    let user = kernel::linker_addr!(__user_start)..kernel::linker_addr!(__user_text_end);
+    let functions = crate::testfns::symbols().map(|f| f.start..f.end);
+    for range in functions.into_iter().chain([user]) {
         for a in range.step_by(4) {
             h = (h ^ crate::testfns::word_at(a) as u64).wrapping_mul(0x100_0000_01b3);
         }
@@ -88,6 +88,7 @@ pub fn run_all() -> ! {
     cases::run_simulated(&mut r);
     cases::run_stepped(&mut r);
     kretprobe::run(&mut r);
+    bti::run(&mut r);
     aggregate::run(&mut r);
     refused::run(&mut r);
     fault::run(&mut r);
