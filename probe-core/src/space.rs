@@ -132,7 +132,10 @@ impl<
         }
         for task in tasks {
             self.pending_return_frames(task, |frame, tramp, real| {
-                if reg.xol.contains(space, tramp, self.services.slot_page_size()) {
+                if reg
+                    .xol
+                    .contains(space, tramp, self.services.slot_page_size())
+                {
                     put_back(frame, tramp, real);
                 }
             });
