@@ -101,6 +101,8 @@ extern "C" fn kmain(cpu: usize) -> ! {
     crate::console::init_log();
     crate::println!("aarch64-qemu: probe engine checks on CPU {cpu} (EL1, MMU on)");
     crate::kernel::init();
+    crate::gic::init_distributor();
+    crate::gic::init_cpu();
     for c in 1..CPUS {
         let status = cpu_on(c);
         if status != 0 {
@@ -114,5 +116,6 @@ extern "C" fn kmain(cpu: usize) -> ! {
 extern "C" fn secondary_main(cpu: usize) -> ! {
     crate::trap::init_cpu();
     crate::mmu::enable();
+    crate::gic::init_cpu();
     crate::smp::secondary_loop(cpu)
 }

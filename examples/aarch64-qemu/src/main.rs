@@ -47,6 +47,8 @@ mod exit;
 #[cfg(target_os = "none")]
 mod fixup;
 #[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
 mod kernel;
 #[cfg(target_os = "none")]
 mod mmu;

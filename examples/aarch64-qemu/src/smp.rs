@@ -1,9 +1,13 @@
 //! The second CPU: coming online, answering requests from CPU 0, and
 //! running the jobs CPU 0 hands it.
 //!
-//! Requests work without interrupts. CPU 0 bumps a request counter and
-//! waits until every other CPU has answered it (copied it into its
-//! acknowledgement) or is idle. There are two kinds:
+//! CPU 0 bumps a request counter, sends the other busy CPUs a GIC
+//! software-generated interrupt ([`crate::gic::SGI_KICK`]) and waits until
+//! every one has answered (copied the counter into its acknowledgement) or
+//! is idle. A busy CPU runs its job with IRQs unmasked, and probe handlers
+//! and out-of-line steps run with them masked, so taking the SGI is itself
+//! a point outside every handler and slot: its handler ([`kicked`])
+//! answers. There are two kinds:
 //! - [`Request::Icache`]: "run `isb`" (the `ic ivau` of
 //!   [`crate::sysreg::sync_icache_range`] is broadcast; each CPU still
 //!   needs a context synchronisation). A CPU answers it at its quiescent
@@ -22,8 +26,9 @@
 //! while it changes only between CMODX instructions (Arm ARM B2.2.5), and
 //! a `brk` over an arbitrary instruction is not one (Linux patches kprobes
 //! through `stop_machine` for the same reason). Parked CPUs spin outside
-//! every handler and slot and run `isb` before they go on. Requests are
-//! polled, not interrupts: this kernel runs with interrupts masked.
+//! every handler and slot and run `isb` before they go on: the SGI handler
+//! parks the CPU (its interrupted context saved, between two instructions)
+//! until CPU 0 is done, as Linux's stop_machine does.
 
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -119,6 +124,9 @@ pub fn stop_machine<R>(f: impl FnOnce() -> R) -> R {
     let me = sysreg::cpu_id();
     let gen = STOP.fetch_add(1, Ordering::SeqCst) + 1;
     for cpu in (0..CPUS).filter(|&c| c != me && is_online(c)) {
+        if BUSY[cpu].load(Ordering::SeqCst) {
+            crate::gic::kick(cpu);
+        }
         while PARKED[cpu].load(Ordering::SeqCst) != gen && BUSY[cpu].load(Ordering::SeqCst) {
             core::hint::spin_loop();
         }
@@ -134,6 +142,27 @@ pub fn stops() -> u64 {
     STOPS.load(Ordering::Relaxed)
 }
 
+/// SGIs taken so far (all CPUs).
+static KICKS: AtomicU64 = AtomicU64::new(0);
+
+/// SGIs taken so far.
+pub fn kicks() -> u64 {
+    KICKS.load(Ordering::Relaxed)
+}
+
+/// The IRQ handler: acknowledge the SGI, answer every request, park
+/// during a stop-machine. The CPU took an IRQ, so it was outside every
+/// probe handler and slot (they run with IRQs masked).
+#[link_section = ".text.kernel_trap"]
+pub fn kicked() {
+    let cpu = sysreg::cpu_id();
+    while let Some(iar) = crate::gic::acknowledge() {
+        KICKS.fetch_add(1, Ordering::Relaxed);
+        crate::gic::end(iar);
+    }
+    quiescent(cpu);
+}
+
 /// Answer a pending instruction-fetch request (safe anywhere, also in the
 /// middle of the probe machinery).
 #[link_section = ".text.kernel_trap"]
@@ -147,6 +176,9 @@ pub fn request(kind: Request) {
     let req = REQUESTS[kind as usize].fetch_add(1, Ordering::SeqCst) + 1;
     ACKS[me][kind as usize].fetch_max(req, Ordering::AcqRel);
     for cpu in (0..CPUS).filter(|&c| c != me && is_online(c)) {
+        if BUSY[cpu].load(Ordering::SeqCst) {
+            crate::gic::kick(cpu);
+        }
         loop {
             if ACKS[cpu][kind as usize].load(Ordering::Acquire) >= req {
                 ANSWERED.fetch_add(1, Ordering::Relaxed);
@@ -197,7 +229,13 @@ pub fn secondary_loop(cpu: usize) -> ! {
         // `start_job`; function pointers and `usize` have the same size
         // on this target.
         let job: fn() = unsafe { core::mem::transmute::<usize, fn()>(job) };
+        // The job runs with IRQs unmasked: requests reach it as SGIs.
+        // SAFETY: only PSTATE.I changes; the only interrupt enabled is the
+        // SGI, whose handler is ready.
+        unsafe { core::arch::asm!("msr daifclr, #2", options(nostack)) };
         job();
+        // SAFETY: as above.
+        unsafe { core::arch::asm!("msr daifset, #2", options(nostack)) };
         quiescent(cpu);
         BUSY[cpu].store(false, Ordering::SeqCst);
         JOB_DONE.store(true, Ordering::Release);

@@ -12,7 +12,8 @@
 //! and the Rust trap path sit in their own linker sections, which the
 //! kernel's blacklist covers.
 //!
-//! Dispatch on `ESR_EL1.EC`: `brk` (0x3c) goes to the engine's breakpoint
+//! An IRQ is the SGI of a request from another CPU ([`crate::smp::kicked`]).
+//! Dispatch of synchronous exceptions on `ESR_EL1.EC`: `brk` (0x3c) goes to the engine's breakpoint
 //! entry; aborts, alignment faults, undefined instructions, branch-target
 //! and PAC failures go to the engine's fault entry and then to the kernel's
 //! fix-up table ([`crate::fixup`]) or, from EL0, end the user task; `svc`
@@ -345,6 +346,10 @@ fn mode_of(frame: &TrapFrame) -> ExecMode {
 /// Called by the entry with the saved frame.
 #[link_section = ".text.kernel_trap"]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    // IRQs from the current EL or from EL0: the SGI of a request.
+    if frame.vector == 5 || frame.vector == 9 {
+        return crate::smp::kicked();
+    }
     // Synchronous exceptions from the current EL (SP_ELx) or from EL0.
     if frame.vector != 4 && frame.vector != 8 {
         fatal(frame, "an unexpected exception vector");
