@@ -9,6 +9,7 @@ mod fault;
 mod handlers;
 mod kretprobe;
 mod refused;
+mod sweep;
 mod two_cpus;
 mod uprobe;
 
@@ -91,6 +92,7 @@ pub fn run_all() -> ! {
     bti::run(&mut r);
     aggregate::run(&mut r);
     refused::run(&mut r);
+    sweep::run(&mut r);
     fault::run(&mut r);
     uprobe::run(&mut r);
     two_cpus::run(&mut r);
