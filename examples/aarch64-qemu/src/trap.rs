@@ -399,7 +399,10 @@ fn breakpoint(frame: &mut TrapFrame, mode: ExecMode) {
         // unmapped address), or an outcome this kernel does not know:
         // delivered like a fault of the instruction at the probe address.
         other => {
-            crate::println!("simulated instruction at {:#x}: {other:?}", frame.regs.pc);
+            crate::println!(
+                "         simulated instruction at {:#x}: {other:x?}",
+                frame.regs.pc
+            );
             match mode {
                 ExecMode::User => crate::user::end_task(frame, crate::user::Ending::Fault),
                 ExecMode::Kernel => match crate::fixup::lookup(frame.regs.pc) {

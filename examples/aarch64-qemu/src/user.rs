@@ -58,6 +58,11 @@ core::arch::global_asm!(
     "ret",
     ".p2align 3",
     "1: .quad 0x5555666677778888",
+    // a literal load from 1 MiB below the user block: kernel memory, which
+    // EL0 may not read (a permission fault, probed or not)
+    "UFUNC u_ldr_bad",
+    "ldr x0, . - 0xff000",
+    "ret",
     // sum 0..=n, recursively; the inner calls return to +20
     "UFUNC u_recur",
     "cbz x0, 1f",
@@ -210,6 +215,7 @@ pub mod addr {
         u_branch,
         u_adr,
         u_ldr_lit,
+        u_ldr_bad,
         u_recur,
         u_load
     );

@@ -162,6 +162,26 @@ pub fn run(r: &mut Report) {
     );
     let _ = id.map(|id| ENGINE.unregister(id));
 
+    // A simulated literal load that faults: the engine reports the fault
+    // (TrapOutcome::Fault) and the task dies at the probed address, as it
+    // does unprobed.
+    let bad = addr::u_ldr_bad();
+    let unprobed = user::run(bad, 0, 0);
+    SEEN.reset();
+    let id = ENGINE.register_kprobe(&Kprobe::at(bad).in_space(USER).pre(pre_count).data(&SEEN));
+    let probed = user::run(bad, 0, 0);
+    let unregistered = id.map(|id| ENGINE.unregister(id));
+    r.check_eq(
+        (
+            (unprobed.ending, unprobed.pc),
+            (probed.ending, probed.pc),
+            SEEN.counts().0,
+            unregistered,
+        ),
+        ((Ending::Fault, bad), (Ending::Fault, bad), 1, Ok(Ok(()))),
+        format_args!("a simulated ldr (literal) at EL0 from memory EL0 may not read faults at the probed address, as unprobed"),
+    );
+
     // A fault inside a user slot: the task sees it at the probed address.
     let load = addr::u_load();
     let data = linker_addr!(__user_data_start);
