@@ -11,8 +11,93 @@
 //! refused boost only costs a second trap. Rip-relative operands do not
 //! prevent boosting: the copy's displacement is fixed up and the `jmp` back
 //! is as good as the trap.
+//!
+//! This module owns the raw layout of an instruction ([`Encoding`], [`Map`]),
+//! which the decision in [`crate::decode`] reads too; it imports nothing
+//! from `decode`, so the dependency goes one way.
 
-use crate::decode::{Encoding, Map};
+/// Opcode maps, as far as the decision and the boost table need them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Map {
+    /// One-byte opcodes.
+    One,
+    /// `0f xx`.
+    Two,
+    /// `0f 38 xx`.
+    Three38,
+    /// `0f 3a xx`.
+    Three3A,
+    /// AMD 3DNow! (`0f 0f modrm … imm8`).
+    Amd3DNow,
+    /// VEX-encoded (c4/c5).
+    Vex,
+    /// EVEX-encoded (62).
+    Evex,
+}
+
+/// The raw layout of an instruction: where its opcode is and which prefixes
+/// matter to the decision. Only meaningful for bytes the decoder accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Encoding {
+    pub(crate) map: Map,
+    /// The opcode byte within its map (for VEX/EVEX: the prefix byte).
+    pub(crate) opcode: u8,
+    /// Offset of the first opcode byte (after legacy prefixes and REX).
+    pub(crate) opcode_at: usize,
+    /// A 0x2e (CS override / branch-not-taken hint) prefix is present.
+    pub(crate) cs_prefix: bool,
+    /// A 0x67 (address-size) prefix is present.
+    pub(crate) address_size_prefix: bool,
+}
+
+impl Encoding {
+    /// Skip legacy prefixes and REX and find the opcode map. `None` if the
+    /// bytes end first.
+    pub(crate) fn scan(bytes: &[u8]) -> Option<Self> {
+        let mut i = 0;
+        let mut cs_prefix = false;
+        let mut address_size_prefix = false;
+        loop {
+            match *bytes.get(i)? {
+                0x2e => cs_prefix = true,
+                0x67 => address_size_prefix = true,
+                0x26 | 0x36 | 0x3e | 0x64 | 0x65 | 0x66 | 0xf0 | 0xf2 | 0xf3 => {}
+                0x40..=0x4f => {} // REX (ignored by the CPU if a legacy prefix follows)
+                _ => break,
+            }
+            i += 1;
+        }
+        let first = bytes[i];
+        let (map, opcode) = match first {
+            0xc4 | 0xc5 => (Map::Vex, first),
+            0x62 => (Map::Evex, first),
+            0x0f => match *bytes.get(i + 1)? {
+                0x38 => (Map::Three38, *bytes.get(i + 2)?),
+                0x3a => (Map::Three3A, *bytes.get(i + 2)?),
+                0x0f => (Map::Amd3DNow, 0x0f),
+                b => (Map::Two, b),
+            },
+            b => (Map::One, b),
+        };
+        Some(Self {
+            map,
+            opcode,
+            opcode_at: i,
+            cs_prefix,
+            address_size_prefix,
+        })
+    }
+
+    /// The byte after a one- or two-byte opcode: its ModRM when it has one.
+    pub(crate) fn byte_after_opcode(&self, bytes: &[u8]) -> Option<u8> {
+        let at = match self.map {
+            Map::One => self.opcode_at + 1,
+            Map::Two => self.opcode_at + 2,
+            _ => return None,
+        };
+        bytes.get(at).copied()
+    }
+}
 
 /// A rule for a range of one-byte opcodes.
 #[derive(Clone, Copy)]

@@ -9,7 +9,9 @@
 //!   `loop` family, `ret`, `call`/`jmp` through a register) and, in kernel
 //!   mode, `cli`/`sti`/`pushf`/`popf` (see [`crate::simulate`]);
 //! - stepped out of line: everything else, with a rip-relative displacement
-//!   recomputed for the slot (see [`crate::slot`]).
+//!   recomputed for the slot (see [`crate::slot`]). The VEX opmask
+//!   instructions, which yaxpeax rejects, are decoded by
+//!   [`crate::opmask`] and stepped the same way.
 //!
 //! Why `pushf`/`popf`/`cli`/`sti` are simulated in kernel mode: the
 //! out-of-line step runs with IF cleared so that no interrupt lands between
@@ -29,6 +31,8 @@ use yaxpeax_x86::long_mode::{
     register_class, FieldDescription, InnerDescription, InstDecoder, Instruction, Operand, RegSpec,
 };
 
+use crate::boost::{Encoding, Map};
+use crate::opmask;
 use crate::refusals::{self, contextual};
 use crate::simulate::{self, Class, Emulation, IfOp};
 
@@ -90,89 +94,6 @@ impl Insn {
     }
 }
 
-/// Opcode maps, as far as the decision and the boost table need them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Map {
-    /// One-byte opcodes.
-    One,
-    /// `0f xx`.
-    Two,
-    /// `0f 38 xx`.
-    Three38,
-    /// `0f 3a xx`.
-    Three3A,
-    /// AMD 3DNow! (`0f 0f modrm … imm8`).
-    Amd3DNow,
-    /// VEX-encoded (c4/c5).
-    Vex,
-    /// EVEX-encoded (62).
-    Evex,
-}
-
-/// The raw layout of an instruction: where its opcode is and which prefixes
-/// matter to the decision. Only meaningful for bytes the decoder accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Encoding {
-    pub(crate) map: Map,
-    /// The opcode byte within its map (for VEX/EVEX: the prefix byte).
-    pub(crate) opcode: u8,
-    /// Offset of the first opcode byte (after legacy prefixes and REX).
-    pub(crate) opcode_at: usize,
-    /// A 0x2e (CS override / branch-not-taken hint) prefix is present.
-    pub(crate) cs_prefix: bool,
-    /// A 0x67 (address-size) prefix is present.
-    pub(crate) address_size_prefix: bool,
-}
-
-impl Encoding {
-    /// Skip legacy prefixes and REX and find the opcode map. `None` if the
-    /// bytes end first.
-    pub(crate) fn scan(bytes: &[u8]) -> Option<Self> {
-        let mut i = 0;
-        let mut cs_prefix = false;
-        let mut address_size_prefix = false;
-        loop {
-            match *bytes.get(i)? {
-                0x2e => cs_prefix = true,
-                0x67 => address_size_prefix = true,
-                0x26 | 0x36 | 0x3e | 0x64 | 0x65 | 0x66 | 0xf0 | 0xf2 | 0xf3 => {}
-                0x40..=0x4f => {} // REX (ignored by the CPU if a legacy prefix follows)
-                _ => break,
-            }
-            i += 1;
-        }
-        let first = bytes[i];
-        let (map, opcode) = match first {
-            0xc4 | 0xc5 => (Map::Vex, first),
-            0x62 => (Map::Evex, first),
-            0x0f => match *bytes.get(i + 1)? {
-                0x38 => (Map::Three38, *bytes.get(i + 2)?),
-                0x3a => (Map::Three3A, *bytes.get(i + 2)?),
-                0x0f => (Map::Amd3DNow, 0x0f),
-                b => (Map::Two, b),
-            },
-            b => (Map::One, b),
-        };
-        Some(Self {
-            map,
-            opcode,
-            opcode_at: i,
-            cs_prefix,
-            address_size_prefix,
-        })
-    }
-
-    /// The byte after a one- or two-byte opcode: its ModRM when it has one.
-    fn byte_after_opcode(&self, bytes: &[u8]) -> Option<u8> {
-        let at = match self.map {
-            Map::One => self.opcode_at + 1,
-            Map::Two => self.opcode_at + 2,
-            _ => return None,
-        };
-        bytes.get(at).copied()
-    }
-}
-
 /// Records where the decoder found a memory displacement.
 #[derive(Default)]
 struct DisplacementSink {
@@ -197,12 +118,14 @@ fn window(bytes: &[u8]) -> &[u8] {
     &bytes[..bytes.len().min(MAX_INSN_LEN)]
 }
 
-/// Length of the instruction at `bytes[0]`, or `None` if it does not decode.
+/// Length of the instruction at `bytes[0]`, or `None` if it does not decode
+/// (with yaxpeax, or with the opmask fallback for what yaxpeax rejects).
 pub(crate) fn insn_len(bytes: &[u8]) -> Option<usize> {
-    decoder()
-        .decode_slice(window(bytes))
-        .ok()
-        .map(|i| i.len().to_const() as usize)
+    let bytes = window(bytes);
+    match decoder().decode_slice(bytes) {
+        Ok(i) => Some(i.len().to_const() as usize),
+        Err(_) => opmask::decode(bytes).map(|k| k.len),
+    }
 }
 
 /// Bytes a function-entry probe skips: 4 over an `endbr64` (Linux
@@ -231,6 +154,32 @@ pub(crate) fn decode(
     let decoded = decoder().decode_with_annotation(&mut insn, &mut U8Reader::new(bytes), &mut sink);
     let enc = match (decoded, enc) {
         (Ok(()), Some(enc)) => enc,
+        // yaxpeax-x86 2.2.0 rejects the VEX opmask instructions: decode
+        // them with the fallback and step them like any VEX instruction.
+        (Err(_), Some(enc)) if enc.map == Map::Vex => {
+            return match opmask::decode(bytes) {
+                Some(k) => {
+                    let boostable = crate::boost::can_boost(&enc, None);
+                    Ok(Decoded {
+                        len: k.len,
+                        handling: Handling::StepOutOfLine { boostable },
+                        insn: Insn {
+                            op: Op::Step(Step {
+                                rip_relative: k.rip_relative.map(|r| RipRelative {
+                                    disp_offset: r.offset,
+                                    disp: r.disp,
+                                    eip: r.eip,
+                                }),
+                                boostable,
+                            }),
+                            len: k.len as u8,
+                            mode,
+                        },
+                    })
+                }
+                None => undecodable(),
+            };
+        }
         (_, Some(enc)) if enc.map == Map::One => {
             return match refusals::invalid_in_long_mode(enc.opcode) {
                 Some(r) => refuse(r),
@@ -272,6 +221,9 @@ pub(crate) fn decode(
 
     if let Some(class) = simulate::class_of(insn.opcode()) {
         let o16 = insn.prefixes.operand_size();
+        // REX.W wins over 0x66 (SDM Vol. 1 §3.6.1, Table 3-4): `66 48 9c`
+        // is a 64-bit pushfq.
+        let o16_not_w = o16 && !insn.prefixes.rex().is_some_and(|r| r.w());
         let first = insn.operand(0);
         match class {
             Class::Jmp | Class::Call => {
@@ -343,8 +295,8 @@ pub(crate) fn decode(
                 return emulate(match op {
                     IfOp::Cli => Emulation::Cli,
                     IfOp::Sti => Emulation::Sti,
-                    IfOp::Pushf => Emulation::Pushf { word: o16 },
-                    IfOp::Popf => Emulation::Popf { word: o16 },
+                    IfOp::Pushf => Emulation::Pushf { word: o16_not_w },
+                    IfOp::Popf => Emulation::Popf { word: o16_not_w },
                 });
             }
             // User mode: stepped like any other instruction.

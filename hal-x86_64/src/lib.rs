@@ -50,6 +50,7 @@
 
 mod boost;
 mod decode;
+mod opmask;
 mod refusals;
 mod regs;
 mod rethook;

@@ -685,7 +685,22 @@ fn check(bytes: &[u8], mode: ExecMode) -> bool {
     let Ok(d) = decode(bytes, mode) else {
         return false;
     };
-    let insn = yax.expect("accepted bytes decode");
+    let Ok(insn) = yax else {
+        // Only the opmask fallback accepts what yaxpeax rejects: stepped,
+        // with its length (checked against iced in tests/iced_differential).
+        let k = crate::opmask::decode(bytes).expect("accepted bytes decode");
+        assert_eq!(d.len, k.len, "{bytes:02x?}");
+        assert_eq!(X86_64::insn_len(bytes), Some(k.len));
+        assert!(matches!(d.handling, Handling::StepOutOfLine { .. }));
+        match d.insn.op() {
+            Op::Step(step) => assert_eq!(
+                step.rip_relative.map(|r| (r.disp_offset, r.disp, r.eip)),
+                k.rip_relative.map(|r| (r.offset, r.disp, r.eip))
+            ),
+            Op::Emulate(e) => panic!("{bytes:02x?}: opmask emulated as {e:?}"),
+        }
+        return true;
+    };
     let len = insn.len().to_const() as usize;
     assert_eq!(d.len, len, "{bytes:02x?}");
     assert_eq!(X86_64::insn_len(bytes), Some(len));
@@ -828,4 +843,96 @@ fn sweep_three_byte_vex_and_evex_maps() {
         }
     }
     assert!(rip_relative > 400, "only {rip_relative} rip-relative");
+}
+
+// --- what yaxpeax rejects: the opmask fallback ------------------------------
+
+#[test]
+fn opmask_instructions_are_stepped_through_the_fallback() {
+    // The reproducers of the coverage issue, all boosted like other VEX.
+    for bytes in [
+        &[0xc5, 0xfb, 0x93, 0xc0][..],         // kmovd eax, k0
+        &[0xc4, 0xe1, 0xfb, 0x92, 0xcb],       // kmovq k1, rbx
+        &[0xc4, 0xe1, 0xf8, 0x98, 0xc0],       // kortestq k0, k0
+        &[0xc4, 0xe1, 0xfc, 0x46, 0xc9],       // kxnorq k1, k0, k1
+        &[0xc5, 0xed, 0x4b, 0xcb],             // kunpckbw k1, k2, k3
+        &[0xc4, 0xe3, 0xf9, 0x30, 0xca, 0x05], // kshiftrw k1, k2, 5
+    ] {
+        assert!(
+            InstDecoder::default().decode_slice(bytes).is_err(),
+            "{bytes:02x?}: yaxpeax decodes it now"
+        );
+        for mode in [K, U] {
+            assert_eq!(stepped(bytes, mode), plain(true), "{bytes:02x?}");
+        }
+        assert_eq!(X86_64::insn_len(bytes), Some(bytes.len()));
+    }
+    // Memory forms: kmovw k1, [rip + 0x100]; kmovq [rsp + 8], k2.
+    let load = [0xc5, 0xf8, 0x90, 0x0d, 0x00, 0x01, 0x00, 0x00];
+    assert_eq!(stepped(&load, K), rip(4, 0x100, true));
+    assert_eq!(
+        stepped(&[0xc4, 0xe1, 0xf8, 0x91, 0x54, 0x24, 0x08], U),
+        plain(true)
+    );
+    // Still undecodable: a register-form store, a k8 operand.
+    for bytes in [&[0xc5, 0xf8, 0x91, 0xc8][..], &[0xc5, 0x7c, 0x45, 0xc1]] {
+        let e = decode(bytes, K).unwrap_err();
+        assert_eq!(e.kind(), ProbeErrorKind::Undecodable, "{bytes:02x?}");
+        assert_eq!(X86_64::insn_len(bytes), None);
+    }
+}
+
+#[test]
+fn a_rip_relative_opmask_load_is_relocated_in_its_slot() {
+    // kmovq k1, [rip - 0x20] at ADDR, copied to a slot 1 MiB below.
+    let orig = [0xc4, 0xe1, 0xf8, 0x90, 0x0d, 0xe0, 0xff, 0xff, 0xff];
+    let d = decode(&orig, K).unwrap();
+    let slot = ADDR - 0x10_0000;
+    let image = X86_64::build_slot(&d, &orig, ADDR, slot, K, false).unwrap();
+    let bytes = image.as_bytes();
+    assert_eq!(&bytes[..5], &orig[..5]);
+    // The slot copy reads the same address: ADDR + 9 - 0x20.
+    let disp = i32::from_le_bytes(bytes[5..9].try_into().unwrap());
+    let target = (slot + 9).wrapping_add(disp as isize as usize);
+    assert_eq!(target, ADDR + 9 - 0x20);
+    assert_eq!(bytes[9], 0xcc);
+    assert_eq!(image.step_end, Some(9));
+}
+
+#[test]
+fn insn_len_walks_past_opmask_instructions() {
+    // The shape of glibc's __strlen_evex: vpcmpeqb k0, ...; kmovd eax, k0;
+    // test eax, eax; ret
+    let code = [
+        0x62, 0xb3, 0x7d, 0x20, 0x3f, 0x01, 0x00, // vpcmpb k0, ymm16, [rcx], 0 (vpcmpeqb)
+        0xc5, 0xfb, 0x93, 0xc0, // kmovd eax, k0
+        0x85, 0xc0, // test eax, eax
+        0xc3, // ret
+    ];
+    let mut at = 0;
+    let mut starts = Vec::new();
+    while at < code.len() {
+        starts.push(at);
+        at += X86_64::insn_len(&code[at..]).unwrap_or_else(|| panic!("stuck at {at}"));
+    }
+    assert_eq!(starts, [0, 7, 11, 13]);
+}
+
+#[test]
+fn pushf_and_popf_with_66_and_rex_w_are_64_bit() {
+    // REX.W wins over 66 (found by the iced differential): pushfq/popfq.
+    assert_eq!(
+        emulated(&[0x66, 0x48, 0x9c], K),
+        Emulation::Pushf { word: false }
+    );
+    assert_eq!(
+        emulated(&[0x66, 0x48, 0x9d], K),
+        Emulation::Popf { word: false }
+    );
+    assert_eq!(emulated(&[0x66, 0x9c], K), Emulation::Pushf { word: true });
+    // A REX before the 66 is dropped by the CPU: 16-bit again.
+    assert_eq!(
+        emulated(&[0x48, 0x66, 0x9d], K),
+        Emulation::Popf { word: true }
+    );
 }

@@ -205,7 +205,8 @@ pub const TEST: &[Step] = &[
         timeout: minutes(25),
     },
     Step {
-        // The exhaustive decoder sweeps (every 16- and 32-bit word) are
+        // The exhaustive decoder sweeps (every 16- and 32-bit word) and the
+        // x86_64 differential against iced-x86 (10^8 strings) are
         // `#[ignore]`d in debug test runs and run here, optimised.
         name: "decoder-sweeps",
         action: cargo(&[
@@ -217,6 +218,8 @@ pub const TEST: &[Step] = &[
             "hal-loongarch64",
             "-p",
             "hal-aarch64",
+            "-p",
+            "hal-x86_64",
             "--",
             "--ignored",
         ]),
