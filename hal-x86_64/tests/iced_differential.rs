@@ -5,7 +5,9 @@
 //! - `iced_differential_sweep` (ignored): 10^8 mixed strings, run in release
 //!   by `cargo xtask test decoder-sweeps`;
 //! - `iced_every_vex_evex_map` (ignored) and its small variant: every VEX
-//!   and EVEX map and opcode with random operands.
+//!   and EVEX map and opcode with random operands;
+//! - `gap_reproducers_in_docs_hold`: the reproducers of
+//!   docs/x86-decoder-gaps.md still show what the document says.
 //!
 //! Each fails on any unsafe disagreement (length, control flow or
 //! rip-relative operand of an instruction we accept), and prints the counts.
@@ -120,4 +122,71 @@ fn iced_every_vex_evex_map_small() {
 fn iced_every_vex_evex_map() {
     let t = every_vex_evex_map(4_000);
     check(&t, "every VEX/EVEX map and opcode, 4,000 strings each");
+}
+
+/// The reproducer tables of docs/x86-decoder-gaps.md: each row's bytes are
+/// exactly one instruction for iced (or invalid for iced), yaxpeax-x86
+/// disagrees, and our decoder does what the row says.
+#[test]
+fn gap_reproducers_in_docs_hold() {
+    use iced_x86::DecoderOptions;
+    use probe_hal::{Arch, ExecMode, ProbeErrorKind};
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/x86-decoder-gaps.md");
+    let text = std::fs::read_to_string(path).expect("docs/x86-decoder-gaps.md");
+    let mut rows = 0;
+    for (begin, end) in [
+        ("<!-- reproducers:begin -->", "<!-- reproducers:end -->"),
+        ("<!-- accepted-ud:begin -->", "<!-- accepted-ud:end -->"),
+    ] {
+        let start = text.find(begin).expect(begin) + begin.len();
+        let stop = text[start..].find(end).expect(end) + start;
+        for line in text[start..stop].lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < 5 || !cells[2].starts_with('`') {
+                continue;
+            }
+            let what = cells[1];
+            let bytes: Vec<u8> = cells[2]
+                .trim_matches('`')
+                .split(' ')
+                .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+                .collect();
+            let (mnemonic, ours) = (cells[3], cells[4]);
+            let yax = yaxpeax_x86::long_mode::InstDecoder::default();
+            let ic = iced_oracle::iced(&bytes, DecoderOptions::NONE);
+            let ours_len = hal_x86_64::X86_64::insn_len(&bytes);
+            let decoded = hal_x86_64::X86_64::decode(0x1000, &bytes, ExecMode::Kernel);
+            match ours {
+                "accepted-ud" => {
+                    assert!(ic.insn.is_invalid(), "{what}: iced decodes it");
+                    assert_eq!(ours_len, Some(bytes.len()), "{what}");
+                    assert!(yax.decode_slice(&bytes).is_ok(), "{what}");
+                }
+                "stepped" | "refused" => {
+                    assert_eq!(format!("{:?}", ic.insn.mnemonic()), mnemonic, "{what}");
+                    assert_eq!(ic.insn.len(), bytes.len(), "{what}: iced length");
+                    assert!(
+                        yax.decode_slice(&bytes).is_err(),
+                        "{what}: yaxpeax decodes it now"
+                    );
+                    if ours == "stepped" {
+                        assert_eq!(ours_len, Some(bytes.len()), "{what}");
+                        let d = decoded.unwrap_or_else(|e| panic!("{what}: {e}"));
+                        assert!(matches!(d.insn.op(), hal_x86_64::Op::Step(_)), "{what}");
+                    } else {
+                        assert_eq!(ours_len, None, "{what}");
+                        let e = decoded.expect_err(what);
+                        assert_eq!(e.kind(), ProbeErrorKind::Undecodable, "{what}");
+                    }
+                }
+                other => panic!("{what}: unknown verdict {other}"),
+            }
+            // And the harness agrees: no unsafe kind for any of them.
+            let v = iced_oracle::compare(&bytes);
+            assert!(!v.kind.is_some_and(|k| k.is_unsafe()), "{what}: {v:?}");
+            rows += 1;
+        }
+    }
+    assert!(rows >= 50, "only {rows} reproducer rows");
 }
