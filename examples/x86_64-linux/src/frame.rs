@@ -44,6 +44,8 @@ impl SignalFrame<'_> {
     /// `ctx` is the third argument of a running `SA_SIGINFO` handler (a
     /// `ucontext_t` on the handler's stack), and no other reference to it
     /// is alive while the frame is.
+    #[link_section = "probe_trap_text"]
+    #[inline]
     pub unsafe fn from_context<'a>(ctx: *mut c_void) -> SignalFrame<'a> {
         // SAFETY: the caller guarantees `ctx` is the handler's ucontext and
         // that this is the only reference to it.
@@ -53,42 +55,64 @@ impl SignalFrame<'_> {
         }
     }
 
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn get(&self, reg: c_int) -> usize {
         self.gregs[reg as usize] as usize
     }
 
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn set(&mut self, reg: c_int, value: usize) {
         self.gregs[reg as usize] = value as greg_t;
     }
 }
 
 impl Registers for SignalFrame<'_> {
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn pc(&self) -> usize {
         self.get(libc::REG_RIP)
     }
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn set_pc(&mut self, pc: usize) {
         self.set(libc::REG_RIP, pc)
     }
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn sp(&self) -> usize {
         self.get(libc::REG_RSP)
     }
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn set_sp(&mut self, sp: usize) {
         self.set(libc::REG_RSP, sp)
     }
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn gpr(&self, n: usize) -> usize {
         GREG_OF.get(n).map_or(0, |&r| self.get(r))
     }
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn set_gpr(&mut self, n: usize, value: usize) {
         if let Some(&r) = GREG_OF.get(n) {
             self.set(r, value)
         }
     }
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn call_abi(&self) -> &'static CallAbi {
         &CALL_ABI
     }
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn flags(&self) -> usize {
         self.get(libc::REG_EFL)
     }
+    #[link_section = "probe_trap_text"]
+    #[inline]
     fn set_flags(&mut self, flags: usize) {
         self.set(libc::REG_EFL, flags)
     }

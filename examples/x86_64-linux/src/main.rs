@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     signals::install_all();
     let sync_core = services::init();
+    threads::init();
     probe_hal::rethook::set_return_hook(&threads::RETURN_PATH).expect("return hook installed once");
     let me = threads::register_current();
     let ok = match args.first().map(String::as_str) {

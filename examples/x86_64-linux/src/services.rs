@@ -87,6 +87,7 @@ extern "C" {
 
 /// Where a fault at `pc` continues: the copy routine's own entry, then the
 /// test functions' exception table. Called from the SIGSEGV handler.
+#[link_section = "probe_trap_text"]
 pub fn fixup_for(pc: usize) -> Option<usize> {
     if pc == x86_64_linux_copy_insn as *const () as usize {
         return Some(x86_64_linux_copy_fixup as *const () as usize);
@@ -101,6 +102,8 @@ pub fn copy_routine() -> Range<usize> {
 
 /// Copy `len` bytes from `src` to `dst`; `Err(offset)` of the first byte
 /// that could not be accessed.
+#[link_section = "probe_trap_text"]
+#[inline(always)]
 fn copy(dst: usize, src: usize, len: usize) -> Result<(), usize> {
     // SAFETY: the routine touches only `src..src + len` and `dst..dst + len`;
     // an unmapped byte faults and is recovered through the exception table
@@ -114,6 +117,7 @@ fn copy(dst: usize, src: usize, len: usize) -> Result<(), usize> {
 }
 
 /// Whether `pc` lies in a slot page (grace-period handler; no lock).
+#[link_section = "probe_trap_text"]
 pub fn in_slot_area(pc: usize) -> bool {
     SLOT_PAGES.iter().any(|p| {
         let base = p.load(Ordering::Acquire);
@@ -147,10 +151,78 @@ pub fn counters() -> (usize, usize, usize, usize) {
     )
 }
 
+/// This process's id (the "user space" of the harness), read at start.
+static PID: AtomicUsize = AtomicUsize::new(0);
+
+/// The blacklist, built at the first registration.
+static BLACKLIST: OnceLock<Vec<Range<usize>>> = OnceLock::new();
+
+/// The glibc functions the trap handlers run (outside `probe_trap_text`):
+/// errno is saved and restored around every handler; an adopted thread's
+/// exit destructor is set with `pthread_setspecific`.
+pub const GLIBC_TRAP_PATH: &[&str] = &["__errno_location", "pthread_setspecific"];
+
+/// `[start, end)` of the dynamic symbol `name` (its ELF size), if found.
+pub fn libc_function(name: &str) -> Option<Range<usize>> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: dlsym with RTLD_DEFAULT and a valid C string (it resolves an
+    // IFUNC to the implementation selected for this CPU).
+    let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) } as usize;
+    if addr == 0 {
+        return None;
+    }
+    Some(addr..addr + symbol_size(addr).unwrap_or(1))
+}
+
+/// The ELF size of the dynamic symbol that starts at `addr`.
+pub fn symbol_size(addr: usize) -> Option<usize> {
+    // SAFETY: zeroed Dl_info is valid; dladdr1 fills it and `sym` (with
+    // RTLD_DL_SYMENT = 1, a pointer to the symbol's ELF entry).
+    unsafe {
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        let mut sym: *const libc::Elf64_Sym = core::ptr::null();
+        let r = libc::dladdr1(
+            addr as *const libc::c_void,
+            &mut info,
+            (&mut sym as *mut *const libc::Elf64_Sym).cast(),
+            1,
+        );
+        if r == 0 || sym.is_null() || info.dli_saddr as usize != addr {
+            return None;
+        }
+        Some((*sym).st_size as usize).filter(|&s| s > 0)
+    }
+}
+
+/// Length of glibc's x86_64 `__restore_rt`: `mov rax, 15; syscall`.
+const RESTORE_RT: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+
+/// The signal-return trampoline's range, checked to be `__restore_rt`.
+pub fn restorer_range() -> Option<Range<usize>> {
+    let at = crate::signals::restorer();
+    let mut buf = [0u8; RESTORE_RT.len()];
+    copy(buf.as_mut_ptr() as usize, at, buf.len()).ok()?;
+    (at != 0 && buf == RESTORE_RT).then_some(at..at + RESTORE_RT.len())
+}
+
+/// What must never be probed besides the engine's trap text: the copy
+/// routine, the signal-return trampoline, the glibc functions the trap
+/// handlers call. (The handlers themselves, the thread lookup and the
+/// trap-path services are in the `probe_trap_text` section, which the
+/// engine refuses by itself.)
+fn blacklist() -> Vec<Range<usize>> {
+    let mut list = vec![copy_routine()];
+    list.extend(restorer_range());
+    list.extend(GLIBC_TRAP_PATH.iter().filter_map(|n| libc_function(n)));
+    list
+}
+
 /// Register for `membarrier(PRIVATE_EXPEDITED_SYNC_CORE)`; returns whether
 /// the kernel supports it (without it `sync_icache` relies on x86's
 /// coherent instruction fetch alone).
 pub fn init() -> bool {
+    // SAFETY: getpid has no preconditions.
+    PID.store(unsafe { libc::getpid() } as usize, Ordering::Relaxed);
     // SAFETY: a plain system call with integer arguments.
     let r = unsafe {
         libc::syscall(
@@ -231,21 +303,25 @@ pub fn map_near(near: usize) -> Option<usize> {
 pub struct Services;
 
 impl KernelServices<X86_64> for Services {
+    #[link_section = "probe_trap_text"]
     fn cpu_id(&self) -> usize {
         threads::cpu_index()
     }
 
+    #[link_section = "probe_trap_text"]
     fn task_state(&self) -> &TaskState<X86_64> {
         threads::task_state()
     }
 
+    #[link_section = "probe_trap_text"]
     fn current_space(&self) -> usize {
         // Only kernel-mode traps happen in the harness; a user space would
-        // be the process itself.
-        // SAFETY: getpid has no preconditions.
-        unsafe { libc::getpid() as usize }
+        // be the process itself (its pid, read once at start: the trap path
+        // calls no libc function it does not blacklist).
+        PID.load(Ordering::Relaxed)
     }
 
+    #[link_section = "probe_trap_text"]
     fn read(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
         if space != Space::Kernel {
             return Err(MemoryFault { addr });
@@ -254,6 +330,7 @@ impl KernelServices<X86_64> for Services {
             .map_err(|at| MemoryFault { addr: addr + at })
     }
 
+    #[link_section = "probe_trap_text"]
     fn write_data(&self, space: Space, addr: usize, data: &[u8]) -> Result<(), MemoryFault> {
         if space != Space::Kernel {
             return Err(MemoryFault { addr });
@@ -369,7 +446,6 @@ impl KernelServices<X86_64> for Services {
     }
 
     fn blacklist(&self) -> &[Range<usize>] {
-        static LIST: OnceLock<[Range<usize>; 1]> = OnceLock::new();
-        LIST.get_or_init(|| [copy_routine()])
+        BLACKLIST.get_or_init(blacklist).as_slice()
     }
 }

@@ -10,10 +10,28 @@
 //!   harness's own recovery, the exception table.
 //! - `SIGUSR1`: the grace-period handshake ([`crate::threads`]).
 //!
-//! `SIGTRAP` and `SIGSEGV` block `SIGUSR1` while they run, so a
-//! grace-period acknowledgement never comes from inside a probe handler.
+//! The trap handlers run with every asynchronous signal blocked (their
+//! `sa_mask`), as a kernel's trap handlers run with interrupts masked: a
+//! signal whose handler hits a probe never lands in the middle of the trap
+//! path, and a grace-period acknowledgement never comes from inside a probe
+//! handler. Only the synchronous signals (`SIGTRAP`, `SIGSEGV`, `SIGBUS`,
+//! `SIGILL`, `SIGFPE`: the exceptions) stay deliverable.
+//!
+//! **IF is the signal mask.** Interrupts are what signals are to this
+//! "kernel". On the way in, the handlers show the engine `IF` clear when
+//! the interrupted context blocks every asynchronous signal; on the way
+//! out, an `IF` the engine cleared (a masked out-of-line step begins)
+//! becomes a `uc_sigmask` that blocks them for the step, and an `IF` it set
+//! again (the step ended or was aborted) gives the context its own mask
+//! back (`sigreturn` ignores `IF` in `REG_EFL`). So, as Linux defers
+//! signals during a uprobe's step, no signal handler runs in the middle of
+//! a step, and one that leaves by `siglongjmp` cannot strand a step.
+//!
+//! Everything the handlers run before and after the engine is in the
+//! `probe_trap_text` section (refused as a probe target), and the glibc
+//! code they run (`__errno_location`, the signal-return trampoline) is on
+//! the services' blacklist.
 
-use core::cell::Cell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -22,11 +40,6 @@ use probe_core::{ExecMode, FaultOutcome, Registers, TrapOutcome};
 use x86_64_linux::frame::SignalFrame;
 
 use crate::{services, threads, ENGINE};
-
-thread_local! {
-    /// SIGTRAPs this thread took.
-    static TRAPS: Cell<u64> = const { Cell::new(0) };
-}
 
 /// Faults the engine aborted a step for.
 static FAULTS_ABORTED: AtomicU64 = AtomicU64::new(0);
@@ -37,10 +50,107 @@ static LAST_FAULT_PC: AtomicUsize = AtomicUsize::new(0);
 /// pc the last fault continued at (the fix-up).
 static LAST_FIXUP: AtomicUsize = AtomicUsize::new(0);
 
+/// Masked steps whose end found no saved mask to give back (a broken
+/// pairing: must stay 0).
+static MASK_UNDERFLOWS: AtomicU64 = AtomicU64::new(0);
+/// Masked steps begun (signal masks raised for a step).
+static MASKED_STEPS: AtomicU64 = AtomicU64::new(0);
+
 /// SIGTRAPs the calling thread took so far.
 pub fn traps() -> u64 {
-    TRAPS.get()
+    threads::current_slot().map_or(0, |s| s.traps.load(Ordering::Relaxed))
 }
+
+/// (masked steps begun, step ends that found no saved mask).
+pub fn mask_record() -> (u64, u64) {
+    (
+        MASKED_STEPS.load(Ordering::Acquire),
+        MASK_UNDERFLOWS.load(Ordering::Acquire),
+    )
+}
+
+/// The signals that play interrupts: all but the synchronous ones (the
+/// exceptions), as a kernel sigset word (bit `n - 1` for signal `n`).
+#[link_section = "probe_trap_text"]
+#[inline(always)]
+pub const fn async_signals() -> u64 {
+    let sync = bit(libc::SIGTRAP)
+        | bit(libc::SIGSEGV)
+        | bit(libc::SIGBUS)
+        | bit(libc::SIGILL)
+        | bit(libc::SIGFPE)
+        | bit(libc::SIGKILL)
+        | bit(libc::SIGSTOP);
+    !sync
+}
+
+const fn bit(sig: c_int) -> u64 {
+    1 << (sig - 1)
+}
+
+/// The first word of the interrupted context's signal mask (the kernel's
+/// sigset: signals 1..=64), which `sigreturn` restores.
+#[link_section = "probe_trap_text"]
+#[inline(always)]
+fn mask_word(ctx: *mut c_void) -> *mut u64 {
+    // SAFETY: `ctx` is a live ucontext_t (the handler's third argument);
+    // only the address of its mask is taken.
+    unsafe { core::ptr::addr_of_mut!((*(ctx as *mut libc::ucontext_t)).uc_sigmask).cast::<u64>() }
+}
+
+/// Before the engine: show it IF as the interrupted context's mask says.
+/// Returns whether that context had interrupts (asynchronous signals) on.
+#[link_section = "probe_trap_text"]
+#[inline(always)]
+fn interrupts_in(ctx: *mut c_void, frame: &mut SignalFrame<'_>) -> bool {
+    // SAFETY: reading the mask of the live ucontext (a field the frame
+    // does not cover).
+    let mask = unsafe { mask_word(ctx).read() };
+    let on = mask & async_signals() != async_signals();
+    let f = frame.flags();
+    frame.set_flags(if on { f | IF } else { f & !IF });
+    on
+}
+
+/// After the engine: turn the IF it left into the context's signal mask
+/// (see the module documentation), then put the real IF back.
+#[link_section = "probe_trap_text"]
+#[inline(always)]
+fn interrupts_out(ctx: *mut c_void, frame: &mut SignalFrame<'_>, were_on: bool) {
+    let on = frame.flags() & IF != 0;
+    frame.set_flags(frame.flags() | IF);
+    if on == were_on {
+        return;
+    }
+    let Some(slot) = threads::current_slot() else {
+        return;
+    };
+    let word = mask_word(ctx);
+    let depth = slot.saved_depth.load(Ordering::Relaxed);
+    if !on {
+        // A masked step begins: keep the context's mask, block the rest.
+        // SAFETY: the live ucontext's mask, read and written here only.
+        let mask = unsafe { word.read() };
+        if depth < slot.saved_masks.len() {
+            slot.saved_masks[depth].store(mask, Ordering::Relaxed);
+            slot.saved_depth.store(depth + 1, Ordering::Relaxed);
+        }
+        MASKED_STEPS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { word.write(mask | async_signals()) };
+    } else if depth > 0 {
+        // The step ended (or was aborted): the context's own mask again.
+        let mask = slot.saved_masks[depth - 1].load(Ordering::Relaxed);
+        slot.saved_depth.store(depth - 1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { word.write(mask) };
+    } else {
+        MASK_UNDERFLOWS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The interrupt flag in RFLAGS.
+const IF: usize = 1 << 9;
 
 /// What the fault handler saw: (steps aborted, faults not the engine's,
 /// pc after the engine's fault entry, fix-up taken) — cumulative counts
@@ -59,6 +169,8 @@ pub fn fault_record() -> (u64, u64, usize, usize) {
 struct SavedErrno(c_int);
 
 impl SavedErrno {
+    #[link_section = "probe_trap_text"]
+    #[inline(always)]
     fn save() -> Self {
         // SAFETY: __errno_location returns this thread's errno slot.
         Self(unsafe { *libc::__errno_location() })
@@ -66,6 +178,8 @@ impl SavedErrno {
 }
 
 impl Drop for SavedErrno {
+    #[link_section = "probe_trap_text"]
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: as in `save`.
         unsafe { *libc::__errno_location() = self.0 };
@@ -89,16 +203,21 @@ fn say(msg: &str, value: usize) {
     }
 }
 
+#[link_section = "probe_trap_text"]
 extern "C" fn on_trap(_sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
     let _errno = SavedErrno::save();
-    TRAPS.set(TRAPS.get() + 1);
+    threads::slot_of(threads::cpu_index())
+        .traps
+        .fetch_add(1, Ordering::Relaxed);
     // SAFETY: `ctx` is this SA_SIGINFO handler's ucontext; the frame is
-    // the only reference to it.
+    // the only reference to its registers (the mask is reached apart).
     let mut frame = unsafe { SignalFrame::from_context(ctx) };
+    let were_on = interrupts_in(ctx, &mut frame);
     // SAFETY: the SIGTRAP handler runs with the signals that play
     // interrupts blocked, on the thread the services name as the CPU; the
     // frame is the interrupted context's.
     let outcome = unsafe { ENGINE.handle_breakpoint(&mut frame, ExecMode::Kernel) };
+    interrupts_out(ctx, &mut frame, were_on);
     if let TrapOutcome::Fault { addr } = outcome {
         // A simulated instruction faulted: what the kernel would do is
         // deliver the fault at the probe address; here that is fatal.
@@ -118,14 +237,30 @@ extern "C" fn on_trap(_sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
 
 /// The floor of the benchmark: a SIGTRAP handler that does nothing (the
 /// `int3` already left rip after itself).
+#[link_section = "probe_trap_text"]
 extern "C" fn on_trap_empty(_sig: c_int, _info: *mut siginfo_t, _ctx: *mut c_void) {}
 
+/// The signal-return trampoline glibc put in our handlers' `sa_restorer`
+/// (`__restore_rt`): every handler returns through it.
+pub fn restorer() -> usize {
+    // SAFETY: a zeroed sigaction is a valid value for sigaction to fill.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: reading the current action of SIGTRAP into a valid struct.
+    let r = unsafe { libc::sigaction(libc::SIGTRAP, core::ptr::null(), &mut old) };
+    assert_eq!(r, 0, "sigaction(SIGTRAP) query");
+    old.sa_restorer.map_or(0, |f| f as usize)
+}
+
+#[link_section = "probe_trap_text"]
 extern "C" fn on_fault(sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
     let _errno = SavedErrno::save();
     // SAFETY: as in `on_trap`.
     let mut frame = unsafe { SignalFrame::from_context(ctx) };
+    let were_on = interrupts_in(ctx, &mut frame);
     // SAFETY: as in `on_trap`.
-    match unsafe { ENGINE.handle_fault(&mut frame, ExecMode::Kernel) } {
+    let outcome = unsafe { ENGINE.handle_fault(&mut frame, ExecMode::Kernel) };
+    interrupts_out(ctx, &mut frame, were_on);
+    match outcome {
         FaultOutcome::StepAborted => FAULTS_ABORTED.fetch_add(1, Ordering::AcqRel),
         FaultOutcome::NotOurs => FAULTS_NOT_OURS.fetch_add(1, Ordering::AcqRel),
     };
@@ -146,6 +281,7 @@ extern "C" fn on_fault(sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
     }
 }
 
+#[link_section = "probe_trap_text"]
 extern "C" fn on_grace(_sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
     let _errno = SavedErrno::save();
     // SAFETY: as in `on_trap`.
@@ -155,7 +291,7 @@ extern "C" fn on_grace(_sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
 
 type Handler = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
 
-fn install(sig: c_int, handler: Handler, flags: c_int, block: &[c_int]) {
+fn install(sig: c_int, handler: Handler, flags: c_int, block: u64) {
     // SAFETY: a zeroed sigaction is a valid value; the fields set below
     // make it a SA_SIGINFO handler with the given mask.
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
@@ -166,8 +302,10 @@ fn install(sig: c_int, handler: Handler, flags: c_int, block: &[c_int]) {
     // const-initialised thread-locals and the lock-free trap path.
     unsafe {
         libc::sigemptyset(&mut sa.sa_mask);
-        for &b in block {
-            libc::sigaddset(&mut sa.sa_mask, b);
+        for b in 1..=64 {
+            if block & (1 << (b - 1)) != 0 {
+                libc::sigaddset(&mut sa.sa_mask, b);
+            }
         }
         let r = libc::sigaction(sig, &sa, core::ptr::null_mut());
         assert_eq!(r, 0, "sigaction({sig})");
@@ -176,15 +314,15 @@ fn install(sig: c_int, handler: Handler, flags: c_int, block: &[c_int]) {
 
 /// Install every handler.
 pub fn install_all() {
-    install(libc::SIGTRAP, on_trap, libc::SA_NODEFER, &[libc::SIGUSR1]);
-    install(libc::SIGSEGV, on_fault, libc::SA_NODEFER, &[libc::SIGUSR1]);
-    install(libc::SIGBUS, on_fault, libc::SA_NODEFER, &[libc::SIGUSR1]);
-    install(libc::SIGUSR1, on_grace, libc::SA_RESTART, &[]);
+    install(libc::SIGTRAP, on_trap, libc::SA_NODEFER, async_signals());
+    install(libc::SIGSEGV, on_fault, libc::SA_NODEFER, async_signals());
+    install(libc::SIGBUS, on_fault, libc::SA_NODEFER, async_signals());
+    install(libc::SIGUSR1, on_grace, libc::SA_RESTART, 0);
 }
 
 /// Swap the SIGTRAP handler: the engine's (`false`) or an empty one
 /// (`true`, the benchmark's floor).
 pub fn empty_trap_handler(empty: bool) {
     let h: Handler = if empty { on_trap_empty } else { on_trap };
-    install(libc::SIGTRAP, h, libc::SA_NODEFER, &[libc::SIGUSR1]);
+    install(libc::SIGTRAP, h, libc::SA_NODEFER, async_signals());
 }

@@ -769,6 +769,7 @@ pub fn addr_of(name: &str) -> usize {
 
 /// The exception table: `(faulting instruction, where to continue)`.
 /// Read from signal handlers: no allocation, no lock.
+#[link_section = "probe_trap_text"]
 pub fn fixup_for(pc: usize) -> Option<usize> {
     // SAFETY: the start and end labels bracket the exception table, which
     // only the `EXTABLE` macro writes (two quads per entry).

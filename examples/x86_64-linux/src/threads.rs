@@ -1,22 +1,31 @@
 //! Threads as the engine's CPUs and tasks, and the grace period.
 //!
-//! Every thread that may run probed code registers first
-//! ([`register_current`]): it gets an index below [`MAX_THREADS`] (its
-//! `cpu_id`) and a leaked [`TaskState`] (its task state), both reachable
-//! from signal handlers through const-initialised thread-locals.
+//! Every thread that runs probed code is a CPU to the engine: it gets an
+//! index below [`MAX_THREADS`] (its `cpu_id`) and the task state of that
+//! index. A thread registers explicitly ([`register_current`]) or, the
+//! first time it traps, on the fly ([`cpu_index`]: a lock-free claim of a
+//! free index, as a kernel gives every thread a CPU; `std::thread::spawn`
+//! runs `memcpy` before the new thread's code can register). An adopted
+//! thread is released by a thread-specific-data destructor when it exits,
+//! and a grace period reclaims the index of a thread found dead.
+//!
+//! The trap path finds the calling thread's index without thread-local
+//! storage (whose accessors are ordinary functions that could be probed):
+//! it reads the thread pointer (`fs:0`, glibc's `pthread_self`) and looks
+//! it up among the claimed indices. Everything here that the trap path runs
+//! is in the `probe_trap_text` section, which the engine refuses to probe.
 //!
 //! Grace period ([`synchronize`]): every other registered thread is
 //! interrupted by `SIGUSR1` and its handler acknowledges only when the
 //! interrupted pc is outside every slot page. `SIGUSR1` is blocked while
-//! the `SIGTRAP` and `SIGSEGV` handlers run, so an acknowledgement also
-//! means the thread was in no probe handler; return handlers run from the
-//! code trampoline instead, through [`ReturnPath`], which marks the thread
-//! busy meanwhile (a kernel runs that callback with preemption off). A
-//! thread found in a slot or on the return path is asked again until it has
-//! left it.
+//! the `SIGTRAP` and `SIGSEGV` handlers run and during a masked step, so an
+//! acknowledgement also means the thread was in no probe handler; return
+//! handlers run from the code trampoline instead, through [`ReturnPath`],
+//! which marks the thread busy meanwhile (a kernel runs that callback with
+//! preemption off). A thread found in a slot or on the return path is
+//! asked again until it has left it.
 
-use core::cell::Cell;
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hal_x86_64::X86_64;
@@ -27,36 +36,198 @@ use crate::{services, ENGINE};
 
 /// Threads (the engine's CPUs) registered at once at most.
 pub const MAX_THREADS: usize = 16;
-const NONE: usize = usize::MAX;
+/// Masks a thread can have saved at once (one per masked step in flight:
+/// a step only starts in a context that takes signals, and none is
+/// delivered during it, so one is the most seen).
+pub const MAX_SAVED_MASKS: usize = 4;
 
-struct ThreadSlot {
-    /// Kernel thread id; 0 when the slot is free.
+/// One claimed index: a thread, its counters and its saved signal masks.
+pub struct ThreadSlot {
+    /// Thread pointer (`fs:0`) of the owner; 0 when the slot is free.
+    tcb: AtomicUsize,
+    /// Kernel thread id of the owner (for `tgkill`).
     tid: AtomicI32,
     /// Grace-period signals handled.
     seen: AtomicU64,
     /// Of those, the ones taken outside the slot pages.
     acked: AtomicU64,
+    /// Inside the engine's return handling (see [`ReturnPath`]).
+    on_return_path: AtomicBool,
+    /// Claimed on the fly by the trap path (released at thread exit).
+    adopted: AtomicBool,
+    /// SIGTRAPs taken.
+    pub traps: AtomicU64,
+    /// Signal masks of contexts in a masked step (see `signals`).
+    pub saved_masks: [AtomicU64; MAX_SAVED_MASKS],
+    /// How many of `saved_masks` are in use.
+    pub saved_depth: AtomicUsize,
 }
 
 static SLOTS: [ThreadSlot; MAX_THREADS] = [const {
     ThreadSlot {
+        tcb: AtomicUsize::new(0),
         tid: AtomicI32::new(0),
         seen: AtomicU64::new(0),
         acked: AtomicU64::new(0),
+        on_return_path: AtomicBool::new(false),
+        adopted: AtomicBool::new(false),
+        traps: AtomicU64::new(0),
+        saved_masks: [const { AtomicU64::new(0) }; MAX_SAVED_MASKS],
+        saved_depth: AtomicUsize::new(0),
     }
 }; MAX_THREADS];
 
-thread_local! {
-    static INDEX: Cell<usize> = const { Cell::new(NONE) };
-    /// Inside the engine's return handling (see [`ReturnPath`]).
-    static ON_RETURN_PATH: Cell<bool> = const { Cell::new(false) };
-    static TASK: Cell<Option<&'static TaskState<X86_64>>> = const { Cell::new(None) };
+/// The task state of each index (a kernel embeds one in each task).
+static TASKS: [TaskState<X86_64>; MAX_THREADS] = [const { TaskState::new() }; MAX_THREADS];
+
+/// Threads adopted on the fly so far.
+static ADOPTED: AtomicU64 = AtomicU64::new(0);
+/// Adopted threads released by their exit destructor.
+static RELEASED_AT_EXIT: AtomicU64 = AtomicU64::new(0);
+/// Indices of dead threads reclaimed by a grace period.
+static RECLAIMED: AtomicU64 = AtomicU64::new(0);
+/// The thread-specific-data key whose destructor releases adopted threads
+/// (`u32::MAX`: not created).
+static EXIT_KEY: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// The calling thread's thread pointer: glibc keeps `pthread_self()` at
+/// `fs:0`. Read inline, so the trap path calls nothing to find its thread.
+#[inline(always)]
+fn tcb() -> usize {
+    let p: usize;
+    // SAFETY: on x86_64 Linux with glibc, fs points at the thread control
+    // block, whose first word is its own address; the load has no effects.
+    unsafe {
+        core::arch::asm!("mov {}, fs:0", out(reg) p, options(nostack, readonly, preserves_flags))
+    };
+    p
+}
+
+/// The calling thread's index, if it has one (signal-handler safe).
+#[link_section = "probe_trap_text"]
+#[inline(never)]
+pub fn current() -> Option<usize> {
+    let me = tcb();
+    SLOTS
+        .iter()
+        .position(|s| s.tcb.load(Ordering::Acquire) == me)
+}
+
+/// The calling thread's slot, if it has one.
+#[link_section = "probe_trap_text"]
+#[inline(always)]
+pub fn current_slot() -> Option<&'static ThreadSlot> {
+    current().map(|i| &SLOTS[i])
+}
+
+/// The slot of index `i`.
+#[link_section = "probe_trap_text"]
+#[inline(always)]
+pub fn slot_of(i: usize) -> &'static ThreadSlot {
+    &SLOTS[i]
+}
+
+/// Claim a free index for the calling thread (lock-free).
+#[link_section = "probe_trap_text"]
+#[inline(never)]
+fn claim(tid: i32) -> Option<usize> {
+    let me = tcb();
+    let i = SLOTS.iter().position(|s| {
+        s.tcb
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    })?;
+    let s = &SLOTS[i];
+    s.tid.store(tid, Ordering::Release);
+    s.saved_depth.store(0, Ordering::Relaxed);
+    s.on_return_path.store(false, Ordering::Relaxed);
+    Some(i)
+}
+
+/// Give index `i` back (its thread runs no probed code any more, or is
+/// dead): its return instances and parked steps go, then the index.
+fn release(i: usize) {
+    // SAFETY: the owner of index `i` runs no probed code any more (it is
+    // exiting or dead), so nothing else uses its task state.
+    unsafe { ENGINE.release_task(&TASKS[i]) };
+    let s = &SLOTS[i];
+    s.adopted.store(false, Ordering::Relaxed);
+    s.tid.store(0, Ordering::Release);
+    s.tcb.store(0, Ordering::Release);
+}
+
+extern "C" fn on_thread_exit(value: *mut libc::c_void) {
+    let i = value as usize - 1;
+    if SLOTS[i].tcb.load(Ordering::Acquire) == tcb() {
+        RELEASED_AT_EXIT.fetch_add(1, Ordering::Relaxed);
+        release(i);
+    }
+}
+
+/// Create the key whose destructor releases adopted threads; called once
+/// by `main` before any other thread exists.
+pub fn init() {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: creating a key with a destructor of the right signature.
+    let r = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
+    assert_eq!(r, 0, "pthread_key_create");
+    EXIT_KEY.store(key as usize, Ordering::Release);
+}
+
+/// The trap path met a thread with no index: claim one as the kernel
+/// would give the thread a CPU, and have it released when the thread ends.
+#[link_section = "probe_trap_text"]
+#[cold]
+#[inline(never)]
+fn adopt() -> usize {
+    // SAFETY: gettid has no preconditions (a system call).
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let Some(i) = claim(tid) else { no_index() };
+    SLOTS[i].adopted.store(true, Ordering::Relaxed);
+    ADOPTED.fetch_add(1, Ordering::Relaxed);
+    let key = EXIT_KEY.load(Ordering::Acquire);
+    if key != usize::MAX {
+        // SAFETY: a key created by `init`; glibc stores the values of the
+        // first 32 keys in the thread descriptor itself, so this allocates
+        // nothing (it is on the blacklist: the trap path runs it).
+        unsafe {
+            libc::pthread_setspecific(key as libc::pthread_key_t, (i + 1) as *const libc::c_void)
+        };
+    }
+    i
+}
+
+#[cold]
+fn no_index() -> ! {
+    let msg = b"x86_64-linux: more threads run probed code than MAX_THREADS\n";
+    // SAFETY: write(2) on stderr with a valid buffer; abort has no preconditions.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::abort()
+    }
+}
+
+/// (threads adopted by the trap path, released at their exit, dead
+/// threads' indices reclaimed by a grace period).
+pub fn adoption_record() -> (u64, u64, u64) {
+    (
+        ADOPTED.load(Ordering::Acquire),
+        RELEASED_AT_EXIT.load(Ordering::Acquire),
+        RECLAIMED.load(Ordering::Acquire),
+    )
+}
+
+/// Indices claimed right now.
+pub fn claimed() -> usize {
+    SLOTS
+        .iter()
+        .filter(|s| s.tcb.load(Ordering::Acquire) != 0)
+        .count()
 }
 
 /// A registered thread; unregisters it when dropped.
 pub struct Registration {
     index: usize,
-    task: &'static TaskState<X86_64>,
     /// Not Send: it belongs to the thread that registered.
     _thread: core::marker::PhantomData<*const ()>,
 }
@@ -64,32 +235,37 @@ pub struct Registration {
 impl Registration {
     /// This thread's task state.
     pub fn task(&self) -> &'static TaskState<X86_64> {
-        self.task
+        &TASKS[self.index]
     }
 }
 
-/// Register the calling thread.
+/// Register the calling thread (taking over its index if the trap path
+/// adopted it already).
 ///
 /// # Panics
 /// If it is registered already or [`MAX_THREADS`] threads are.
 pub fn register_current() -> Registration {
-    assert_eq!(INDEX.get(), NONE, "thread registered twice");
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
-    let index = SLOTS
-        .iter()
-        .position(|s| {
-            s.tid
-                .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        })
-        .expect("more threads than MAX_THREADS");
-    let task: &'static TaskState<X86_64> = Box::leak(Box::new(TaskState::new()));
-    TASK.set(Some(task));
-    INDEX.set(index);
+    let index = match current() {
+        Some(i) => {
+            assert!(
+                SLOTS[i].adopted.swap(false, Ordering::AcqRel),
+                "thread registered twice"
+            );
+            let key = EXIT_KEY.load(Ordering::Acquire);
+            if key != usize::MAX {
+                // SAFETY: clearing this thread's value of our own key.
+                unsafe { libc::pthread_setspecific(key as libc::pthread_key_t, core::ptr::null()) };
+            }
+            i
+        }
+        None => {
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            claim(tid).expect("more threads than MAX_THREADS")
+        }
+    };
     Registration {
         index,
-        task,
         _thread: core::marker::PhantomData,
     }
 }
@@ -98,42 +274,26 @@ impl Drop for Registration {
     fn drop(&mut self) {
         // The thread runs no probed code any more: give its return
         // instances back, then its CPU index.
-        // SAFETY: the thread is exiting: it runs no probed code any more
-        // and nothing else uses its task state.
-        unsafe { ENGINE.release_task(self.task) };
-        INDEX.set(NONE);
-        TASK.set(None);
-        SLOTS[self.index].tid.store(0, Ordering::Release);
+        release(self.index);
     }
 }
 
-/// The calling thread's CPU index (signal-handler safe).
-///
-/// Aborts when the thread is not registered: the engine must never see a
-/// CPU it cannot index.
+/// The calling thread's CPU index (signal-handler safe); a thread without
+/// one is adopted.
+#[link_section = "probe_trap_text"]
+#[inline(never)]
 pub fn cpu_index() -> usize {
-    let i = INDEX.get();
-    if i == NONE {
-        unregistered();
+    match current() {
+        Some(i) => i,
+        None => adopt(),
     }
-    i
 }
 
 /// The calling thread's task state (signal-handler safe).
+#[link_section = "probe_trap_text"]
+#[inline(never)]
 pub fn task_state() -> &'static TaskState<X86_64> {
-    match TASK.get() {
-        Some(t) => t,
-        None => unregistered(),
-    }
-}
-
-fn unregistered() -> ! {
-    let msg = b"x86_64-linux: probed code ran on a thread that is not registered\n";
-    // SAFETY: write(2) on stderr with a valid buffer; abort has no preconditions.
-    unsafe {
-        libc::write(2, msg.as_ptr().cast(), msg.len());
-        libc::abort()
-    }
+    &TASKS[cpu_index()]
 }
 
 /// The return hook the backend's code trampoline calls: the engine's,
@@ -141,12 +301,14 @@ fn unregistered() -> ! {
 pub struct ReturnPath;
 
 impl ReturnHook for ReturnPath {
+    #[link_section = "probe_trap_text"]
     unsafe fn on_return(&self, regs: &mut dyn Registers) -> usize {
-        let outer = ON_RETURN_PATH.replace(true);
+        let slot = &SLOTS[cpu_index()];
+        let outer = slot.on_return_path.swap(true, Ordering::AcqRel);
         // SAFETY: the caller's promise (the trampoline, on this thread),
         // passed on.
         let real = unsafe { ENGINE.on_return(regs) };
-        ON_RETURN_PATH.set(outer);
+        slot.on_return_path.store(outer, Ordering::Release);
         real
     }
 }
@@ -156,13 +318,10 @@ pub static RETURN_PATH: ReturnPath = ReturnPath;
 
 /// The `SIGUSR1` handler's work: acknowledge the grace period unless the
 /// thread was interrupted inside a slot page or on the return path.
+#[link_section = "probe_trap_text"]
 pub fn acknowledge(interrupted_pc: usize) {
-    let i = INDEX.get();
-    if i == NONE {
-        return;
-    }
-    let slot = &SLOTS[i];
-    if !services::in_slot_area(interrupted_pc) && !ON_RETURN_PATH.get() {
+    let Some(slot) = current_slot() else { return };
+    if !services::in_slot_area(interrupted_pc) && !slot.on_return_path.load(Ordering::Acquire) {
         slot.acked.fetch_add(1, Ordering::AcqRel);
     }
     slot.seen.fetch_add(1, Ordering::AcqRel);
@@ -171,7 +330,7 @@ pub fn acknowledge(interrupted_pc: usize) {
 /// Wait until every other registered thread has been interrupted outside
 /// the slot pages and outside the probe handlers.
 pub fn synchronize() {
-    let me = INDEX.get();
+    let me = current().unwrap_or(usize::MAX);
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     for (i, slot) in SLOTS.iter().enumerate() {
@@ -189,7 +348,14 @@ pub fn synchronize() {
             // the registry and a signal whose handler is installed.
             let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) };
             if r != 0 {
-                break; // the thread is gone
+                // The thread is gone without releasing its index (it
+                // exited after its exit destructor, or was never told):
+                // reclaim it.
+                if slot.tid.load(Ordering::Acquire) == tid {
+                    RECLAIMED.fetch_add(1, Ordering::Relaxed);
+                    release(i);
+                }
+                break;
             }
             let started = Instant::now();
             while slot.seen.load(Ordering::Acquire) == seen {
