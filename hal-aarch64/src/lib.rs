@@ -142,6 +142,7 @@ impl Arch for Aarch64 {
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn breakpoint(_insn_len: usize, mode: ExecMode) -> Breakpoint {
         slot::as_breakpoint(slot::probe_brk(mode))
     }
@@ -154,6 +155,7 @@ impl Arch for Aarch64 {
     }
 
     /// `ELR_EL1` points at the `brk` itself.
+    #[link_section = "probe_trap_text"]
     fn trap_address(pc: usize) -> usize {
         pc
     }
@@ -176,6 +178,7 @@ impl Arch for Aarch64 {
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn prepare_step<R: Registers + ?Sized>(
         _insn: &Decoded<Self::Insn>,
         regs: &mut R,
@@ -185,6 +188,7 @@ impl Arch for Aarch64 {
         slot::prepare(regs, slot)
     }
 
+    #[link_section = "probe_trap_text"]
     fn finish_step<R: Registers + ?Sized>(
         insn: &Decoded<Self::Insn>,
         regs: &mut R,
@@ -197,6 +201,7 @@ impl Arch for Aarch64 {
         Ok(())
     }
 
+    #[link_section = "probe_trap_text"]
     fn abort_step<R: Registers + ?Sized>(
         _insn: &Decoded<Self::Insn>,
         regs: &mut R,
@@ -206,6 +211,7 @@ impl Arch for Aarch64 {
         slot::restore(regs, addr, state);
     }
 
+    #[link_section = "probe_trap_text"]
     fn simulate<R: Registers + ?Sized>(
         insn: &Decoded<Self::Insn>,
         addr: usize,
@@ -219,6 +225,7 @@ impl Arch for Aarch64 {
     }
 
     /// `x30` := `trampoline`; returns the old `x30`.
+    #[link_section = "probe_trap_text"]
     fn hijack_return<R: Registers + ?Sized>(
         regs: &mut R,
         _mem: &dyn DataAccess,
@@ -231,11 +238,13 @@ impl Arch for Aarch64 {
 
     /// The stack pointer at entry: the caller's, which the callee restores
     /// before it returns.
+    #[link_section = "probe_trap_text"]
     fn entry_frame<R: Registers + ?Sized>(regs: &R) -> usize {
         regs.sp()
     }
 
     /// The stack pointer on return, equal to the one at entry.
+    #[link_section = "probe_trap_text"]
     fn return_frame<R: Registers + ?Sized>(regs: &R) -> usize {
         regs.sp()
     }

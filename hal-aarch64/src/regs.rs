@@ -99,23 +99,28 @@ impl PtRegs {
 }
 
 impl Registers for PtRegs {
+    #[link_section = "probe_trap_text"]
     fn pc(&self) -> usize {
         self.pc
     }
 
+    #[link_section = "probe_trap_text"]
     fn set_pc(&mut self, pc: usize) {
         self.pc = pc;
     }
 
+    #[link_section = "probe_trap_text"]
     fn sp(&self) -> usize {
         self.sp
     }
 
+    #[link_section = "probe_trap_text"]
     fn set_sp(&mut self, sp: usize) {
         self.sp = sp;
     }
 
     /// `x0`-`x30`; 31 (the zero register) and above read as 0.
+    #[link_section = "probe_trap_text"]
     fn gpr(&self, n: usize) -> usize {
         match n {
             0..=30 => self.regs[n],
@@ -124,22 +129,26 @@ impl Registers for PtRegs {
     }
 
     /// Writes to 31 (the zero register) and above are ignored.
+    #[link_section = "probe_trap_text"]
     fn set_gpr(&mut self, n: usize, value: usize) {
         if let 0..=30 = n {
             self.regs[n] = value;
         }
     }
 
+    #[link_section = "probe_trap_text"]
     fn call_abi(&self) -> &'static CallAbi {
         &CALL_ABI
     }
 
     /// `pstate`.
+    #[link_section = "probe_trap_text"]
     fn flags(&self) -> usize {
         self.pstate
     }
 
     /// Sets `pstate`.
+    #[link_section = "probe_trap_text"]
     fn set_flags(&mut self, flags: usize) {
         self.pstate = flags;
     }

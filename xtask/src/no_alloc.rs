@@ -28,17 +28,18 @@ struct Library {
 const X86_64: &str = "x86_64-unknown-none";
 const RISCV64: &str = "riscv64gc-unknown-none-elf";
 const LOONGARCH64: &str = "loongarch64-unknown-none";
+const AARCH64: &str = "aarch64-unknown-none";
 
 const LIBRARIES: &[Library] = &[
     Library {
         package: "probe-hal",
         dir: "probe-hal",
-        targets: &[X86_64, RISCV64, LOONGARCH64],
+        targets: &[X86_64, RISCV64, LOONGARCH64, AARCH64],
     },
     Library {
         package: "probe-core",
         dir: "probe-core",
-        targets: &[X86_64, RISCV64, LOONGARCH64],
+        targets: &[X86_64, RISCV64, LOONGARCH64, AARCH64],
     },
     Library {
         package: "hal-x86_64",
@@ -54,6 +55,11 @@ const LIBRARIES: &[Library] = &[
         package: "hal-loongarch64",
         dir: "hal-loongarch64",
         targets: &[LOONGARCH64],
+    },
+    Library {
+        package: "hal-aarch64",
+        dir: "hal-aarch64",
+        targets: &[AARCH64],
     },
 ];
 
