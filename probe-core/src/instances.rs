@@ -6,8 +6,8 @@
 //! against ABA); a taken instance belongs to exactly one task, which links it
 //! into its own LIFO through `prev`.
 
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// What one tracked call records (everything but its data).
 #[derive(Clone, Copy)]
@@ -73,6 +73,16 @@ impl<const I: usize, const D: usize> InstancePool<I, D> {
             }; I],
             initialised: AtomicU32::new(0),
         }
+    }
+
+    /// Under loom: [`Self::new`], its atomics created now (see `sync`).
+    #[cfg(all(test, loom))]
+    pub(crate) fn new_loom() -> Self {
+        let p = Self::new();
+        p.free.touch();
+        p.initialised.touch();
+        p.cells.iter().for_each(|c| c.link.touch());
+        p
     }
 
     /// Put every cell on the free stack (once, at engine start-up; the
@@ -223,7 +233,7 @@ impl<const I: usize, const D: usize> InstancePool<I, D> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -250,6 +260,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // 80,000 operations: too slow under Miri
     fn concurrent_alloc_release_never_hands_out_one_cell_twice() {
         use std::sync::atomic::AtomicBool;
         static POOL: InstancePool<16, 8> = InstancePool::new();
@@ -272,5 +283,148 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(POOL.free_count(), 16);
+    }
+}
+
+/// Exhaustive interleavings (`RUSTFLAGS="--cfg loom"`) of the free stack:
+/// CPUs taking and giving back instances, and a task's release walking its
+/// list while another CPU takes and gives back instances.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    const I: usize = 3;
+
+    /// Who holds each instance: set by whoever takes it, cleared before it
+    /// is given back. Taking one that is still held is the bug.
+    struct Owners([AtomicBool; I]);
+
+    impl Owners {
+        fn new() -> Self {
+            Self(core::array::from_fn(|_| AtomicBool::new(false)))
+        }
+
+        fn take(&self, i: u32) {
+            assert!(
+                !self.0[i as usize].swap(true, Ordering::AcqRel),
+                "instance {i} handed out twice"
+            );
+        }
+
+        fn give(&self, i: u32) {
+            assert!(self.0[i as usize].swap(false, Ordering::AcqRel));
+        }
+    }
+
+    struct Fixture {
+        pool: InstancePool<I, 8>,
+        owners: Owners,
+    }
+
+    fn fixture() -> Arc<Fixture> {
+        let f = Arc::new(Fixture {
+            pool: InstancePool::new_loom(),
+            owners: Owners::new(),
+        });
+        f.pool.init();
+        f
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = None;
+        b.check(f);
+    }
+
+    /// Take one (recording it, as `prepare_return` does), give it back.
+    fn take_and_give(f: &Fixture, tag: usize) -> bool {
+        let Some(i) = f.pool.alloc() else {
+            return false;
+        };
+        f.owners.take(i);
+        // SAFETY: `i` was just taken from the pool: this thread owns it.
+        unsafe {
+            f.pool.set_meta(
+                i,
+                Instance {
+                    frame: tag,
+                    ..Instance::EMPTY
+                },
+            );
+            assert_eq!(f.pool.meta(i).frame, tag);
+        }
+        f.owners.give(i);
+        f.pool.release(i);
+        true
+    }
+
+    /// Two CPUs take and give back concurrently, one of them twice (the
+    /// tag on the free stack's head is what keeps the second round from an
+    /// ABA): no instance is ever held twice, none is lost.
+    #[test]
+    fn loom_alloc_release_concurrently() {
+        model(|| {
+            let f = fixture();
+            let other = {
+                let f = f.clone();
+                thread::spawn(move || {
+                    assert!(take_and_give(&f, 1));
+                })
+            };
+            // Hold one while taking another, then give both back.
+            let held = f.pool.alloc().unwrap();
+            f.owners.take(held);
+            assert!(take_and_give(&f, 2));
+            f.owners.give(held);
+            f.pool.release(held);
+            other.join().unwrap();
+            assert_eq!(f.pool.free_count(), I);
+        });
+    }
+
+    /// A stopped task holding two instances (linked newest first through
+    /// `prev`, as `prepare_return` links them) is released as
+    /// `drop_task_state` releases it (read the older link, then give the
+    /// instance back) while another CPU takes and gives back instances:
+    /// the walk never follows a link rewritten by the free stack, and the
+    /// other CPU never gets an instance the task still holds.
+    #[test]
+    fn loom_task_release_against_alloc_release() {
+        model(|| {
+            let f = fixture();
+            let older = f.pool.alloc().unwrap();
+            let newer = f.pool.alloc().unwrap();
+            f.owners.take(older);
+            f.owners.take(newer);
+            f.pool.set_prev(older, 0);
+            f.pool.set_prev(newer, older + 1);
+            let head = newer + 1;
+
+            let cpu = {
+                let f = f.clone();
+                thread::spawn(move || {
+                    // The one free instance, then whatever the release
+                    // gave back meanwhile.
+                    assert!(take_and_give(&f, 1));
+                    take_and_give(&f, 2);
+                })
+            };
+            let mut cur = head;
+            let mut released = 0;
+            while cur != 0 {
+                let i = cur - 1;
+                let next = f.pool.prev(i);
+                f.owners.give(i);
+                f.pool.release(i);
+                released += 1;
+                cur = next;
+            }
+            assert_eq!(released, 2);
+            cpu.join().unwrap();
+            assert_eq!(f.pool.free_count(), I);
+        });
     }
 }

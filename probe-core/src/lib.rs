@@ -38,6 +38,7 @@ mod rethook;
 mod services;
 mod space;
 mod spec;
+mod sync;
 mod table;
 mod task;
 mod trap;

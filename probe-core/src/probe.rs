@@ -1,7 +1,7 @@
 //! `ProbeRecord`: one registered probe (handlers, counters, generation).
 
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::spec::{EntryHandler, PostHandler, PreHandler, ReturnHandler, UserData};
 
@@ -64,6 +64,18 @@ impl ProbeRecord {
         }
     }
 
+    /// Under loom: [`Self::new`], its atomics created now (see `sync`).
+    #[cfg(all(test, loom))]
+    pub(crate) fn new_loom() -> Self {
+        let r = Self::new();
+        r.gen_active.touch();
+        r.enabled.touch();
+        r.next.touch();
+        r.hits.touch();
+        r.missed.touch();
+        r
+    }
+
     /// The record's generation.
     #[inline(always)]
     #[link_section = "probe_trap_text"]
@@ -117,7 +129,12 @@ impl ProbeRecord {
     /// being freed; registration lock held).
     pub(crate) fn next_generation(&self) {
         let gen = self.generation().wrapping_add(1).max(1);
-        self.gen_active.store((gen as u64) << 32, Ordering::Release);
+        // A swap, not a store: the same here (only this function, under the
+        // registration lock, changes the generation), and loom orders an
+        // RMW correctly against a concurrent `release_instance`, while it
+        // may let a plain store slip between that CAS's read and write
+        // (tokio-rs/loom#254), a false report.
+        self.gen_active.swap((gen as u64) << 32, Ordering::AcqRel);
     }
 
     /// The configuration (`None` for a free record).
@@ -138,5 +155,82 @@ impl ProbeRecord {
         self.next.store(0, Ordering::Relaxed);
         // SAFETY: the caller guarantees exclusive access.
         unsafe { *self.config.get() = config };
+    }
+}
+
+/// Exhaustive interleavings (`RUSTFLAGS="--cfg loom"`) of the generation
+/// and instance count of one record: return instances taken and retired on
+/// one CPU while registration frees the record and reuses it.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = None;
+        b.check(f);
+    }
+
+    fn active(r: &ProbeRecord) -> u32 {
+        r.gen_active.load(Ordering::Acquire) as u32
+    }
+
+    /// An instance of generation 1 retired late (a task exit preempted
+    /// anywhere in `release_instance`) while the record moves to generation
+    /// 2 and a new probe takes its one instance: the new probe's count is
+    /// never decremented by the old instance, never wraps, and the new
+    /// probe's quota is never refused.
+    #[test]
+    fn loom_late_retire_against_record_reuse() {
+        model(|| {
+            let r = Arc::new(ProbeRecord::new_loom());
+            assert_eq!(r.generation(), 1);
+            assert!(r.acquire_instance(1, 1));
+            let exiting = {
+                let r = r.clone();
+                thread::spawn(move || r.release_instance(1))
+            };
+            // Unregister (after its grace period) and register again.
+            r.next_generation();
+            assert_eq!(r.generation(), 2);
+            assert!(r.acquire_instance(2, 1), "the new probe's quota is free");
+            exiting.join().unwrap();
+            assert_eq!(active(&r), 1, "the old instance touched the new count");
+            r.release_instance(2);
+            assert_eq!(active(&r), 0);
+        });
+    }
+
+    /// Calls of one probe take and retire instances on two CPUs against its
+    /// quota of one while the record is freed: a call that took the quota
+    /// before the record moved on retires without effect, one after it is
+    /// refused, and the new generation starts at 0 and ends at 0.
+    #[test]
+    fn loom_acquire_release_against_next_generation() {
+        model(|| {
+            let r = Arc::new(ProbeRecord::new_loom());
+            let cpus: [_; 2] = core::array::from_fn(|_| {
+                let r = r.clone();
+                thread::spawn(move || {
+                    if r.acquire_instance(1, 1) {
+                        r.release_instance(1);
+                        true
+                    } else {
+                        false
+                    }
+                })
+            });
+            r.next_generation();
+            let gen2 = r.acquire_instance(2, 1);
+            assert!(gen2);
+            let took = cpus.map(|t| t.join().unwrap());
+            let _ = took;
+            assert_eq!(r.generation(), 2);
+            assert_eq!(active(&r), 1);
+            r.release_instance(2);
+            assert_eq!(active(&r), 0);
+        });
     }
 }

@@ -12,7 +12,7 @@
 //! - a point is freed only after a grace period following its removal, so a
 //!   reader that found its index never sees it reused.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::atomic::{AtomicU32, Ordering};
 
 use crate::services::Space;
 
@@ -38,6 +38,14 @@ impl<const N: usize> ProbeTable<N> {
         Self {
             buckets: [const { [const { AtomicU32::new(EMPTY) }; 2] }; N],
         }
+    }
+
+    /// Under loom: [`Self::new`], its atomics created now (see `sync`).
+    #[cfg(all(test, loom))]
+    pub(crate) fn new_loom() -> Self {
+        let t = Self::new();
+        t.buckets.iter().flatten().for_each(AtomicU32::touch);
+        t
     }
 
     #[inline(always)]
@@ -133,7 +141,7 @@ impl<const N: usize> ProbeTable<N> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -205,5 +213,159 @@ mod tests {
         t.insert(user, 0);
         assert_eq!(t.lookup(kernel, |p| keys[p as usize]), None);
         assert_eq!(t.lookup(user, |p| keys[p as usize]), Some(0));
+    }
+}
+
+/// Exhaustive interleavings (`RUSTFLAGS="--cfg loom"`): one writer (the
+/// registration lock holder) against a lock-free reader (the trap path).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Two buckets per point: 4 buckets, so three colliding keys fill a
+    /// probe run and removal makes tombstones and reclaims them.
+    const N: usize = 2;
+    const POINTS: usize = 3;
+
+    /// Three kernel addresses whose probe runs start in the same bucket.
+    fn colliding() -> [usize; POINTS] {
+        let start = |addr| {
+            ProbeTable::<N>::start(Key {
+                space: Space::Kernel,
+                addr,
+            })
+        };
+        let first = 0x1000;
+        let mut found = [first; POINTS];
+        let mut n = 1;
+        let mut addr = first;
+        while n < POINTS {
+            addr += 4;
+            if start(addr) == start(first) {
+                found[n] = addr;
+                n += 1;
+            }
+        }
+        found
+    }
+
+    /// The points' keys, as the engine keeps them: written before the point
+    /// is published (Relaxed: the table's Release/Acquire must order them),
+    /// read by the reader through `key_of`.
+    struct Points {
+        addr: [AtomicUsize; POINTS],
+    }
+
+    impl Points {
+        fn new() -> Self {
+            Self {
+                addr: core::array::from_fn(|_| AtomicUsize::new(0)),
+            }
+        }
+
+        fn set(&self, point: u32, addr: usize) {
+            self.addr[point as usize].store(addr, Ordering::Relaxed);
+        }
+
+        /// A point found in the table has its key published (not the 0
+        /// it had before the insert).
+        fn key_of(&self, point: u32) -> Key {
+            let addr = self.addr[point as usize].load(Ordering::Relaxed);
+            assert_ne!(addr, 0, "point {point} found before its key is visible");
+            key(addr)
+        }
+    }
+
+    fn key(addr: usize) -> Key {
+        Key {
+            space: Space::Kernel,
+            addr,
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = None;
+        b.check(f);
+    }
+
+    /// A key that stays registered is found by every lookup while the keys
+    /// before it in its probe run are removed (tombstones), reinserted and
+    /// removed again (reclaimed); a lookup of a changing key sees it or not,
+    /// never another point, and always with its key published.
+    #[test]
+    fn loom_lookup_against_insert_and_remove() {
+        let [c, a, b] = colliding();
+        model(move || {
+            let table = Arc::new(ProbeTable::<N>::new_loom());
+            let points = Arc::new(Points::new());
+            // c heads the run, a follows it: a's lookup passes c's bucket.
+            points.set(0, c);
+            table.insert(key(c), 0);
+            points.set(1, a);
+            table.insert(key(a), 1);
+
+            // The reader (the trap path) runs in a thread of its own, the
+            // writer (registration) in the model's main thread.
+            let reader = {
+                let (table, points) = (table.clone(), points.clone());
+                thread::spawn(move || {
+                    let lookup = |addr| table.lookup(key(addr), |p| points.key_of(p));
+                    assert_eq!(lookup(a), Some(1), "a live key was missed");
+                    let seen_b = lookup(b);
+                    assert!(seen_b.is_none() || seen_b == Some(2), "{seen_b:?}");
+                    let seen_c = lookup(c);
+                    assert!(seen_c.is_none() || seen_c == Some(0), "{seen_c:?}");
+                    assert_eq!(lookup(a), Some(1), "a live key was missed");
+                })
+            };
+            table.remove(key(c), 0);
+            points.set(2, b);
+            table.insert(key(b), 2);
+            table.remove(key(b), 2);
+            reader.join().unwrap();
+            let lookup = |addr| table.lookup(key(addr), |p| points.key_of(p));
+            assert_eq!(lookup(a), Some(1));
+            assert_eq!(lookup(b), None);
+            assert_eq!(lookup(c), None);
+        });
+    }
+
+    /// The last key of a run is removed and its tombstones reclaimed while
+    /// a reader looks up the keys before it and the key itself.
+    #[test]
+    fn loom_lookup_against_remove_with_reclaim() {
+        let [c, a, b] = colliding();
+        model(move || {
+            let table = Arc::new(ProbeTable::<N>::new_loom());
+            let points = Arc::new(Points::new());
+            for (p, addr) in [c, a, b].into_iter().enumerate() {
+                points.set(p as u32, addr);
+                table.insert(key(addr), p as u32);
+            }
+            let reader = {
+                let (table, points) = (table.clone(), points.clone());
+                thread::spawn(move || {
+                    let lookup = |addr| table.lookup(key(addr), |p| points.key_of(p));
+                    assert_eq!(lookup(c), Some(0), "a live key was missed");
+                    let seen_b = lookup(b);
+                    assert!(seen_b.is_none() || seen_b == Some(2), "{seen_b:?}");
+                    let seen_a = lookup(a);
+                    assert!(seen_a.is_none() || seen_a == Some(1), "{seen_a:?}");
+                })
+            };
+            // a becomes a tombstone between two live keys, then b goes and
+            // the run a..b is reclaimed.
+            table.remove(key(a), 1);
+            table.remove(key(b), 2);
+            reader.join().unwrap();
+            let lookup = |addr| table.lookup(key(addr), |p| points.key_of(p));
+            assert_eq!(lookup(c), Some(0));
+            assert_eq!(lookup(a), None);
+            assert_eq!(lookup(b), None);
+        });
     }
 }
