@@ -48,7 +48,9 @@ impl<
                     .services
                     .lookup_symbol(name)
                     .ok_or(ProbeError::new(ProbeErrorKind::UnknownSymbol, 0))?;
-                if offset >= sym.size.max(1) {
+                // Size 0: unknown (a kallsyms-style table): the offset is
+                // not checked, the boundary walk from the start still is.
+                if sym.size != 0 && offset >= sym.size {
                     return Err(ProbeError::new(
                         ProbeErrorKind::OffsetOutsideSymbol { size: sym.size },
                         sym.addr.wrapping_add(offset),

@@ -28,7 +28,11 @@ impl Space {
 pub struct Symbol {
     /// Start address.
     pub addr: usize,
-    /// Size in bytes.
+    /// Size in bytes; 0 when unknown (a `/proc/kallsyms`-style table has no
+    /// sizes). With an unknown size an offset is not checked against the
+    /// symbol's end (a probe past it is refused only by the instruction
+    /// boundary walk, which still runs from the start); prefer the next
+    /// symbol's start minus this one's when the kernel can tell.
     pub size: usize,
 }
 

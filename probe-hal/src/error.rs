@@ -105,6 +105,65 @@ pub enum ProbeErrorKind {
     InTrapContext,
 }
 
+/// Linux errno values ([`ProbeErrorKind::errno`] returns them positive;
+/// kernels return them negated, as Linux's `register_kprobe` does).
+pub mod errno {
+    /// No such file or directory.
+    pub const ENOENT: i32 = 2;
+    /// Bad address.
+    pub const EFAULT: i32 = 14;
+    /// Device or resource busy.
+    pub const EBUSY: i32 = 16;
+    /// Invalid argument.
+    pub const EINVAL: i32 = 22;
+    /// Out of memory.
+    pub const ENOMEM: i32 = 12;
+    /// Resource deadlock would occur.
+    pub const EDEADLK: i32 = 35;
+    /// Illegal byte sequence.
+    pub const EILSEQ: i32 = 84;
+}
+
+impl ProbeErrorKind {
+    /// The errno a kernel returns for this error (positive: negate it), as
+    /// Linux's `register_kprobe`/`register_kretprobe` (kernel/kprobes.c)
+    /// and the architectures' `arch_prepare_kprobe` return them:
+    ///
+    /// | kind | errno | where Linux returns it |
+    /// |---|---|---|
+    /// | `NotInsnBoundary`, `Undecodable` | `EILSEQ` | `check_kprobe_address_safe`/`arch_prepare_kprobe`: x86 `can_probe()` false, the address is not an instruction boundary |
+    /// | `Misaligned` | `EILSEQ` | riscv/loongarch/arm64 `arch_prepare_kprobe`: a misaligned address |
+    /// | `Refused` | `EINVAL` | `arch_prepare_kprobe`: the decoder rejects the instruction |
+    /// | `Blacklisted`, `InvalidRequest`, `OffsetOutsideSymbol`, `NotFunctionEntry`, `AlreadyRegistered` | `EINVAL` | `check_kprobe_address_safe` (blacklist, reserved text), `_kprobe_addr` (offset), `register_kretprobe` (`kprobe_on_func_entry`), `register_kprobe` (re-registration) |
+    /// | `UnknownSymbol`, `NoSuchProbe` | `ENOENT` | `_kprobe_addr`: `kprobe_lookup_name` found nothing; unregistering an unknown probe |
+    /// | `CapacityFull`, `SlotMemoryExhausted`, `OutOfReach` | `ENOMEM` | `get_insn_slot` failed (no slot memory, or none close enough) |
+    /// | `TextPatchFailed`, `MemoryUnreadable` | `EFAULT` | copying or patching the text failed |
+    /// | `Overlaps` | `EBUSY` | (Linux has no such case: the bytes belong to another probe) |
+    /// | `InTrapContext` | `EDEADLK` | (Linux would sleep in atomic context: waiting for a grace period from a handler would deadlock) |
+    ///
+    /// ```
+    /// use probe_hal::{errno, ProbeErrorKind};
+    /// assert_eq!(ProbeErrorKind::UnknownSymbol.errno(), errno::ENOENT);
+    /// ```
+    pub const fn errno(&self) -> i32 {
+        use errno::*;
+        match self {
+            Self::NotInsnBoundary { .. } | Self::Undecodable | Self::Misaligned { .. } => EILSEQ,
+            Self::Refused(_)
+            | Self::Blacklisted
+            | Self::InvalidRequest(_)
+            | Self::OffsetOutsideSymbol { .. }
+            | Self::NotFunctionEntry
+            | Self::AlreadyRegistered => EINVAL,
+            Self::UnknownSymbol | Self::NoSuchProbe => ENOENT,
+            Self::CapacityFull(_) | Self::SlotMemoryExhausted | Self::OutOfReach { .. } => ENOMEM,
+            Self::TextPatchFailed | Self::MemoryUnreadable => EFAULT,
+            Self::Overlaps { .. } => EBUSY,
+            Self::InTrapContext => EDEADLK,
+        }
+    }
+}
+
 /// The error of every fallible probe operation: what went wrong and where.
 ///
 /// ```

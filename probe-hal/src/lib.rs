@@ -25,6 +25,6 @@ pub mod rethook;
 
 pub use arch::{Arch, Breakpoint};
 pub use decision::{Decoded, ExecMode, Handling, SlotImage, MAX_SLOT_LEN};
-pub use error::{Capacity, ProbeError, ProbeErrorKind, Refusal};
+pub use error::{errno, Capacity, ProbeError, ProbeErrorKind, Refusal};
 pub use memory::{DataAccess, MemoryFault};
 pub use regs::{CallAbi, Registers};

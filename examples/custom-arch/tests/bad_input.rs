@@ -465,22 +465,39 @@ fn render(rows: &[Row]) -> String {
          out of date). Each row is a request the engine refuses with the error\n\
          shown, and the test checks that the refusal left memory, the probe list,\n\
          counters, slots, slot pages and return instances exactly as they were.\n\n\
-         | # | case | request | `ProbeErrorKind` | message |\n\
-         |---|---|---|---|---|\n",
+         The errno column is `ProbeErrorKind::errno()`: what a kernel returns\n\
+         (negated), as Linux's `register_kprobe` would.\n\n\
+         | # | case | request | `ProbeErrorKind` | errno | message |\n\
+         |---|---|---|---|---|---|\n",
     );
     for (i, r) in rows.iter().enumerate() {
         let kind = format!("{:?}", r.error.kind());
         let kind = kind.split(['(', ' ', '{']).next().unwrap_or("").to_string();
         s.push_str(&format!(
-            "| {} | {} | `{}` | `{}` | {} |\n",
+            "| {} | {} | `{}` | `{}` | {} | {} |\n",
             i + 1,
             r.case,
             r.call,
             kind,
+            errno_name(r.error.kind().errno()),
             r.error.kind()
         ));
     }
     s
+}
+
+fn errno_name(e: i32) -> &'static str {
+    use probe_hal::errno::*;
+    match e {
+        ENOENT => "ENOENT",
+        EFAULT => "EFAULT",
+        EBUSY => "EBUSY",
+        EINVAL => "EINVAL",
+        ENOMEM => "ENOMEM",
+        EDEADLK => "EDEADLK",
+        EILSEQ => "EILSEQ",
+        _ => panic!("errno {e} has no name here"),
+    }
 }
 
 #[test]
@@ -496,5 +513,24 @@ fn every_bad_input_gets_a_typed_error_and_changes_nothing() {
     assert!(
         on_disk == doc,
         "docs/errors.md is out of date: run UPDATE_ERRORS_DOC=1 cargo test -p custom-arch --test bad_input"
+    );
+}
+
+#[test]
+fn a_symbol_without_a_size_is_probed_by_offset_with_the_boundary_walk() {
+    let fx: Fx = Fx::new();
+    fx.w.add_symbol("arith_nosize", ARITH, 0);
+    let s = seen();
+    fx.e.register_kprobe(&Kprobe::symbol("arith_nosize", 8).pre(pre_count).data(s))
+        .unwrap();
+    assert_eq!(fx.call(ARITH, &[]).r[1], 13);
+    assert_eq!(hits(s), 1);
+    // still refused off an instruction boundary
+    let e =
+        fx.e.register_kprobe(&Kprobe::symbol("arith_nosize", 6))
+            .unwrap_err();
+    assert!(
+        matches!(e.kind(), ProbeErrorKind::NotInsnBoundary { .. }),
+        "{e}"
     );
 }
