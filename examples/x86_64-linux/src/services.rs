@@ -194,6 +194,42 @@ pub fn symbol_size(addr: usize) -> Option<usize> {
     }
 }
 
+/// glibc functions chosen at load time (IFUNC): their implementations
+/// have no dynamic symbol of their own, so they are known by their entry
+/// (the address `dlsym` resolves the public name to).
+const IFUNC_ENTRIES: &[&str] = &["memcpy", "memmove", "memset"];
+
+/// The glibc symbol around `addr`: a dynamic symbol with its ELF size, or
+/// the entry of an IFUNC implementation (then only its first byte is known
+/// to be a function entry).
+fn libc_symbol_containing(addr: usize) -> Option<Symbol> {
+    // SAFETY: zeroed Dl_info is valid; dladdr1 fills it and `sym`.
+    let found = unsafe {
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        let mut sym: *const libc::Elf64_Sym = core::ptr::null();
+        let r = libc::dladdr1(
+            addr as *const libc::c_void,
+            &mut info,
+            (&mut sym as *mut *const libc::Elf64_Sym).cast(),
+            1,
+        );
+        (r != 0 && !sym.is_null()).then(|| (info.dli_saddr as usize, (*sym).st_size as usize))
+    };
+    if let Some((start, size)) = found {
+        if start != 0 && addr >= start && addr < start + size {
+            return Some(Symbol { addr: start, size });
+        }
+    }
+    IFUNC_ENTRIES
+        .iter()
+        .filter_map(|n| libc_function(n))
+        .find(|r| r.start == addr)
+        .map(|r| Symbol {
+            addr: r.start,
+            size: r.len(),
+        })
+}
+
 /// Length of glibc's x86_64 `__restore_rt`: `mov rax, 15; syscall`.
 const RESTORE_RT: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
 
@@ -429,16 +465,24 @@ impl KernelServices<X86_64> for Services {
                 addr: f.start,
                 size: f.size,
             })
+            .or_else(|| {
+                libc_function(name).map(|r| Symbol {
+                    addr: r.start,
+                    size: r.len(),
+                })
+            })
     }
 
     fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
         if space != Space::Kernel {
             return None;
         }
-        testfns::func_containing(addr).map(|f| Symbol {
-            addr: f.start,
-            size: f.size,
-        })
+        testfns::func_containing(addr)
+            .map(|f| Symbol {
+                addr: f.start,
+                size: f.size,
+            })
+            .or_else(|| libc_symbol_containing(addr))
     }
 
     fn may_fault(&self, addr: usize) -> bool {

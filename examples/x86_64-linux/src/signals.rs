@@ -240,6 +240,11 @@ extern "C" fn on_trap(_sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
 #[link_section = "probe_trap_text"]
 extern "C" fn on_trap_empty(_sig: c_int, _info: *mut siginfo_t, _ctx: *mut c_void) {}
 
+/// Address of the SIGTRAP handler (a probe there must be refused).
+pub fn trap_handler() -> usize {
+    on_trap as *const () as usize
+}
+
 /// The signal-return trampoline glibc put in our handlers' `sa_restorer`
 /// (`__restore_rt`): every handler returns through it.
 pub fn restorer() -> usize {

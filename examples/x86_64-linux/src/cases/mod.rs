@@ -8,11 +8,15 @@
 //!   symbols and registration errors;
 //! - [`traps`]: faults in a slot, re-entry from a handler, trap counts of
 //!   boosted and stepped probes;
+//! - [`kernel`]: the harness plays the kernel faithfully (signals masked
+//!   in the trap path and during steps, threads adopted, the trap path and
+//!   the glibc code it runs refused as probe targets);
 //! - [`concurrency`]: threads hitting probes while another thread
 //!   registers and unregisters others.
 
 mod concurrency;
 mod insn;
+mod kernel;
 mod kretprobes;
 mod management;
 mod refusals;
@@ -125,6 +129,7 @@ pub fn run_all(sync_core: bool) -> bool {
     kretprobes::run(&mut r);
     management::run(&mut r);
     traps::run(&mut r);
+    kernel::run(&mut r);
     concurrency::run(&mut r);
     r.check("nothing left behind: no probe registered, no slot page held", || {
         let left = ENGINE.list::<8>();
