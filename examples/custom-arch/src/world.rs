@@ -6,6 +6,7 @@
 //! - no slot page is given back while a CPU executes in it, nor before a
 //!   grace period that followed the last breakpoint removal.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -90,6 +91,12 @@ pub struct World {
     pub cpu_pcs: Mutex<BTreeMap<usize, (Space, usize)>>,
     /// Kernel fault fix-ups: faulting pc -> continuation pc.
     pub fixups: Mutex<Vec<(usize, usize)>>,
+}
+
+thread_local! {
+    /// The CPU and task of a thread that plays a CPU of its own
+    /// ([`World::per_thread_cpu`]); `None`: the world's shared ones.
+    static THIS_THREAD: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
 }
 
 fn key(space: Space) -> (bool, usize) {
@@ -203,20 +210,45 @@ impl World {
         Ok(())
     }
 
-    /// Make the next service calls come from `cpu` running `task`.
+    /// Make the next service calls come from `cpu` running `task` (on this
+    /// thread only, after [`World::per_thread_cpu`]; for every thread
+    /// otherwise).
     pub fn switch_to(&self, cpu: usize, task: usize) {
+        if THIS_THREAD.with(|t| t.get()).is_some() {
+            THIS_THREAD.with(|t| t.set(Some((cpu, task))));
+            return;
+        }
         self.cpu.store(cpu, Ordering::SeqCst);
         self.task.store(task, Ordering::SeqCst);
     }
 
+    /// Let the calling thread play CPU `cpu` running `task`: from now on
+    /// its `switch_to` and the services it calls see its own current CPU
+    /// and task, not the one other threads switch to (tests where real
+    /// threads are the CPUs). Ends with [`World::shared_cpu`].
+    pub fn per_thread_cpu(&self, cpu: usize, task: usize) {
+        THIS_THREAD.with(|t| t.set(Some((cpu, task))));
+    }
+
+    /// The calling thread goes back to the world's shared current CPU.
+    pub fn shared_cpu(&self) {
+        THIS_THREAD.with(|t| t.set(None));
+    }
+
     /// The current CPU.
     pub fn current_cpu(&self) -> usize {
-        self.cpu.load(Ordering::SeqCst)
+        match THIS_THREAD.with(|t| t.get()) {
+            Some((cpu, _)) => cpu,
+            None => self.cpu.load(Ordering::SeqCst),
+        }
     }
 
     /// The current task.
     pub fn current_task(&self) -> usize {
-        self.task.load(Ordering::SeqCst)
+        match THIS_THREAD.with(|t| t.get()) {
+            Some((_, task)) => task,
+            None => self.task.load(Ordering::SeqCst),
+        }
     }
 
     /// Put `task` in user address space `asid`.
