@@ -5,14 +5,34 @@
 //! else (other extensions, reserved and illegal encodings) is undecodable, so
 //! it is refused.
 //!
-//! The decisions follow Linux's `riscv_probe_decode_insn()`
-//! (arch/riscv/kernel/probes/decode-insn.c):
-//! - refused: the whole SYSTEM major opcode (ecall, ebreak, csr*, sret,
-//!   mret, wfi, sfence.vma, …), MISC-MEM (fence, fence.i) and c.ebreak;
+//! The decisions start from Linux's `riscv_probe_decode_insn()`
+//! (arch/riscv/kernel/probes/decode-insn.c, with the `RISCV_INSN_REJECTED`
+//! / `RISCV_INSN_SET_SIMULATE` rules of decode-insn.h):
+//! - refused by Linux: the whole SYSTEM major opcode (ecall, ebreak, csr*,
+//!   sret, mret, wfi, sfence.vma, …), MISC-MEM (fence, fence.i) and c.ebreak;
 //! - simulated (arch/riscv/kernel/probes/simulate-insn.c): jal, jalr, auipc,
 //!   the six conditional branches, c.j, c.jr, c.jalr, c.beqz and c.bnez
 //!   (every instruction that reads or writes the pc);
 //! - stepped out of line: everything else.
+//!
+//! Beyond Linux, stepped out of line because their effect does not depend
+//! on where they run:
+//! - `fence`, `fence.tso` and `pause` (unprivileged manual §2.7 "Memory
+//!   Ordering Instructions"; `pause` is the Zihintpause HINT `fence w,0`,
+//!   chapter "Zihintpause Extension for Pause Hint", v2.0) and `fence.i`
+//!   (chapter 3, "Zifencei"): a fence orders the accesses of the hart that
+//!   runs it, wherever it runs, and a `fence.i` in a slot synchronises the
+//!   instruction fetch of the hart that runs it, as the original would;
+//! - the floating-point CSR accesses (`frflags`, `fsflags`, `frrm`, `fsrm`,
+//!   `frcsr`, `fscsr`: any Zicsr form on fflags, frm and fcsr; chapter 9
+//!   "Zicsr" and §11.2 "Floating-Point Control and Status Register"): the
+//!   probe's trap touches no floating-point state;
+//! - the counter reads `rdcycle`, `rdtime`, `rdinstret` (chapter 10
+//!   "Counters": `csrrs rd, cycle/time/instret, x0`, and the other forms
+//!   §9.1 says never write: `csrrc` with rs1 = x0, `csrrsi`/`csrrci` with
+//!   uimm = 0). The RV32-only high halves (cycleh…, 0xC80-0xC9F) raise an
+//!   illegal-instruction exception on RV64 and stay refused, as do all
+//!   other CSRs.
 //!
 //! One rule more than Linux: `lr` and `sc` are refused (a trap between them
 //! may clear the reservation, so the `sc` can fail on every retry; see
@@ -24,7 +44,9 @@
 //! general rule it carves out of. Sources: The RISC-V Instruction Set Manual,
 //! Volume I: Unprivileged ISA, 20191213 (§1.5 length encoding, chapter 24
 //! "RV32/64G Instruction Set Listings", §16.8 "RVC Instruction Set Listings"
-//! with tables 16.5-16.7, §11.2 rounding modes), and Volume II: Privileged
+//! with tables 16.5-16.7, §11.2 rounding modes, §2.7 and chapters 3, 9
+//! and 10 for the fences, Zicsr and the counters; Zihintpause from the
+//! ratified v2.0 chapter), and Volume II: Privileged
 //! Architecture, 20211203 (§3.3 and §4.2 for mret, sret, wfi and sfence.vma).
 
 use probe_hal::{Decoded, ExecMode, Handling, ProbeError, ProbeErrorKind, Refusal};
@@ -392,6 +414,27 @@ const RD: u32 = 0x0000_0f80;
 /// imm[11:6] of an RV64 shift-immediate (bits 31:26).
 const SH6: u32 = 0xfc00_0000;
 const ALL: u32 = 0xffff_ffff;
+/// rs1 (bits 19:15), also the uimm of the immediate CSR forms.
+const RS1: u32 = 0x000f_8000;
+/// FENCE's fm field (bits 31:28).
+const FM: u32 = 0xf000_0000;
+/// The csr field (bits 31:20) of a Zicsr instruction.
+const CSR: u32 = 0xfff0_0000;
+/// A Zicsr row for one form and one CSR: rd and rs1/uimm free.
+const CSR_OP: u32 = CSR | F3 | OPC;
+/// A Zicsr row that only reads: rs1 = x0 (or uimm = 0), rd free.
+const CSR_READ: u32 = CSR | RS1 | F3 | OPC;
+/// A Zicsr row for the 32 CSRs 0xC80-0xC9F (csr[4:0] free).
+const CSR_HI: u32 = 0xfe00_0000 | F3 | OPC;
+
+// CSR numbers (privileged manual table 2.2; §11.2 for the FP ones).
+const FFLAGS: u32 = 0x001;
+const FRM: u32 = 0x002;
+const FCSR: u32 = 0x003;
+const CYCLE: u32 = 0xc00;
+const TIME: u32 = 0xc01;
+const INSTRET: u32 = 0xc02;
+const CYCLEH: u32 = 0xc80;
 
 const fn f3(v: u32) -> u32 {
     v << 12
@@ -405,10 +448,20 @@ const fn f7(v: u32) -> u32 {
 const fn rs2(v: u32) -> u32 {
     v << 20
 }
+/// A SYSTEM-opcode Zicsr encoding: funct3 `op`, CSR number `csr`.
+const fn csr(op: u32, csr: u32) -> u32 {
+    csr << 20 | f3(op) | 0x73
+}
 
 // Reasons for refusals, in words for the user.
-const WHY_ECALL: &str =
-    "an environment call traps to a more privileged mode, which would see the slot as its caller";
+/// `ecall` is refused although it does not read the pc itself: the
+/// environment (kernel or SBI) it calls returns to `sepc + 4`, i.e. into
+/// the slot, and the step only ends when the slot's ebreak traps. A forked
+/// child would return to the slot with no step parked in its task; a
+/// blocking system call would keep the slot (and so `synchronize`, which
+/// waits for every task to leave kernel slots) waiting for as long as it
+/// blocks; `execve` and `rt_sigreturn` never return to the slot at all.
+const WHY_ECALL: &str = "an environment call returns into the slot: a forked child would return there with no step parked, a blocking system call would hold up the grace period, and exec or rt_sigreturn never return to it";
 const WHY_EBREAK: &str =
     "it is a breakpoint already (a debugger's, or a BUG/WARN site); its trap must happen in place";
 const WHY_XRET: &str = "a trap return changes privilege and pc; it cannot run out of line";
@@ -416,12 +469,11 @@ const WHY_WFI: &str =
     "it waits for an interrupt, but the out-of-line step runs with interrupts masked";
 const WHY_SFENCE: &str =
     "a privileged address-translation fence; every SYSTEM-opcode instruction is refused, as in Linux";
-const WHY_CSR: &str = "it accesses a CSR, and the probe's own trap changes sepc, scause, stval, sstatus and sscratch; every SYSTEM-opcode instruction is refused, as in Linux";
+const WHY_CSR: &str = "it accesses a CSR, and the probe's own trap changes sepc, scause, stval, sstatus and sscratch; only the floating-point CSRs and the cycle/time/instret reads are stepped";
+const WHY_CSR_RV32: &str =
+    "cycleh, timeh, instreth and the other high-half counters exist on RV32 only; on RV64 the access raises an illegal-instruction exception";
 const WHY_SYSTEM: &str =
     "a SYSTEM-opcode instruction (privileged or unknown); all of them are refused, as in Linux";
-const WHY_FENCE: &str = "a memory-ordering fence; fences are refused, as in Linux";
-const WHY_FENCE_I: &str =
-    "it synchronises instruction fetch, which the probe's own text patching relies on; refused, as in Linux";
 const WHY_LR: &str = "it starts an LR/SC sequence: a probe trap before the matching sc may clear the reservation, so the sc could fail on every retry";
 const WHY_SC: &str = "it ends an LR/SC sequence: a probe trap just before it may clear the reservation, so it could fail on every retry";
 
@@ -451,11 +503,18 @@ const LOAD_FP: &[Rule] = &[
     rule(OPC | F3, f3(3) | 0x07, "fld", Step),
 ];
 
-/// MISC-MEM (0x0f): Zifencei and the base FENCE, all refused.
+/// MISC-MEM (0x0f): the base FENCE (§2.7) with its `fence.tso` and
+/// Zihintpause `pause` forms, and Zifencei's `fence.i` (chapter 3), all
+/// stepped (they act on the hart that runs them, wherever they run). The
+/// fields §2.7 and chapter 3 reserve for future finer-grained fences (rs1,
+/// rd, fm other than 0000 or `fence.tso`'s 1000, fence.i's immediate) must
+/// be zero: other encodings are undecodable, as for binutils. funct3 010
+/// (Zicbom/Zicboz cache-block operations) is outside RV64GC.
 const MISC_MEM: &[Rule] = &[
-    rule(ALL, 0x8330_000f, "fence.tso", Refuse(WHY_FENCE)),
-    rule(OPC | F3, f3(0) | 0x0f, "fence", Refuse(WHY_FENCE)),
-    rule(OPC | F3, f3(1) | 0x0f, "fence.i", Refuse(WHY_FENCE_I)),
+    rule(ALL, 0x8330_000f, "fence.tso", Step),
+    rule(ALL, 0x0100_000f, "pause", Step), // fence w, 0
+    rule(FM | RS1 | RD | F3 | OPC, f3(0) | 0x0f, "fence", Step), // pred, succ free
+    rule(ALL, f3(1) | 0x0f, "fence.i", Step),
 ];
 
 /// OP-IMM (0x13). RV64 shifts have a 6-bit shamt, imm[11:6] selects the op.
@@ -686,7 +745,12 @@ const JALR: &[Rule] = &[rule(OPC | F3, 0x67, "jalr", Simulate(FlowKind::Jalr))];
 /// JAL (0x6f).
 const JAL: &[Rule] = &[rule(OPC, 0x6f, "jal", Simulate(FlowKind::Jal))];
 
-/// SYSTEM (0x73): every encoding refused; the rows only name them.
+/// SYSTEM (0x73). Stepped: the Zicsr accesses to the floating-point CSRs
+/// (any form, §9.1 and §11.2) and the reads of the three unprivileged
+/// counters (chapter 10) in the forms §9.1 guarantees never write (csrrs/
+/// csrrc with rs1 = x0, csrrsi/csrrci with uimm = 0). Everything else is
+/// refused, as in Linux (decode-insn.h rejects the whole opcode); the rows
+/// before the catch-all only name the instruction and say why.
 const SYSTEM: &[Rule] = &[
     rule(ALL, 0x0000_0073, "ecall", Refuse(WHY_ECALL)),
     rule(ALL, 0x0010_0073, "ebreak", Refuse(WHY_EBREAK)),
@@ -701,6 +765,45 @@ const SYSTEM: &[Rule] = &[
         "sfence.vma",
         Refuse(WHY_SFENCE),
     ),
+    // fflags (0x001), frm (0x002), fcsr (0x003): every form, rd and rs1/uimm free.
+    rule(CSR_OP, csr(1, FFLAGS), "csrrw", Step),
+    rule(CSR_OP, csr(2, FFLAGS), "csrrs", Step),
+    rule(CSR_OP, csr(3, FFLAGS), "csrrc", Step),
+    rule(CSR_OP, csr(5, FFLAGS), "csrrwi", Step),
+    rule(CSR_OP, csr(6, FFLAGS), "csrrsi", Step),
+    rule(CSR_OP, csr(7, FFLAGS), "csrrci", Step),
+    rule(CSR_OP, csr(1, FRM), "csrrw", Step),
+    rule(CSR_OP, csr(2, FRM), "csrrs", Step),
+    rule(CSR_OP, csr(3, FRM), "csrrc", Step),
+    rule(CSR_OP, csr(5, FRM), "csrrwi", Step),
+    rule(CSR_OP, csr(6, FRM), "csrrsi", Step),
+    rule(CSR_OP, csr(7, FRM), "csrrci", Step),
+    rule(CSR_OP, csr(1, FCSR), "csrrw", Step),
+    rule(CSR_OP, csr(2, FCSR), "csrrs", Step),
+    rule(CSR_OP, csr(3, FCSR), "csrrc", Step),
+    rule(CSR_OP, csr(5, FCSR), "csrrwi", Step),
+    rule(CSR_OP, csr(6, FCSR), "csrrsi", Step),
+    rule(CSR_OP, csr(7, FCSR), "csrrci", Step),
+    // cycle (0xC00), time (0xC01), instret (0xC02): reads only, rd free.
+    rule(CSR_READ, csr(2, CYCLE), "csrrs", Step), // rdcycle
+    rule(CSR_READ, csr(3, CYCLE), "csrrc", Step),
+    rule(CSR_READ, csr(6, CYCLE), "csrrsi", Step),
+    rule(CSR_READ, csr(7, CYCLE), "csrrci", Step),
+    rule(CSR_READ, csr(2, TIME), "csrrs", Step), // rdtime
+    rule(CSR_READ, csr(3, TIME), "csrrc", Step),
+    rule(CSR_READ, csr(6, TIME), "csrrsi", Step),
+    rule(CSR_READ, csr(7, TIME), "csrrci", Step),
+    rule(CSR_READ, csr(2, INSTRET), "csrrs", Step), // rdinstret
+    rule(CSR_READ, csr(3, INSTRET), "csrrc", Step),
+    rule(CSR_READ, csr(6, INSTRET), "csrrsi", Step),
+    rule(CSR_READ, csr(7, INSTRET), "csrrci", Step),
+    // cycleh … hpmcounter31h (0xC80-0xC9F): RV32 only.
+    rule(CSR_HI, csr(1, CYCLEH), "csrrw", Refuse(WHY_CSR_RV32)),
+    rule(CSR_HI, csr(2, CYCLEH), "csrrs", Refuse(WHY_CSR_RV32)),
+    rule(CSR_HI, csr(3, CYCLEH), "csrrc", Refuse(WHY_CSR_RV32)),
+    rule(CSR_HI, csr(5, CYCLEH), "csrrwi", Refuse(WHY_CSR_RV32)),
+    rule(CSR_HI, csr(6, CYCLEH), "csrrsi", Refuse(WHY_CSR_RV32)),
+    rule(CSR_HI, csr(7, CYCLEH), "csrrci", Refuse(WHY_CSR_RV32)),
     rule(OPC | F3, f3(1) | 0x73, "csrrw", Refuse(WHY_CSR)),
     rule(OPC | F3, f3(2) | 0x73, "csrrs", Refuse(WHY_CSR)),
     rule(OPC | F3, f3(3) | 0x73, "csrrc", Refuse(WHY_CSR)),

@@ -254,26 +254,32 @@ fn stepped_instructions() {
 
 #[test]
 fn refusals_name_the_instruction() {
-    let words: [(u32, &str); 19] = [
+    let words: [(u32, &str); 25] = [
         (0x00000073, "ecall"),
         (0x00100073, "ebreak"),
         (0x14051073, "csrrw"),
-        (0x10002573, "csrrs"),
+        (0x10002573, "csrrs"), // csrr a0, sstatus
         (0x10405073, "csrrwi"),
         (0x10017073, "csrrci"),
+        (0xc0102573 | 1 << 15, "csrrs"), // csrrs a0, time, ra: a write, illegal
+        (0xc0101573, "csrrw"),           // csrrw a0, time, zero: a write, illegal
+        (0xc010e573, "csrrsi"),          // csrrsi a0, time, 1: a write, illegal
+        (0xc0302573, "csrrs"),           // rdhpmcounter3: not stepped
+        (0xc8002573, "csrrs"),           // rdcycleh: RV32 only
+        (0xc8102573, "csrrs"),           // rdtimeh: RV32 only
+        (0xc8202573, "csrrs"),           // rdinstreth: RV32 only
+        (0x00402573, "csrrs"),           // csr 0x004 (uie, gone): not an FP CSR
         (0x30200073, "mret"),
         (0x10200073, "sret"),
         (0x10500073, "wfi"),
         (0x12000073, "sfence.vma"),
         (0x12b50073, "sfence.vma"),
         (0x20004073, "system"), // funct3 100: no RV64GC instruction, still SYSTEM
-        (0x0330000f, "fence"),
-        (0x0000100f, "fence.i"),
-        (0x8330000f, "fence.tso"),
         (0x1005a52f, "lr.w"),
         (0x1605b52f, "lr.d"),
         (0x18d5a62f, "sc.w"),
         (0x1ad5b62f, "sc.d"),
+        (0x7b200073, "dret"),
     ];
     for (word, mnemonic) in words {
         let d = d32(word);
@@ -288,6 +294,65 @@ fn refusals_name_the_instruction() {
     let d = d16(0x9002);
     assert!(matches!(d.verdict, Verdict::Refuse(r) if r.mnemonic == "c.ebreak"));
     assert_eq!(d.len, 2);
+    // The RV32-only counters and ecall say why in their own words.
+    let reason = |w: u32| match d32(w).verdict {
+        Verdict::Refuse(r) => r.reason,
+        other => panic!("{w:#x}: {other:?}"),
+    };
+    assert!(reason(0xc8102573).contains("RV32 only"));
+    assert!(reason(0x00000073).contains("forked child"));
+    assert!(reason(0x00000073).contains("rt_sigreturn"));
+}
+
+#[test]
+fn fences_and_location_independent_csrs_are_stepped() {
+    let words: [(u32, &str); 30] = [
+        (0x0ff0000f, "fence"), // fence iorw, iorw
+        (0x0330000f, "fence"), // fence rw, rw
+        (0x0220000f, "fence"), // fence r, r
+        (0x0000000f, "fence"), // fence 0, 0 (a HINT, still a fence)
+        (0x8330000f, "fence.tso"),
+        (0x0100000f, "pause"), // fence w, 0 (Zihintpause)
+        (0x0000100f, "fence.i"),
+        (0x00102573, "csrrs"),  // frflags a0
+        (0x001595f3, "csrrw"),  // fsflags a1, a1
+        (0x00105073, "csrrwi"), // fsflagsi zero, 0
+        (0x0010f5f3, "csrrci"), // csrrci a1, fflags, 1
+        (0x00202573, "csrrs"),  // frrm a0
+        (0x00251073, "csrrw"),  // fsrm a0
+        (0x0020d073, "csrrwi"), // fsrmi zero, 1
+        (0x00302573, "csrrs"),  // frcsr a0
+        (0x003515f3, "csrrw"),  // fscsr a1, a0
+        (0x0035a5f3, "csrrs"),  // csrrs a1, fcsr, a1 (sets bits)
+        (0x0035b5f3, "csrrc"),  // csrrc a1, fcsr, a1 (clears bits)
+        (0x00376073, "csrrsi"), // csrsi fcsr, 14
+        (0x00317073, "csrrci"), // csrci fcsr, 2
+        (0xc0002573, "csrrs"),  // rdcycle a0
+        (0xc01025f3, "csrrs"),  // rdtime a1
+        (0xc0202673, "csrrs"),  // rdinstret a2
+        (0xc0003573, "csrrc"),  // csrrc a0, cycle, zero: a read
+        (0xc0106573, "csrrsi"), // csrrsi a0, time, 0: a read
+        (0xc0207573, "csrrci"), // csrrci a0, instret, 0: a read
+        (0xc0002073, "csrrs"),  // csrrs zero, cycle, zero
+        (0xc01020f3, "csrrs"),  // rdtime ra
+        (0xc0102ff3, "csrrs"),  // rdtime t6
+        (0x00302073, "csrrs"),  // frcsr zero
+    ];
+    for (word, mnemonic) in words {
+        assert_eq!(
+            d32(word),
+            Decision {
+                len: 4,
+                mnemonic,
+                verdict: Verdict::Step
+            },
+            "{word:#010x}"
+        );
+        // Through the Arch interface: stepped, not boostable, no flow.
+        let d = Riscv64::decode(0x8000_0000, &word.to_le_bytes(), ExecMode::Kernel).unwrap();
+        assert_eq!(d.handling, Handling::StepOutOfLine { boostable: false });
+        assert_eq!((d.len, d.insn.flow), (4, None));
+    }
 }
 
 #[test]
@@ -310,7 +375,13 @@ fn reserved_and_unknown_encodings_are_undecodable() {
         assert_eq!(d16(half).verdict, Verdict::Undecodable, "{half:#06x}");
         assert_eq!(d16(half).len, 2);
     }
-    let words: [u32; 10] = [
+    let words: [u32; 16] = [
+        0x8000000f, // fence with the reserved fm 1000 and pred/succ not rw,rw
+        0x1ff0000f, // fence with the reserved fm 0001
+        0x0ff0008f, // fence with rd != 0 (reserved for finer-grained fences)
+        0x0ff0800f, // fence with rs1 != 0
+        0x0010100f, // fence.i with imm != 0
+        0x0000108f, // fence.i with rd != 0
         0x0000000b, // custom-0
         0x0000007b, // custom-3
         0x00007003, // LOAD funct3 111

@@ -28,8 +28,14 @@ impl DataAccess for NoMemory {
 /// funct3 and rs2 field (16-bit) are looked at, never validity.
 fn reads_or_writes_pc(word: u32) -> bool {
     match word & 0b11 {
-        // auipc, branch, jalr, jal, and SYSTEM (ecall, ebreak, xret).
-        0b11 => matches!(word & 0x7f, 0x17 | 0x63 | 0x67 | 0x6f | 0x73),
+        // auipc, branch, jalr, jal, and SYSTEM funct3 000 (ecall, ebreak,
+        // xret, wfi) or 100 (no RV64GC instruction). The Zicsr accesses
+        // (the other funct3 values) never read the pc, but which of them
+        // may be stepped is [`stepped_system_is_location_independent`]'s.
+        0b11 => {
+            matches!(word & 0x7f, 0x17 | 0x63 | 0x67 | 0x6f)
+                || (word & 0x7f == 0x73 && (word >> 12) & 0b11 == 0)
+        }
         quadrant => {
             let funct3 = (word >> 13) & 0b111;
             match (quadrant, funct3) {
@@ -41,6 +47,18 @@ fn reads_or_writes_pc(word: u32) -> bool {
             }
         }
     }
+}
+
+/// A stepped SYSTEM-opcode word must be a Zicsr access whose effect does
+/// not depend on where it runs: any form on fflags, frm or fcsr (CSR 1-3),
+/// or a read that cannot write (csrrs/csrrc with rs1 = x0, csrrsi/csrrci
+/// with uimm = 0; unprivileged manual §9.1) of cycle, time or instret
+/// (0xC00-0xC02). Written from the manual, not from the decoder's tables.
+fn stepped_system_is_location_independent(word: u32) -> bool {
+    let (funct3, rs1, csr) = ((word >> 12) & 7, (word >> 15) & 0x1f, word >> 20);
+    let zicsr = matches!(funct3, 1 | 2 | 3 | 5 | 6 | 7);
+    let read_only = matches!(funct3, 2 | 3 | 6 | 7) && rs1 == 0;
+    zicsr && ((1..=3).contains(&csr) || ((0xc00..=0xc02).contains(&csr) && read_only))
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +99,12 @@ fn check(word: u32, bytes: &[u8], counts: &mut Counts) {
                 }
                 Handling::StepOutOfLine { boostable } => {
                     assert!(!reads_or_writes_pc(word), "{word:#010x} stepped");
+                    if word & 0x7f == 0x73 {
+                        assert!(
+                            stepped_system_is_location_independent(word),
+                            "{word:#010x}: a SYSTEM instruction stepped"
+                        );
+                    }
                     assert!(!boostable);
                     let slot = Riscv64::build_slot(
                         &insn,
@@ -187,12 +211,17 @@ fn every_32_bit_word() {
     let simulate = 2 * (1 << 25) // jal, auipc
         + M // jalr (funct3 000)
         + 6 * M; // the branches
-    let refused = (1 << 25) // SYSTEM
-        + 2 * M // MISC-MEM funct3 000 (fence, fence.tso), 001 (fence.i)
+                 // SYSTEM steps: the FP CSRs (3 CSRs x 6 forms, rd and rs1 free) and
+                 // the counter reads (3 CSRs x 4 read-only forms, rd free).
+    let system_step = 3 * 6 * (1 << 10) + 3 * 4 * (1 << 5);
+    let refused = (1 << 25) - system_step // the rest of SYSTEM
         + 2 * (1 << 12) // lr.w/lr.d: aq, rl, rs1, rd free
         + 2 * (1 << 17); // sc.w/sc.d: aq, rl, rs2, rs1, rd free
     let rm = 6; // valid rounding modes of 8
-    let step = 7 * M // LOAD
+    let step = system_step
+        + (1 << 8) // fence: fm, rs1, rd zero, pred and succ free (pause among them)
+        + 2 // fence.tso, fence.i
+        + 7 * M // LOAD
         + 2 * M // LOAD-FP: flw, fld
         + 6 * M + 3 * (1 << 16) // OP-IMM; slli/srli/srai with imm[11:6] fixed
         + (1 << 25) // LUI

@@ -1,5 +1,5 @@
 //! What must not be probed is refused, with a reason a user can read: each
-//! class of refused instruction (SYSTEM opcode, fences, `c.ebreak`, LR/SC
+//! class of refused instruction (SYSTEM opcode, `c.ebreak`, LR/SC
 //! and any address inside an LR/SC sequence), odd and mid-instruction
 //! addresses, the kernel's and the engine's trap paths, the return
 //! trampoline, return probes off a function entry, undecodable bytes and
@@ -27,8 +27,6 @@ kernel_fn!(
         "ecall",
         "ebreak",
         "csrr a0, sstatus",
-        "fence",
-        "fence.i",
         ".option push",
         ".option rvc",
         "c.ebreak",
@@ -154,8 +152,6 @@ pub fn run() {
         ("ecall", "ecall", "refuse ecall"),
         ("ebreak", "ebreak", "refuse ebreak"),
         ("csrrs", "csrrs", "refuse csrr (csrrs)"),
-        ("fence", "fence", "refuse fence"),
-        ("fence.i", "fence.i", "refuse fence.i"),
         ("c.ebreak", "c.ebreak", "refuse c.ebreak"),
         ("lr.w", "lr.w", "refuse lr.w"),
         ("sc.w", "sc.w", "refuse sc.w"),
