@@ -15,6 +15,7 @@ mod returns;
 mod simulated;
 mod stepped;
 mod sweep;
+mod system;
 mod two_harts;
 mod user_mode;
 
@@ -35,6 +36,7 @@ pub const MAX_FN_LEN: usize = 256;
 pub fn run_all() {
     simulated::run();
     stepped::run();
+    system::run();
     returns::run();
     manage::run();
     refused::run();
