@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! x86_64-linux                      run every check; exit 1 on a failure
+//! x86_64-linux --soak               the same, with 10^7 hits in the thread run
 //! x86_64-linux --bench              real trap round trips, medians and ratios
 //! ```
 
@@ -38,9 +39,13 @@ fn main() -> ExitCode {
     let me = threads::register_current();
     let ok = match args.first().map(String::as_str) {
         None => cases::run_all(sync_core),
+        Some("--soak") => {
+            cases::concurrency::SOAK.store(true, core::sync::atomic::Ordering::Relaxed);
+            cases::run_all(sync_core)
+        }
         Some("--bench") => bench::run(),
         Some(other) => {
-            eprintln!("usage: x86_64-linux [--bench] (got {other})");
+            eprintln!("usage: x86_64-linux [--soak | --bench] (got {other})");
             false
         }
     };

@@ -14,7 +14,7 @@
 //! - [`concurrency`]: threads hitting probes while another thread
 //!   registers and unregisters others.
 
-mod concurrency;
+pub(crate) mod concurrency;
 mod insn;
 mod kernel;
 mod kretprobes;
@@ -40,7 +40,7 @@ pub(crate) type CheckResult = Result<String, String>;
 /// Probes a check registered; unregistered together when dropped, so a
 /// failing check leaves nothing armed behind.
 #[derive(Default)]
-pub(crate) struct Probes(Vec<ProbeId>);
+pub(crate) struct Probes(pub(crate) Vec<ProbeId>);
 
 impl Probes {
     pub(crate) fn new() -> Self {
