@@ -2,6 +2,7 @@
 //! `.cargo/config.toml`). Plain std, no dependencies, so it builds first
 //! on a fresh machine and installs everything else.
 
+mod coverage;
 mod harness;
 mod no_alloc;
 mod process;
@@ -29,6 +30,8 @@ commands:
   demo                  setup, then the main demonstration
   bench                 setup, then the engine benchmark
   soak                  setup, then the long runs (10^7 model-based engine operations)
+  coverage              setup, then every backend's decisions over every instruction
+                        of real binaries (glibc, Rust core); see docs/coverage.md
   qemu <x86_64|riscv64|loongarch64>
                         boot an example kernel under QEMU
   steps                 list the steps of test, demo and bench";
@@ -60,6 +63,9 @@ fn main() -> ExitCode {
         Some("soak") if args.len() == 1 => {
             suite::run_steps("soak", steps::SOAK, &root, &Options::default())
         }
+        Some("coverage") if args.len() == 1 => {
+            suite::run_steps("coverage", steps::COVERAGE, &root, &Options::default())
+        }
         Some("qemu") if args.len() == 2 => match qemu(&root, &args[1]) {
             Ok(()) => true,
             Err(e) => {
@@ -73,6 +79,7 @@ fn main() -> ExitCode {
                 ("demo", steps::DEMO),
                 ("bench", steps::BENCH),
                 ("soak", steps::SOAK),
+                ("coverage", steps::COVERAGE),
             ] {
                 let names: Vec<&str> = table.iter().map(|s| s.name).collect();
                 println!("{command}: {}", names.join(", "));

@@ -64,6 +64,20 @@ const APT_PACKAGES: &[AptPackage] = &[
         name: "binutils",
         programs: &["objdump", "nm", "readelf"],
     },
+    AptPackage {
+        // coverage corpora: x86_64 glibc's symbols (the shipped libc.so.6
+        // is stripped), riscv64 and aarch64 glibc
+        name: "libc6-dbg",
+        programs: &[],
+    },
+    AptPackage {
+        name: "libc6-riscv64-cross",
+        programs: &[],
+    },
+    AptPackage {
+        name: "libc6-arm64-cross",
+        programs: &[],
+    },
 ];
 
 const QUERY: Duration = Duration::from_secs(120);
