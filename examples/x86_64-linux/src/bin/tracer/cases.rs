@@ -1,5 +1,7 @@
 //! The tracer's checks: uprobes and uretprobes in two child processes.
 
+use core::sync::atomic::{AtomicI32, Ordering};
+
 use hal_x86_64::gpr::{RAX, RDI, RSP};
 use hal_x86_64::X86_64;
 use probe_core::{Kprobe, Kretprobe, PreAction, ProbeContext, ProbeId, Registers, Space};
@@ -12,9 +14,9 @@ use x86_64_linux::report::Report;
 use x86_64_linux::testfns;
 use x86_64_linux::{ensure, ensure_eq};
 
-use crate::child::{Child, Command, FINISH};
+use crate::child::{Child, Command, FINISH, HANDLER_RESULT, STOP_AFTER};
 use crate::ptrace::{self, Status};
-use crate::trace::{call_named, run_until_stop};
+use crate::trace::{call_named, run_until_stop, set_signal_policy, signal_record, SignalPolicy};
 use crate::{services, ENGINE};
 
 type CheckResult = Result<String, String>;
@@ -629,6 +631,156 @@ fn child_exit_releases_space(k: &mut Children) -> CheckResult {
     Ok(String::new())
 }
 
+/// The signal the next hit of [`send_signal_once`] sends (0: none).
+static SIGNAL_TO_SEND: AtomicI32 = AtomicI32::new(0);
+
+/// A pre-handler that sends the hit child a signal, once: it arrives
+/// while the child steps the probed instruction out of line.
+fn send_signal_once(ctx: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    let sig = SIGNAL_TO_SEND.swap(0, Ordering::AcqRel);
+    if let (true, Space::User(pid)) = (sig != 0, ctx.space) {
+        // SAFETY: kill(2) to our own (stopped, traced) child.
+        unsafe { libc::kill(pid as libc::pid_t, sig) };
+    }
+    PreAction::Continue
+}
+
+fn cold(a: u64) -> u64 {
+    (a ^ 0x5a5a) + 9
+}
+
+fn handler_result(c: &Child) -> Result<u64, String> {
+    let b = peek(c, core::ptr::addr_of!(HANDLER_RESULT) as usize, 8)?;
+    Ok(u64::from_le_bytes(b.try_into().map_err(|_| "short read")?))
+}
+
+fn reset_handler_result(c: &Child) -> Result<(), String> {
+    let at = core::ptr::addr_of!(HANDLER_RESULT) as usize;
+    ensure!(
+        c.mem.write(at, &0u64.to_le_bytes()),
+        "writing the child's result"
+    );
+    Ok(())
+}
+
+/// A signal arrives while the child steps a uprobe's instruction, and its
+/// handler hits another uprobe.
+fn signal_handler_hits_uprobe(k: &Children, policy: SignalPolicy) -> CheckResult {
+    let a = k.a()?;
+    set_signal_policy(policy);
+    let mut probes = Probes::default();
+    let (rec, inner) = (Recorder::leak(), Recorder::leak());
+    let xor = testfns::point("alu_xor").addr();
+    probes.kprobe(&Kprobe::at(xor).in_space(space(a)).pre(send_signal_once))?;
+    probes.kprobe(&uprobe(a, "alu_xor", rec, true))?;
+    probes.kprobe(&uprobe(a, "cold_b", inner, true))?;
+    reset_handler_result(a)?;
+    let (d0, a0, _) = signal_record();
+    let leaked = ENGINE.leaked_steps();
+    SIGNAL_TO_SEND.store(libc::SIGUSR1, Ordering::Release);
+    let o = call_named(a, "tf_alu", [10, 32, 0])?;
+    ensure_eq!(o.ret, 1396, "tf_alu with a signal during its step");
+    ensure_eq!(handler_result(a)?, cold(5), "the handler's tf_cold(5)");
+    let (d, ab, _) = signal_record();
+    let alu = match policy {
+        SignalPolicy::Defer => {
+            ensure_eq!(
+                (d - d0, ab - a0),
+                (1, 0),
+                "signals held back, steps aborted"
+            );
+            (1, 1)
+        }
+        SignalPolicy::Abort => {
+            ensure_eq!(
+                (d - d0, ab - a0),
+                (0, 1),
+                "signals held back, steps aborted"
+            );
+            // Back at the probe address: it fires again after the handler.
+            (2, 1)
+        }
+    };
+    ensure_eq!((rec.hits(), rec.post_hits()), alu, "alu_xor (pre, post)");
+    ensure_eq!(
+        (inner.hits(), inner.post_hits()),
+        (1, 1),
+        "cold_b in the signal handler (pre, post)"
+    );
+    ensure_eq!(ENGINE.leaked_steps(), leaked, "leaked steps");
+    ensure!(
+        !ENGINE.should_defer_signal(a.task),
+        "a step is still parked"
+    );
+    probes.clear()?;
+    Ok(format!(
+        "{policy:?}: the handler's own uprobe stepped, the interrupted step {}",
+        if policy == SignalPolicy::Defer {
+            "ended before the handler"
+        } else {
+            "undone and fired again after it"
+        }
+    ))
+}
+
+/// A signal arrives while the child steps a uprobe's instruction; the
+/// tracer unregisters that uprobe while the child is in its handler.
+fn unregistered_while_in_handler(k: &Children, policy: SignalPolicy) -> CheckResult {
+    let a = k.a()?;
+    set_signal_policy(policy);
+    let slots = ENGINE.slot_usage().0;
+    let mut probes = Probes::default();
+    let rec = Recorder::leak();
+    let xor = testfns::point("alu_xor").addr();
+    probes.kprobe(&Kprobe::at(xor).in_space(space(a)).pre(send_signal_once))?;
+    probes.kprobe(&uprobe(a, "alu_xor", rec, true))?;
+    reset_handler_result(a)?;
+    let (d0, a0, _) = signal_record();
+    let leaked = ENGINE.leaked_steps();
+    SIGNAL_TO_SEND.store(libc::SIGUSR2, Ordering::Release);
+    a.send(&Command {
+        func: testfns::func("tf_alu").start as u64,
+        args: [10, 32, 0],
+        flags: STOP_AFTER,
+    })?;
+    run_until_stop(a)?;
+    ensure_eq!(
+        handler_result(a)?,
+        cold(6),
+        "the child stopped in its SIGUSR2 handler"
+    );
+    ensure!(
+        !ENGINE.should_defer_signal(a.task),
+        "a step is parked while the child runs its handler"
+    );
+    probes.clear()?;
+    ensure_eq!(
+        peek(a, xor, 1)?,
+        own(xor, 1),
+        "alu_xor restored in the child"
+    );
+    ensure_eq!(
+        ENGINE.slot_usage().0,
+        slots,
+        "slots in use once the probe is gone"
+    );
+    run_until_stop(a)?;
+    ensure_eq!(a.reply()?, 1396, "tf_alu after the handler returned");
+    let (d, ab, _) = signal_record();
+    let want = match policy {
+        SignalPolicy::Defer => ((1, 0), (1, 1)),
+        SignalPolicy::Abort => ((0, 1), (1, 0)),
+    };
+    ensure_eq!(
+        (d - d0, ab - a0),
+        want.0,
+        "signals held back, steps aborted"
+    );
+    ensure_eq!((rec.hits(), rec.post_hits()), want.1, "alu_xor (pre, post)");
+    ensure_eq!(ENGINE.leaked_steps(), leaked, "leaked steps");
+    Ok(format!("{policy:?}: the probe and its slot freed while the child was in its handler, the child's result right"))
+}
+
 fn grace_periods() -> CheckResult {
     let (checked, in_slot) = services::grace_record();
     ensure!(checked > 0, "no grace period checked a child");
@@ -693,6 +845,21 @@ pub fn run_all() -> bool {
         "unregister restores the children's text byte for byte",
         || unregister_restores_child_text(&kids),
     );
+    for policy in [SignalPolicy::Defer, SignalPolicy::Abort] {
+        let how = match policy {
+            SignalPolicy::Defer => "held back until the step ends (should_defer_signal)",
+            SignalPolicy::Abort => "the step undone first (abort_user_step)",
+        };
+        r.check(
+            &format!("a signal during a uprobe step, its handler hits another uprobe: {how}"),
+            || signal_handler_hits_uprobe(&kids, policy),
+        );
+        r.check(
+            &format!("a signal during a uprobe step, the probe unregistered while the child is in its handler: {how}"),
+            || unregistered_while_in_handler(&kids, policy),
+        );
+    }
+    set_signal_policy(SignalPolicy::Defer);
     r.check("detach with a live uretprobe instance: text restored, return address put back, child finishes untraced", || {
         detach_with_live_instance(&mut kids)
     });

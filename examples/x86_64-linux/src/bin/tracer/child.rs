@@ -9,6 +9,7 @@
 //! commands from a pipe: call a test function, write the result back, stop
 //! again; or exit.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use hal_x86_64::X86_64;
@@ -79,6 +80,45 @@ fn read_exact(fd: i32, bytes: &mut [u8]) -> bool {
     true
 }
 
+/// What the child's last signal handler computed (`tf_cold(5)` for
+/// SIGUSR1, `tf_cold(6)` for SIGUSR2); the tracer reads and resets it in
+/// the child's memory (the child is a fork: same address).
+pub static HANDLER_RESULT: AtomicU64 = AtomicU64::new(0);
+
+/// SIGUSR1 in the child: call a test function (the tracer may probe it).
+extern "C" fn on_usr1(_sig: libc::c_int) {
+    // SAFETY: tf_cold takes one integer.
+    let r = unsafe { call(testfns::func("tf_cold").start, 5, 0, 0) }.ret;
+    HANDLER_RESULT.store(r, Ordering::Release);
+}
+
+/// SIGUSR2 in the child: the same, then stop inside the handler so the
+/// tracer can act while the child is in it.
+extern "C" fn on_usr2(_sig: libc::c_int) {
+    // SAFETY: tf_cold takes one integer.
+    let r = unsafe { call(testfns::func("tf_cold").start, 6, 0, 0) }.ret;
+    HANDLER_RESULT.store(r, Ordering::Release);
+    // SAFETY: raise has no preconditions.
+    unsafe { libc::raise(libc::SIGSTOP) };
+}
+
+fn install_handlers() {
+    for (sig, h) in [
+        (libc::SIGUSR1, on_usr1 as extern "C" fn(libc::c_int)),
+        (libc::SIGUSR2, on_usr2),
+    ] {
+        // SAFETY: a zeroed sigaction is valid; a plain handler with
+        // SA_RESTART, installed in the child before it runs anything else.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = h as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, core::ptr::null_mut());
+        }
+    }
+}
+
 /// The functions the child runs untraced after a detach, with what they
 /// must return.
 const FINISH_SCRIPT: &[(&str, [u64; 3], u64)] = &[
@@ -104,6 +144,7 @@ fn finish() -> i32 {
 /// The child's side: never returns.
 fn child_main(commands: OwnedFd, replies: OwnedFd) -> ! {
     let (cmd, rep) = (commands.as_raw_fd(), replies.as_raw_fd());
+    install_handlers();
     // SAFETY: PTRACE_TRACEME takes no pointers.
     unsafe {
         libc::ptrace(

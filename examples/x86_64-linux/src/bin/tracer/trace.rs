@@ -1,6 +1,20 @@
 //! The tracer's trap loop: run a child until it stops at its next
 //! checkpoint, handing every `SIGTRAP` to the engine as a user-mode
 //! breakpoint in the child's address space.
+//!
+//! Signals: the tracer plays the kernel's signal delivery. A synchronous
+//! fault (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) goes to the engine's
+//! fault entry first. Any other signal that stops the child is delivered
+//! as the kernel would with uprobes: while the engine says the child has
+//! an out-of-line step parked ([`Engine::should_defer_signal`]), either
+//! the signal is held back until the step-end trap ([`SignalPolicy::Defer`],
+//! Linux's `uprobe_deny_signal`), or the step is undone first
+//! ([`SignalPolicy::Abort`], Linux's `arch_uprobe_abort_xol`: pc back at
+//! the probe address, the probe fires again after the handler).
+//!
+//! [`Engine::should_defer_signal`]: probe_core::Engine::should_defer_signal
+
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use libc::c_int;
 use probe_core::{ExecMode, FaultOutcome, TrapOutcome};
@@ -77,19 +91,105 @@ fn fault(child: &Child, sig: c_int) -> Result<(), String> {
     ))
 }
 
+/// How a signal that arrives during a child's out-of-line step is
+/// delivered (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalPolicy {
+    /// Hold it back until the step-end trap, then deliver it.
+    Defer,
+    /// Undo the step (pc back at the probe), then deliver it at once.
+    Abort,
+}
+
+static POLICY: AtomicU8 = AtomicU8::new(0);
+static DEFERRED: AtomicU64 = AtomicU64::new(0);
+static ABORTED: AtomicU64 = AtomicU64::new(0);
+static DELIVERED: AtomicU64 = AtomicU64::new(0);
+
+/// Choose how signals during a step are delivered.
+pub fn set_signal_policy(p: SignalPolicy) {
+    POLICY.store(p as u8, Ordering::Release);
+}
+
+fn policy() -> SignalPolicy {
+    if POLICY.load(Ordering::Acquire) == SignalPolicy::Abort as u8 {
+        SignalPolicy::Abort
+    } else {
+        SignalPolicy::Defer
+    }
+}
+
+/// (signals held back during a step, steps aborted for a signal, signals
+/// delivered) so far.
+pub fn signal_record() -> (u64, u64, u64) {
+    (
+        DEFERRED.load(Ordering::Acquire),
+        ABORTED.load(Ordering::Acquire),
+        DELIVERED.load(Ordering::Acquire),
+    )
+}
+
+/// A signal `sig` stopped the child: deliver it as the kernel would, or
+/// hold it in `held` until the step in flight has ended.
+fn signal(child: &Child, sig: c_int, held: &mut Option<c_int>) -> Result<(), String> {
+    services::set_current(child.pid);
+    if !ENGINE.should_defer_signal(child.task) {
+        DELIVERED.fetch_add(1, Ordering::AcqRel);
+        return ptrace::cont(child.pid, sig);
+    }
+    match policy() {
+        SignalPolicy::Defer => {
+            // The step completes after one instruction; the signal waits
+            // (a second one of the same kind merges, as pending signals do).
+            DEFERRED.fetch_add(1, Ordering::AcqRel);
+            held.get_or_insert(sig);
+            ptrace::cont(child.pid, 0)
+        }
+        SignalPolicy::Abort => {
+            let mut u = ptrace::getregs(child.pid)?;
+            let mut regs = from_user_regs(&u);
+            // SAFETY: the child is stopped (interrupts masked, as it were),
+            // `set_current` names its task and space, and `regs` is its
+            // user-mode frame, written back before it runs.
+            if unsafe { ENGINE.abort_user_step(&mut regs) } {
+                ABORTED.fetch_add(1, Ordering::AcqRel);
+                to_user_regs(&regs, &mut u);
+                ptrace::setregs(child.pid, &u)?;
+            }
+            DELIVERED.fetch_add(1, Ordering::AcqRel);
+            ptrace::cont(child.pid, sig)
+        }
+    }
+}
+
 /// Continue the child until its next SIGSTOP; SIGTRAPs taken on the way.
 pub fn run_until_stop(child: &Child) -> Result<u64, String> {
     ptrace::cont(child.pid, 0)?;
     let mut traps = 0;
+    let mut held = None;
     loop {
         match ptrace::wait(child.pid)? {
             Status::Stopped(libc::SIGTRAP) => {
                 traps += 1;
                 breakpoint(child)?;
-                ptrace::cont(child.pid, 0)?;
+                // A signal held back during the step goes now that it ended.
+                let mut sig = 0;
+                if held.is_some() && !ENGINE.should_defer_signal(child.task) {
+                    sig = held.take().unwrap_or(0);
+                    DELIVERED.fetch_add(1, Ordering::AcqRel);
+                }
+                ptrace::cont(child.pid, sig)?;
             }
-            Status::Stopped(libc::SIGSTOP) => return Ok(traps),
-            Status::Stopped(sig) => return fault(child, sig).map(|_| traps),
+            Status::Stopped(libc::SIGSTOP) => {
+                if held.is_some() {
+                    return Err(format!("child {}: stopped with a signal held", child.pid));
+                }
+                return Ok(traps);
+            }
+            Status::Stopped(sig @ (libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE)) => {
+                return fault(child, sig).map(|_| traps)
+            }
+            Status::Stopped(sig) => signal(child, sig, &mut held)?,
             other => return Err(format!("child {} ended: {other:?}", child.pid)),
         }
     }
