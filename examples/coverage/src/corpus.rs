@@ -36,9 +36,11 @@ pub enum Goal {
     /// At most this share refused (percent); `no_walk_loss`: and nothing
     /// lost to the boundary walk.
     AtMost { percent: f64, no_walk_loss: bool },
-    /// At or below what Linux's rules refuse (no figure to compare with
-    /// here: reported).
+    /// At or below what Linux's rules refuse on the same instructions
+    /// (modelled in `linux.rs`).
     LinuxRules,
+    /// No goal: the figure is reported.
+    Report,
 }
 
 pub struct Spec {
@@ -109,7 +111,7 @@ pub const SPECS: &[Spec] = &[
         source: Source::CoreRlib {
             target: "riscv64gc-unknown-none-elf",
         },
-        goal: Goal::LinuxRules,
+        goal: Goal::Report,
         linux: None,
     },
     Spec {

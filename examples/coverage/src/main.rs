@@ -18,6 +18,7 @@ mod classify;
 mod corpus;
 mod disasm;
 mod elf;
+mod linux;
 mod measure;
 mod report;
 
@@ -70,12 +71,16 @@ fn parse_args() -> Result<Options, String> {
 
 fn run(corpus: &Corpus) -> Report {
     match corpus.isa {
-        Isa::X86_64 => measure::<hal_x86_64::X86_64>(&corpus.units, classify::x86_64),
-        Isa::Riscv64 => measure::<hal_riscv64::Riscv64>(&corpus.units, classify::riscv64),
+        Isa::X86_64 => measure::<hal_x86_64::X86_64>(&corpus.units, classify::x86_64, None),
+        Isa::Riscv64 => measure::<hal_riscv64::Riscv64>(&corpus.units, classify::riscv64, None),
         Isa::Loongarch64 => {
-            measure::<hal_loongarch64::LoongArch64>(&corpus.units, classify::loongarch64)
+            measure::<hal_loongarch64::LoongArch64>(&corpus.units, classify::loongarch64, None)
         }
-        Isa::Aarch64 => measure::<hal_aarch64::Aarch64>(&corpus.units, classify::aarch64),
+        Isa::Aarch64 => measure::<hal_aarch64::Aarch64>(
+            &corpus.units,
+            classify::aarch64,
+            Some(linux::aarch64_refuses),
+        ),
     }
 }
 

@@ -110,6 +110,8 @@ pub struct Report {
     /// instructions each loses.
     pub walk_stops: u64,
     pub walk_stop_examples: Vec<(u64, String, Example)>,
+    /// What Linux's rules refuse, where we model them (arm64).
+    pub linux_refused: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -225,8 +227,15 @@ fn walk<A: Arch>(unit: &Unit, start: u64, end: u64) -> (Vec<bool>, Option<u64>) 
 }
 
 /// Run backend `A` over every instruction of `units`.
-pub fn measure<A: Arch>(units: &[Unit], classify: fn(&str) -> PcUse) -> Report {
-    let mut r = Report::default();
+pub fn measure<A: Arch>(
+    units: &[Unit],
+    classify: fn(&str) -> PcUse,
+    linux: Option<fn(&[u8]) -> bool>,
+) -> Report {
+    let mut r = Report {
+        linux_refused: linux.map(|_| 0),
+        ..Report::default()
+    };
     for unit in units {
         r.symbols += unit.symbols.len() as u64;
         // The walk of the symbol last looked at: (symbol index, reached).
@@ -298,6 +307,14 @@ pub fn measure<A: Arch>(units: &[Unit], classify: fn(&str) -> PcUse) -> Report {
             if kv != uv {
                 r.mode_differs += 1;
             }
+            if let (Some(linux), Some(count)) = (linux, r.linux_refused.as_mut()) {
+                // A refusal with a length is check_sequence's: Linux's
+                // exclusive-window rule is the same look-back.
+                let window = kv == Verdict::Refused && klen.is_some();
+                if window || linux(exact) {
+                    *count += 1;
+                }
+            }
 
             let ours = klen.or_else(|| catch_unwind(|| A::insn_len(bytes)).ok().flatten());
             if ours != Some(insn.len as usize) {
@@ -356,4 +373,84 @@ pub fn measure<A: Arch>(units: &[Unit], classify: fn(&str) -> PcUse) -> Report {
     r.walk_stop_examples.sort_by_key(|e| std::cmp::Reverse(e.0));
     r.walk_stop_examples.truncate(EXAMPLES);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify;
+
+    fn insn(addr: u64, len: u8, text: &str) -> DisInsn {
+        DisInsn {
+            section: 1,
+            addr,
+            len,
+            text: text.into(),
+        }
+    }
+
+    fn unit(bytes: &[u8], insns: Vec<DisInsn>) -> Unit {
+        Unit {
+            file: "test".into(),
+            base: 0x1000,
+            bytes: bytes.to_vec(),
+            symbols: vec![(0x1000, bytes.len() as u64, "f".into())],
+            insns,
+        }
+    }
+
+    #[test]
+    fn a_fixed_up_rip_operand_is_safe() {
+        // lea 0x0(%rip),%rax; ret
+        let u = unit(
+            &[0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3],
+            vec![
+                insn(0x1000, 7, "lea 0x0(%rip),%rax"),
+                insn(0x1007, 1, "ret"),
+            ],
+        );
+        let r = measure::<hal_x86_64::X86_64>(&[u], classify::x86_64, None);
+        assert_eq!(r.insns, 2);
+        assert_eq!(r.kernel.stepped, 1);
+        assert_eq!(r.kernel.fixed_up, 1);
+        assert_eq!(r.kernel.simulated, 1);
+        assert_eq!(r.kernel.unsafe_steps + r.user.unsafe_steps, 0);
+        assert_eq!(r.len_disagree, 0);
+        assert_eq!(r.walk_lost, 0);
+    }
+
+    #[test]
+    fn a_pc_reading_instruction_stepped_unchanged_is_caught() {
+        // A nop the disassembler (here: the test) calls a relative jump:
+        // the backend steps it unchanged, which the rule must report.
+        let u = unit(&[0x90], vec![insn(0x1000, 1, "jmp 1234 <f>")]);
+        let r = measure::<hal_x86_64::X86_64>(&[u], classify::x86_64, None);
+        assert_eq!(r.kernel.unsafe_steps, 1);
+        assert_eq!(r.user.unsafe_steps, 1);
+    }
+
+    #[test]
+    fn length_disagreements_and_walk_losses_are_counted() {
+        // The disassembler claims a 2-byte instruction where we see two
+        // nops: the second boundary it names is one the walk also reaches,
+        // the third (at +2) is inside nothing we know.
+        let u = unit(
+            &[0x90, 0x90, 0x90],
+            vec![insn(0x1000, 2, "xchg %ax,%ax"), insn(0x1002, 1, "nop")],
+        );
+        let r = measure::<hal_x86_64::X86_64>(&[u], classify::x86_64, None);
+        assert_eq!(r.len_disagree, 1);
+        assert_eq!(r.walk_lost, 0);
+        // `push %es` does not exist in 64-bit mode: the walk stops there,
+        // and the nop after it is lost although it would be stepped.
+        let u = unit(
+            &[0x06, 0x90],
+            vec![insn(0x1000, 1, "(bad)"), insn(0x1001, 1, "nop")],
+        );
+        let r = measure::<hal_x86_64::X86_64>(&[u], classify::x86_64, None);
+        assert_eq!(r.dis_unknown, 1);
+        assert_eq!(r.walk_stops, 1);
+        assert_eq!(r.walk_lost, 1);
+        assert_eq!(r.walk_lost_accepted, 1);
+    }
 }
