@@ -12,6 +12,7 @@
 mod bench;
 mod cases;
 mod services;
+mod sigguard;
 mod signals;
 mod threads;
 
@@ -35,6 +36,9 @@ fn main() -> ExitCode {
     signals::install_all();
     let sync_core = services::init();
     threads::init();
+    if let Err(e) = sigguard::install() {
+        println!("x86_64-linux: SIGTRAP cannot be kept unblocked: {e}");
+    }
     probe_hal::rethook::set_return_hook(&threads::RETURN_PATH).expect("return hook installed once");
     let me = threads::register_current();
     let ok = match args.first().map(String::as_str) {

@@ -116,6 +116,12 @@ fn copy(dst: usize, src: usize, len: usize) -> Result<(), usize> {
     }
 }
 
+/// Copy `len` bytes from `src` to `dst`, where either may be unmapped:
+/// `Err(offset)` of the first byte that could not be accessed.
+pub fn copy_nofault(dst: usize, src: usize, len: usize) -> Result<(), usize> {
+    copy(dst, src, len)
+}
+
 /// Whether `pc` lies in a slot page (grace-period handler; no lock).
 #[link_section = "probe_trap_text"]
 pub fn in_slot_area(pc: usize) -> bool {

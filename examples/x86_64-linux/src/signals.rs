@@ -15,7 +15,8 @@
 //! signal whose handler hits a probe never lands in the middle of the trap
 //! path, and a grace-period acknowledgement never comes from inside a probe
 //! handler. Only the synchronous signals (`SIGTRAP`, `SIGSEGV`, `SIGBUS`,
-//! `SIGILL`, `SIGFPE`: the exceptions) stay deliverable.
+//! `SIGILL`, `SIGFPE`, `SIGSYS`: the exceptions) stay deliverable, and
+//! nothing in the process can block them ([`crate::sigguard`]).
 //!
 //! **IF is the signal mask.** Interrupts are what signals are to this
 //! "kernel". On the way in, the handlers show the engine `IF` clear when
@@ -79,6 +80,7 @@ pub const fn async_signals() -> u64 {
         | bit(libc::SIGBUS)
         | bit(libc::SIGILL)
         | bit(libc::SIGFPE)
+        | bit(libc::SIGSYS)
         | bit(libc::SIGKILL)
         | bit(libc::SIGSTOP);
     !sync

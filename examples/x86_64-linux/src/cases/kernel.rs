@@ -26,7 +26,7 @@ use x86_64_linux::testfns;
 use x86_64_linux::{ensure, ensure_eq};
 
 use super::{call_fn, kprobe, CheckResult, Probes};
-use crate::{services, signals, threads, ENGINE};
+use crate::{services, sigguard, signals, threads, ENGINE};
 
 // ---- (a) the trap path cannot be probed ---------------------------------
 
@@ -412,6 +412,83 @@ fn unregistered_threads() -> CheckResult {
     ))
 }
 
+// ---- (d) SIGTRAP is never blocked ----------------------------------------
+
+static URG_RESULT: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_urg(_sig: c_int, _info: *mut siginfo_t, _ctx: *mut c_void) {
+    URG_RESULT.store(call_fn("tf_alu", 11, 32, 0).ret, Ordering::Release);
+}
+
+fn sigtrap_never_blocked() -> CheckResult {
+    let (installed, emulated0, stripped0) = sigguard::record();
+    ensure!(installed, "the seccomp guard is not installed");
+    let rec = Recorder::leak();
+    let mut probes = Probes::new();
+    probes.add(
+        "alu_add",
+        ENGINE.register_kprobe(&kprobe(testfns::point("alu_add").addr(), rec, true)),
+    )?;
+    // 1. Every signal blocked, then a probe hit.
+    let mut full = unsafe_zeroed_sigset();
+    let mut old = unsafe_zeroed_sigset();
+    let mut now = unsafe_zeroed_sigset();
+    // SAFETY: sigfillset and pthread_sigmask on valid local sets.
+    unsafe {
+        libc::sigfillset(&mut full);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &full, &mut old);
+    }
+    let r = call_fn("tf_alu", 10, 32, 0).ret;
+    // SAFETY: as above.
+    let (trap_blocked, usr2_blocked) = unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, core::ptr::null(), &mut now);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        (
+            libc::sigismember(&now, libc::SIGTRAP),
+            libc::sigismember(&now, libc::SIGUSR2),
+        )
+    };
+    ensure_eq!(r, 1396, "tf_alu hit with every signal blocked");
+    ensure_eq!(
+        (trap_blocked, usr2_blocked),
+        (0, 1),
+        "SIGTRAP, SIGUSR2 in the mask after blocking every signal"
+    );
+    // 2. A handler installed with a full sa_mask hits the probe.
+    // SAFETY: a zeroed sigaction is valid; the handler is async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_urg as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigfillset(&mut sa.sa_mask);
+        ensure_eq!(
+            libc::sigaction(libc::SIGURG, &sa, core::ptr::null_mut()),
+            0,
+            "sigaction(SIGURG)"
+        );
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            libc::gettid(),
+            libc::SIGURG,
+        );
+    }
+    ensure_eq!(
+        URG_RESULT.load(Ordering::Acquire),
+        1384,
+        "tf_alu in a handler whose sa_mask is full"
+    );
+    ensure_eq!((rec.hits(), rec.post_hits()), (2, 2), "alu_add hits");
+    let (_, emulated, stripped) = sigguard::record();
+    ensure!(stripped > stripped0, "no mask had SIGTRAP taken out");
+    probes.clear()?;
+    Ok(format!(
+        "{} signal-mask calls carried out by the SIGSYS handler, {} with SIGTRAP taken out",
+        emulated - emulated0,
+        stripped - stripped0
+    ))
+}
+
 // ---- item 15: return probes on memcpy and memset -------------------------
 
 static ENTRIES: AtomicU64 = AtomicU64::new(0);
@@ -497,6 +574,10 @@ pub(super) fn run(r: &mut Report) {
     r.check(
         "kernel: unregistered threads hit probes (adopted on the fly), memcpy probed while spawning threads and a child",
         unregistered_threads,
+    );
+    r.check(
+        "kernel: probes hit with every signal blocked and in a handler with a full sa_mask (SIGTRAP never blocked)",
+        sigtrap_never_blocked,
     );
     r.check(
         "kernel: kretprobes on glibc's memcpy and memset miss no call (nothing on the trap path calls them)",
