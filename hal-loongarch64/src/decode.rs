@@ -14,15 +14,23 @@
 //! from an exception or touches privileged state. Every word that no table
 //! lists is refused as undecodable: we step only what we know.
 //!
+//! The LSX and LASX vector instructions and the LBT binary-translation
+//! instructions are stepped, as in Linux (`insns_not_supported` does not
+//! list them, so its kprobes and uprobes step them out of line), but only
+//! those we know: they are decoded one by one (see [`extensions`]); none
+//! reads the pc.
+//!
 //! An instruction is one 32-bit little-endian word. Each table row is a
 //! `(mask, bits)` pattern: the row matches `word` when `word & mask == bits`.
 //! The table of refusals is searched first, then the simulated, then the
-//! stepped instructions; within
+//! stepped instructions, then the LSX, LASX and LBT ones; within
 //! a table the first matching row wins (only the CSR rows overlap,
 //! the more specific row first). A compile-time index on the top ten
 //! bits keeps a lookup to a handful of comparisons.
 
 use probe_hal::Refusal;
+
+mod extensions;
 
 /// A pc-reading or pc-writing instruction the backend emulates on the trap
 /// frame instead of stepping it out of line (where its pc would be wrong).
@@ -182,9 +190,6 @@ pub const WHY_TLB: &str = "maintains the TLB or walks page tables; the probe mac
 /// Reason given for `cacop`.
 pub const WHY_CACOP: &str = "maintains caches; the probe machinery depends on the cache state \
      of the text and slot it writes";
-/// Reason given for LSX/LASX vector instructions.
-pub const WHY_VECTOR: &str = "LSX/LASX vector instructions are not decoded by this backend; \
-     probe a neighbouring scalar instruction";
 
 // ---------------------------------------------------------------------------
 // Refused instructions.
@@ -202,7 +207,6 @@ pub const WHY_VECTOR: &str = "LSX/LASX vector instructions are not decoded by th
 /// - `ertn`, `idle`, `csrrd`/`csrwr`/`csrxchg`, `iocsr*`, `cacop`, `tlb*`,
 ///   `invtlb`, `lddir`, `ldpte` (vol. 1 chapter 4, privileged instructions), and
 ///   the LVZ guest forms `gcsr*`, `gtlbflush`.
-/// - LSX/LASX (vector) encodings, which this decoder does not take apart.
 pub(crate) const REFUSED: &[Entry] = &[
     // LL/SC (vol. 1 §2.2.7.1) and the v1.1 acquire/release/quad forms.
     refuse(M_I14, 0x2000_0000, "ll.w", WHY_LLSC),
@@ -306,43 +310,6 @@ pub(crate) const REFUSED: &[Entry] = &[
     refuse(M_EXACT, 0x0648_3800, "ertn", WHY_ERTN),
     refuse(M_3R, 0x0648_8000, "idle", WHY_IDLE),
     refuse(M_3R, 0x0649_8000, "invtlb", WHY_TLB),
-    // LSX/LASX, by opcode region (LSX/LASX manuals; vol. 1 appendix B).
-    refuse(
-        M_I14,
-        0x0900_0000,
-        "vfmadd/vfmsub/vfnmadd/vfnmsub",
-        WHY_VECTOR,
-    ),
-    refuse(
-        M_I14,
-        0x0a00_0000,
-        "xvfmadd/xvfmsub/xvfnmadd/xvfnmsub",
-        WHY_VECTOR,
-    ),
-    refuse(M_4R, 0x0c50_0000, "vfcmp.s", WHY_VECTOR),
-    refuse(M_4R, 0x0c60_0000, "vfcmp.d", WHY_VECTOR),
-    refuse(M_4R, 0x0c90_0000, "xvfcmp.s", WHY_VECTOR),
-    refuse(M_4R, 0x0ca0_0000, "xvfcmp.d", WHY_VECTOR),
-    refuse(M_4R, 0x0d10_0000, "vbitsel.v", WHY_VECTOR),
-    refuse(M_4R, 0x0d20_0000, "xvbitsel.v", WHY_VECTOR),
-    refuse(M_4R, 0x0d50_0000, "vshuf.b", WHY_VECTOR),
-    refuse(M_4R, 0x0d60_0000, "xvshuf.b", WHY_VECTOR),
-    refuse(M_I12, 0x2c00_0000, "vld", WHY_VECTOR),
-    refuse(M_I12, 0x2c40_0000, "vst", WHY_VECTOR),
-    refuse(M_I12, 0x2c80_0000, "xvld", WHY_VECTOR),
-    refuse(M_I12, 0x2cc0_0000, "xvst", WHY_VECTOR),
-    refuse(
-        M_I16,
-        0x3000_0000,
-        "vldrepl/vstelm/xvldrepl/xvstelm",
-        WHY_VECTOR,
-    ),
-    refuse(M_3R, 0x3840_0000, "vldx", WHY_VECTOR),
-    refuse(M_3R, 0x3844_0000, "vstx", WHY_VECTOR),
-    refuse(M_3R, 0x3848_0000, "xvldx", WHY_VECTOR),
-    refuse(M_3R, 0x384c_0000, "xvstx", WHY_VECTOR),
-    refuse(M_I16, 0x7000_0000, "LSX vector instruction", WHY_VECTOR),
-    refuse(M_I16, 0x7400_0000, "LASX vector instruction", WHY_VECTOR),
 ];
 
 // ---------------------------------------------------------------------------
@@ -696,7 +663,14 @@ const FCMP: u32 = 0xffff_8018;
 // ---------------------------------------------------------------------------
 // The lookup index: rows bucketed by the top ten bits of the word.
 
-const TABLES: [&[Entry]; 3] = [REFUSED, SIMULATED, STEPPED];
+const TABLES: [&[Entry]; 6] = [
+    REFUSED,
+    SIMULATED,
+    STEPPED,
+    extensions::LSX,
+    extensions::LASX,
+    extensions::LBT,
+];
 const BUCKET_BITS: u32 = 10;
 const SHIFT: u32 = 32 - BUCKET_BITS;
 const BUCKETS: usize = 1 << BUCKET_BITS;

@@ -240,13 +240,11 @@ fn refusals_name_the_instruction_and_say_why() {
         (0x0600_0080, "cacop"), // cacop 0, $a0, 0
         (0x0648_2800, "tlbsrch"),
         (0x0648_3400, "tlbfill"),
-        (0x0649_9480, "invtlb"),                 // invtlb 0, $a0, $a1
-        (0x0648_08a4, "iocsrrd.w"),              // iocsrrd.w $a0, $a1
-        (0x0648_1ca4, "iocsrwr.d"),              // iocsrwr.d $a0, $a1
-        (0x0640_04a4, "lddir"),                  // lddir $a0, $a1, 1
-        (0x0644_0480, "ldpte"),                  // ldpte $a0, 1
-        (0x700a_0820, "LSX vector instruction"), // vadd.b $vr0, $vr1, $vr2
-        (0x2c00_0000, "vld"),
+        (0x0649_9480, "invtlb"),    // invtlb 0, $a0, $a1
+        (0x0648_08a4, "iocsrrd.w"), // iocsrrd.w $a0, $a1
+        (0x0648_1ca4, "iocsrwr.d"), // iocsrwr.d $a0, $a1
+        (0x0640_04a4, "lddir"),     // lddir $a0, $a1, 1
+        (0x0644_0480, "ldpte"),     // ldpte $a0, 1
     ];
     for &(word, mnemonic) in privileged {
         assert_eq!(refusal(word).mnemonic, mnemonic, "{word:#010x}");
@@ -264,8 +262,9 @@ fn a_refusal_reads_well() {
 
 #[test]
 fn unknown_words_misalignment_and_short_input() {
-    // 0, all ones, and ldl.w (LBT, not decoded) are refused as undecodable.
-    for word in [0u32, 0xffff_ffff, 0x2e00_0000] {
+    // 0, all ones, and holes in the LSX/LASX/indexed-vector opcode space
+    // (LLVM: `<unknown>` too) are refused as undecodable.
+    for word in [0u32, 0xffff_ffff, 0x7300_0000, 0x77ff_fc00, 0x3850_0000] {
         let e = LoongArch64::decode(ADDR, &word.to_le_bytes(), ExecMode::Kernel).unwrap_err();
         assert_eq!((e.kind(), e.addr()), (ProbeErrorKind::Undecodable, ADDR));
     }
@@ -333,6 +332,67 @@ fn ordinary_instructions_are_stepped_in_a_slot_ending_in_break_11() {
         let slot = LoongArch64::build_slot(&d, &w, ADDR, 0x1_2000, ExecMode::User, false).unwrap();
         assert_eq!(&slot.as_bytes()[4..], [0x0d, 0x00, 0x2a, 0x00]);
     }
+}
+
+/// LSX, LASX and LBT instructions (each word checked with nightly
+/// llvm-objdump): memory forms with base + offset or base + index
+/// addressing, register forms, and the LBT flag/scratch/unaligned forms.
+const EXTENSIONS: &[(u32, &str)] = &[
+    (0x2c00_00a4, "vld"),          // vld $vr4, $a1, 0
+    (0x2c40_00a4, "vst"),          // vst $vr4, $a1, 0
+    (0x3840_18a4, "vldx"),         // vldx $vr4, $a1, $a2
+    (0x3844_18a4, "vstx"),         // vstx $vr4, $a1, $a2
+    (0x3010_00a4, "vldrepl.d"),    // vldrepl.d $vr4, $a1, 0
+    (0x3114_00a4, "vstelm.d"),     // vstelm.d $vr4, $a1, 0, 1
+    (0x700a_0820, "vadd.b"),       // vadd.b $vr0, $vr1, $vr2
+    (0x2c80_00a4, "xvld"),         // xvld $xr4, $a1, 0
+    (0x2cc0_00a4, "xvst"),         // xvst $xr4, $a1, 0
+    (0x3848_18a4, "xvldx"),        // xvldx $xr4, $a1, $a2
+    (0x740a_0820, "xvadd.b"),      // xvadd.b $xr0, $xr1, $xr2
+    (0x0910_c820, "vfmadd.s"),     // vfmadd.s $vr0, $vr1, $vr18, $vr1
+    (0x0c50_0820, "vfcmp.caf.s"),  // vfcmp.caf.s $vr0, $vr1, $vr2
+    (0x0d10_c820, "vbitsel.v"),    // vbitsel.v $vr0, $vr1, $vr18, $vr1
+    (0x0d50_c820, "vshuf.b"),      // vshuf.b $vr0, $vr1, $vr18, $vr1
+    (0x3280_00a4, "xvldrepl.b"),   // xvldrepl.b $xr4, $a1, 0
+    (0x3324_0ca4, "xvstelm.w"),    // xvstelm.w $xr4, $a1, 12, 1
+    (0x73e0_0020, "vldi"),         // vldi $vr0, 1
+    (0x729c_9800, "vseteqz.v"),    // vseteqz.v $fcc0, $vr0
+    (0x72ef_e4a4, "vpickve2gr.w"), // vpickve2gr.w $a0, $vr5, 1
+    (0x729f_00a4, "vreplgr2vr.b"), // vreplgr2vr.b $vr4, $a1
+    (0x003f_0480, "x86add.wu"),    // x86add.wu $a0, $ra
+    (0x2e00_00a4, "ldl.w"),        // ldl.w $a0, $a1, 0
+    (0x0000_0880, "movgr2scr"),    // movgr2scr $scr0, $a0
+    (0x0036_800c, "setx86j"),      // setx86j $t0, 0
+];
+
+#[test]
+fn vector_and_lbt_instructions_are_stepped_unrelocated() {
+    for &(word, mnemonic) in EXTENSIONS {
+        for mode in [ExecMode::Kernel, ExecMode::User] {
+            let d = decode(word, mode);
+            assert_eq!((d.insn.mnemonic, d.len), (mnemonic, 4), "{word:#010x}");
+            assert_eq!(d.handling, Handling::StepOutOfLine { boostable: false });
+            // No pc relocation: the same four bytes in slots far apart and
+            // far from the probe, then the step-end break.
+            let w = word.to_le_bytes();
+            let end = match mode {
+                ExecMode::Kernel => 0x0b,
+                _ => 0x0d,
+            };
+            for slot_addr in [0x9000_0000_0800_0000, 0x1_2000, 0x7fff_ffff_f000] {
+                let slot = LoongArch64::build_slot(&d, &w, ADDR, slot_addr, mode, true).unwrap();
+                assert_eq!(
+                    slot.as_bytes(),
+                    [w[0], w[1], w[2], w[3], end, 0x00, 0x2a, 0x00],
+                    "{mnemonic} in a slot at {slot_addr:#x}"
+                );
+                assert_eq!(slot.step_end, Some(4));
+            }
+        }
+    }
+    // jiscr0/jiscr1 (LBT) write the pc: still refused.
+    assert_eq!(refusal(0x4800_0200).mnemonic, "jiscr0");
+    assert_eq!(refusal(0x4800_0300).mnemonic, "jiscr1");
 }
 
 #[test]
