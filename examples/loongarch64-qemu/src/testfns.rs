@@ -220,6 +220,31 @@ global_asm!(
     ".p2align 3",
     ".dword t_load, t_load_fixup",
     ".popsection",
+    // ---- vector instructions (stepped, QEMU 7.2 does not implement them:
+    // they raise a fault in place or in the slot), each with a fix-up that
+    // returns -38 (-ENOSYS) as a kernel's unit-enabling fault path would
+    // stand in for. Encoded as words: the target has no LSX/LASX feature.
+    "FUNC t_vadd",
+    ".word 0x700a0820", // vadd.b $vr0, $vr1, $vr2
+    "addi.d $a0, $zero, 1",
+    "ret",
+    "t_vadd_fixup:",
+    "addi.d $a0, $zero, -38",
+    "ret",
+    "ENDFUNC t_vadd",
+    "FUNC t_xvld",
+    ".word 0x2c8000a4", // xvld $xr4, $a1, 0
+    "addi.d $a0, $zero, 2",
+    "ret",
+    "t_xvld_fixup:",
+    "addi.d $a0, $zero, -38",
+    "ret",
+    "ENDFUNC t_xvld",
+    ".pushsection .ex_table, \"a\"",
+    ".p2align 3",
+    ".dword t_vadd, t_vadd_fixup",
+    ".dword t_xvld, t_xvld_fixup",
+    ".popsection",
     // ---- an atomic increment of *a0 with an LL/SC loop; returns the old
     // value
     "FUNC t_atomic_inc",
@@ -354,6 +379,8 @@ test_functions!(
     t_recur / t_recur_end,
     t_add2 / t_add2_end,
     t_load / t_load_end,
+    t_vadd / t_vadd_end,
+    t_xvld / t_xvld_end,
     t_atomic_inc / t_atomic_inc_end,
     t_refused / t_refused_end,
     t_hot / t_hot_end,

@@ -74,6 +74,14 @@ pub mod ecode {
     pub const SYS: usize = 0xb;
     /// `break`.
     pub const BRK: usize = 0xc;
+    /// Instruction not exist (an encoding the CPU does not implement).
+    pub const INE: usize = 0xd;
+    /// LSX disabled (`EUEN.SXE` clear).
+    pub const SXD: usize = 0x10;
+    /// LASX disabled (`EUEN.ASXE` clear).
+    pub const ASXD: usize = 0x11;
+    /// LBT disabled (`EUEN.BTE` clear).
+    pub const BTD: usize = 0x12;
 }
 
 core::arch::global_asm!(
@@ -357,7 +365,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         | ecode::PPI
         | ecode::ADE
         | ecode::ALE
-        | ecode::BCE => fault(frame, mode),
+        | ecode::BCE
+        | ecode::INE
+        | ecode::SXD
+        | ecode::ASXD
+        | ecode::BTD => fault(frame, mode),
         code => fatal(frame, code),
     }
 }

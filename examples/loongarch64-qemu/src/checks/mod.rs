@@ -10,6 +10,7 @@ mod kretprobe;
 mod refused;
 mod two_cpus;
 mod uprobe;
+mod vector;
 
 use core::fmt;
 
@@ -91,6 +92,7 @@ pub fn run_all() -> ! {
     aggregate::run(&mut r);
     refused::run(&mut r);
     fault::run(&mut r);
+    vector::run(&mut r);
     uprobe::run(&mut r);
     two_cpus::run(&mut r);
 
