@@ -203,8 +203,10 @@ pub fn report(output: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// The x86_64 user-space harness (real SIGTRAPs in this process) and the
-/// ptrace tracer (uprobes in child processes): the `x86_64-linux` step.
+/// The x86_64 user-space harness (real SIGTRAPs in this process, including
+/// 10^6 hits taken by four threads at once, about 5 s) and the ptrace
+/// tracer (uprobes in child processes, signals during their steps): the
+/// `x86_64-linux` step.
 pub fn x86_64_linux(root: &Path) -> Result<(), String> {
     process::run(
         Command::new("cargo")
@@ -214,8 +216,8 @@ pub fn x86_64_linux(root: &Path) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let bin = |name: &str| root.join("target/release").join(name);
-    judge(Command::new(bin("x86_64-linux")).current_dir(root), 0, 40)?;
-    judge(Command::new(bin("tracer")).current_dir(root), 0, 10)
+    judge(Command::new(bin("x86_64-linux")).current_dir(root), 0, 76)?;
+    judge(Command::new(bin("tracer")).current_dir(root), 0, 19)
 }
 
 /// The `qemu-riscv64` step.
