@@ -21,10 +21,11 @@ const STABLE_TARGETS: &[&str] = &[
 const STABLE_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
 
 /// The nightly toolchain builds loongarch64 with `-Zbuild-std=core`
-/// (`rust-src`) and brings an `llvm-objdump` that disassembles LoongArch
-/// (`llvm-tools`).
+/// (`rust-src`, also what `cargo miri setup` builds its sysroot from),
+/// brings an `llvm-objdump` that disassembles LoongArch (`llvm-tools`) and
+/// runs the `miri` step.
 const NIGHTLY: &str = "nightly";
-const NIGHTLY_COMPONENTS: &[&str] = &["rust-src", "llvm-tools"];
+const NIGHTLY_COMPONENTS: &[&str] = &["rust-src", "llvm-tools", "miri"];
 
 /// A Debian package and the programs we need from it.
 struct AptPackage {

@@ -155,6 +155,64 @@ pub const TEST: &[Step] = &[
         timeout: minutes(20),
     },
     Step {
+        // Miri (Stacked Borrows, data races) over a named subset of the
+        // custom-arch suite (return probes with release_task of a stopped
+        // task, nested traps, real threads as CPUs, the unwinder called from
+        // a return handler) and probe-core's unit tests, in its own target
+        // dir; tests too heavy for it are #[cfg_attr(miri, ignore)]. The
+        // tests leak their worlds and engines on purpose ('static services),
+        // hence -Zmiri-ignore-leaks. Includes the sysroot build.
+        name: "miri",
+        action: Action::Run {
+            program: "env",
+            args: &[
+                "MIRIFLAGS=-Zmiri-ignore-leaks",
+                "cargo",
+                "+nightly",
+                "miri",
+                "test",
+                "--target-dir",
+                "target/miri",
+                "-p",
+                "probe-core",
+                "-p",
+                "custom-arch",
+                "--lib",
+                "--test",
+                "kretprobes",
+                "--test",
+                "traps",
+                "--test",
+                "threads",
+                "--test",
+                "return_handler_unwind",
+            ],
+        },
+        timeout: minutes(5),
+    },
+    Step {
+        // loom: every interleaving of the probe table, the instance pool
+        // and a record's generation+count (`cfg(loom)`, probe-core/src/
+        // sync.rs), in its own target dir.
+        name: "loom",
+        action: Action::Run {
+            program: "env",
+            args: &[
+                "RUSTFLAGS=--cfg loom",
+                "cargo",
+                "test",
+                "--release",
+                "--target-dir",
+                "target/loom",
+                "-p",
+                "probe-core",
+                "--lib",
+                "loom",
+            ],
+        },
+        timeout: minutes(5),
+    },
+    Step {
         name: "no-alloc",
         action: Action::Check(check_no_alloc),
         timeout: minutes(10),

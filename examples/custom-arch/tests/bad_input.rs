@@ -501,6 +501,9 @@ fn errno_name(e: i32) -> &'static str {
 }
 
 #[test]
+// Needs the trap path's section symbols, which Miri does not support
+// (under Miri the engine's trap_text() is empty).
+#[cfg_attr(miri, ignore)]
 fn every_bad_input_gets_a_typed_error_and_changes_nothing() {
     let rows = rows();
     assert!(rows.len() >= 20, "{} cases", rows.len());

@@ -74,6 +74,7 @@ fn maxactive_limits_tracked_calls_and_counts_the_rest_as_missed() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // heavy under Miri (the miri step runs the rest)
 fn the_engine_wide_pool_is_shared_and_exhaustion_is_missed_not_fatal() {
     let fx: Fx = Fx::new();
     let s = seen();

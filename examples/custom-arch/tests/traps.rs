@@ -264,6 +264,7 @@ fn unregister_waits_for_a_cpu_that_is_mid_step() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // heavy under Miri (the miri step runs the rest)
 fn two_cpus_share_probes_with_exact_counts() {
     let fx: Fx = Fx::new();
     let s = seen();
@@ -303,6 +304,7 @@ fn two_cpus_share_probes_with_exact_counts() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // heavy under Miri (the miri step runs the rest)
 fn probes_fire_while_registration_holds_its_lock() {
     // The Toy world's registration lock panics instead of waiting, so a
     // trap path that touched it while registration holds it would fail here.
