@@ -3,6 +3,17 @@
 //! kernel ([`signals`]), [`services`] supplies the kernel services, threads
 //! are the CPUs ([`threads`]) and [`cases`] holds the checks.
 //!
+//! It plays the kernel as faithfully as user space allows:
+//! - the trap handlers run with every asynchronous signal (the
+//!   "interrupts") blocked, and the IF the engine clears for a step becomes
+//!   the interrupted context's signal mask until the step ends ([`signals`]);
+//! - exceptions cannot be masked: nothing in the process can block
+//!   `SIGTRAP` ([`sigguard`]);
+//! - every thread that traps is a CPU, registered or not ([`threads`]);
+//! - nothing the trap path runs can be probed: the handlers are in
+//!   `probe_trap_text`, the glibc code they run is on the blacklist
+//!   ([`services`]).
+//!
 //! ```text
 //! x86_64-linux                      run every check; exit 1 on a failure
 //! x86_64-linux --soak               the same, with 10^7 hits in the thread run

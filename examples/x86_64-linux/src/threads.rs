@@ -87,7 +87,7 @@ static RELEASED_AT_EXIT: AtomicU64 = AtomicU64::new(0);
 /// Indices of dead threads reclaimed by a grace period.
 static RECLAIMED: AtomicU64 = AtomicU64::new(0);
 /// The thread-specific-data key whose destructor releases adopted threads
-/// (`u32::MAX`: not created).
+/// (`usize::MAX`: not created).
 static EXIT_KEY: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// The calling thread's thread pointer: glibc keeps `pthread_self()` at

@@ -4,9 +4,14 @@
 //! breakpoints in their address space (`Space::User(pid)`), writes the
 //! registers back and lets them go on. Handlers run in the tracer.
 //!
+//! Signals that stop a child during a uprobe's out-of-line step are
+//! delivered as a kernel delivers them: held back until the step ends, or
+//! after the step is undone ([`trace`]).
+//!
 //! Modules: [`child`] (starting children and talking to them), [`ptrace`]
 //! (the system calls), [`services`] (the kernel services over the
-//! children's memory), [`trace`] (the trap loop), [`cases`] (the checks).
+//! children's memory), [`trace`] (the trap loop and signal delivery),
+//! [`cases`] (the checks).
 //!
 //! `TRACER_DEBUG=1 tracer` prints every trap the tracer hands to the engine.
 
