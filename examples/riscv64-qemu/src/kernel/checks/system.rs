@@ -4,14 +4,15 @@
 //! (`frflags`, `fsflags`, `frrm`, `fsrmi`, `frcsr`, `fscsr`, with
 //! `sstatus.FS` on) and the counter reads (`rdtime`, `rdcycle`,
 //! `rdinstret`). Every instruction of each function is probed in turn and
-//! the registers compared with the unprobed call.
+//! the registers compared with the unprobed call; the fences and two FP CSR
+//! reads also as uprobes in U-mode.
 
 use probe_core::{Kprobe, ProbeErrorKind};
 
 use super::report::{check, ensure, ensure_eq, note, Fail};
-use super::{probe_each_kernel_insn, snapshot, Case};
+use super::{probe_each_kernel_insn, probe_each_user_insn, snapshot, Case};
 use crate::kernel::services::ENGINE;
-use crate::kernel::symbols::{self, kernel_fn};
+use crate::kernel::symbols::{self, kernel_fn, user_fn};
 use crate::kernel::trap::{self, SSTATUS_FS};
 
 // Every fence form between ALU steps (`pause` is Zihintpause's `fence w,0`,
@@ -137,6 +138,26 @@ kernel_fn!(
     ]
 );
 
+// The fences and two FP CSR reads in U-mode (uprobes): (((a0 + a1) ^
+// 0x55) << 1) + frm.
+user_fn!(
+    "u_fence",
+    "norvc",
+    [
+        "fence rw, rw",
+        "add a0, a0, a1",
+        "fence.i",
+        "xori a0, a0, 0x55",
+        ".4byte 0x0100000f",
+        "fence.tso",
+        "slli a0, a0, 1",
+        "frflags a2",
+        "frrm a3",
+        "add a0, a0, a3",
+        "ret",
+    ]
+);
+
 // Never executed: CSR accesses that stay refused.
 kernel_fn!(
     "t_refused_csr",
@@ -257,6 +278,20 @@ pub fn run() {
             probe_each_kernel_insn(&case)?;
             ensure_eq!(frm_now(), before, "frm after the calls");
             note!("frrm/fsrmi/frflags/frcsr/fsrm/fsflags/fscsr/csrci stepped, results as unprobed (caller's frm {frm})")
+        },
+    );
+    check(
+        "uprobes on fence.i, pause, fence.tso, frflags, frrm in U-mode",
+        || {
+            let frm = frm_now();
+            let case = step(
+                "u_fence",
+                "u_fence",
+                &[A, B],
+                fence(A, B).wrapping_add(frm),
+                "fence.i",
+            );
+            probe_each_user_insn(&case)
         },
     );
     check("step counter reads (rdtime, rdcycle, rdinstret)", || {
