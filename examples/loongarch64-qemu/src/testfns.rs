@@ -220,7 +220,7 @@ global_asm!(
     ".p2align 3",
     ".dword t_load, t_load_fixup",
     ".popsection",
-    // ---- vector instructions (stepped, QEMU 7.2 does not implement them:
+    // ---- vector and LBT instructions (stepped, QEMU 7.2 does not implement them:
     // they raise a fault in place or in the slot), each with a fix-up that
     // returns -38 (-ENOSYS) as a kernel's unit-enabling fault path would
     // stand in for. Encoded as words: the target has no LSX/LASX feature.
@@ -240,10 +240,19 @@ global_asm!(
     "addi.d $a0, $zero, -38",
     "ret",
     "ENDFUNC t_xvld",
+    "FUNC t_lbt",
+    ".word 0x003f0480", // x86add.wu $a0, $ra (LBT)
+    "addi.d $a0, $zero, 3",
+    "ret",
+    "t_lbt_fixup:",
+    "addi.d $a0, $zero, -38",
+    "ret",
+    "ENDFUNC t_lbt",
     ".pushsection .ex_table, \"a\"",
     ".p2align 3",
     ".dword t_vadd, t_vadd_fixup",
     ".dword t_xvld, t_xvld_fixup",
+    ".dword t_lbt, t_lbt_fixup",
     ".popsection",
     // ---- an atomic increment of *a0 with an LL/SC loop; returns the old
     // value
@@ -381,6 +390,7 @@ test_functions!(
     t_load / t_load_end,
     t_vadd / t_vadd_end,
     t_xvld / t_xvld_end,
+    t_lbt / t_lbt_end,
     t_atomic_inc / t_atomic_inc_end,
     t_refused / t_refused_end,
     t_hot / t_hot_end,

@@ -1,7 +1,7 @@
-//! Vector instructions: decoded and stepped at decode level, and on a real
-//! trap the fault their copy raises in the slot comes back at the probe
-//! address. QEMU 7.2 implements no LSX/LASX, so the instruction faults
-//! (instruction-not-exist, or SXD/ASXD where the unit is known but
+//! Vector (LSX, LASX) and LBT instructions: decoded as stepped, and on a
+//! real trap the fault their copy raises in the slot comes back at the
+//! probe address. QEMU 7.2 implements neither, so the instruction faults
+//! (instruction-not-exist, or SXD/ASXD/BTD where the unit is known but
 //! disabled) both unprobed and in its slot: the engine's fault entry must
 //! put the pc back on the probed instruction, so the kernel's fix-up (a
 //! stand-in for enabling the unit) sees the original address.
@@ -24,6 +24,7 @@ pub fn run(r: &mut Report) {
     for (name, at, mnemonic) in [
         ("vadd.b (LSX)", addr::t_vadd(), "vadd.b"),
         ("xvld (LASX load)", addr::t_xvld(), "xvld"),
+        ("x86add.wu (LBT)", addr::t_lbt(), "x86add.wu"),
     ] {
         let decoded = decode_word(word_at(at));
         r.check(
@@ -36,7 +37,7 @@ pub fn run(r: &mut Report) {
         let unprobed = call(at, 0x9000_0000_0000_0000, 0);
         let (n1, f) = last_fault();
         let code = f.map_or(0, |f| f.ecode);
-        let vector_fault = matches!(code, ecode::INE | ecode::SXD | ecode::ASXD);
+        let vector_fault = matches!(code, ecode::INE | ecode::SXD | ecode::ASXD | ecode::BTD);
         r.check(
             unprobed == FIXED_UP
                 && n1 == n0 + 1
