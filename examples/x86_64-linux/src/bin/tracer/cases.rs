@@ -16,7 +16,10 @@ use x86_64_linux::{ensure, ensure_eq};
 
 use crate::child::{Child, Command, FINISH, HANDLER_RESULT, STOP_AFTER};
 use crate::ptrace::{self, Status};
-use crate::trace::{call_named, run_until_stop, set_signal_policy, signal_record, SignalPolicy};
+use crate::trace::{
+    call_named, run_until_stop, set_signal_policy, signal_after_next_copy, signal_record,
+    SignalPolicy,
+};
 use crate::{services, ENGINE};
 
 type CheckResult = Result<String, String>;
@@ -723,6 +726,54 @@ fn signal_handler_hits_uprobe(k: &Children, policy: SignalPolicy) -> CheckResult
     ))
 }
 
+/// A signal arrives after the copied instruction ran in the slot, before
+/// the step-end trap: deferring lets the trap come; aborting completes the
+/// step at once (post-handlers included) instead of undoing it.
+fn signal_after_copy(k: &Children, policy: SignalPolicy) -> CheckResult {
+    let a = k.a()?;
+    set_signal_policy(policy);
+    let mut probes = Probes::default();
+    let (rec, inner) = (Recorder::leak(), Recorder::leak());
+    probes.kprobe(&uprobe(a, "alu_xor", rec, true))?;
+    probes.kprobe(&uprobe(a, "cold_b", inner, true))?;
+    reset_handler_result(a)?;
+    let (d0, a0, _) = signal_record();
+    let leaked = ENGINE.leaked_steps();
+    signal_after_next_copy(libc::SIGUSR1);
+    let o = call_named(a, "tf_alu", [10, 32, 0])?;
+    ensure_eq!(
+        o.ret,
+        1396,
+        "tf_alu with a signal between its copy and its step end"
+    );
+    ensure_eq!(handler_result(a)?, cold(5), "the handler's tf_cold(5)");
+    let (d, ab, _) = signal_record();
+    let want = match policy {
+        SignalPolicy::Defer => (1, 0),
+        SignalPolicy::Abort => (0, 1),
+    };
+    ensure_eq!((d - d0, ab - a0), want, "signals held back, steps settled");
+    ensure_eq!(
+        (rec.hits(), rec.post_hits(), rec.post.seen().gpr[RAX]),
+        (1, 1, 127),
+        "alu_xor (pre, post, rax after the xor): the copy ran once"
+    );
+    ensure_eq!(
+        (inner.hits(), inner.post_hits()),
+        (1, 1),
+        "cold_b in the handler"
+    );
+    ensure_eq!(ENGINE.leaked_steps(), leaked, "leaked steps");
+    ensure!(
+        !ENGINE.should_defer_signal(a.task),
+        "a step is still parked"
+    );
+    probes.clear()?;
+    Ok(format!(
+        "{policy:?}: the step ended once, its post-handler ran before the signal handler"
+    ))
+}
+
 /// A signal arrives while the child steps a uprobe's instruction; the
 /// tracer unregisters that uprobe while the child is in its handler.
 fn unregistered_while_in_handler(k: &Children, policy: SignalPolicy) -> CheckResult {
@@ -853,6 +904,10 @@ pub fn run_all() -> bool {
         r.check(
             &format!("a signal during a uprobe step, its handler hits another uprobe: {how}"),
             || signal_handler_hits_uprobe(&kids, policy),
+        );
+        r.check(
+            &format!("a signal after the copied instruction ran, before the step-end trap: {how}"),
+            || signal_after_copy(&kids, policy),
         );
         r.check(
             &format!("a signal during a uprobe step, the probe unregistered while the child is in its handler: {how}"),

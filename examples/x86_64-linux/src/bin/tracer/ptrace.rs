@@ -72,6 +72,20 @@ pub fn cont(pid: pid_t, sig: c_int) -> Result<(), String> {
     check(r, "PTRACE_CONT", pid)
 }
 
+/// Let a stopped child execute one instruction, then stop with SIGTRAP.
+pub fn singlestep(pid: pid_t) -> Result<(), String> {
+    // SAFETY: plain integer arguments.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SINGLESTEP,
+            pid,
+            core::ptr::null_mut::<libc::c_void>(),
+            0 as libc::c_long,
+        )
+    };
+    check(r, "PTRACE_SINGLESTEP", pid)
+}
+
 /// Stop tracing a stopped child and let it run on, delivering `sig`.
 pub fn detach(pid: pid_t, sig: c_int) -> Result<(), String> {
     // SAFETY: plain integer arguments.

@@ -14,7 +14,7 @@
 //!
 //! [`Engine::should_defer_signal`]: probe_core::Engine::should_defer_signal
 
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
 
 use libc::c_int;
 use probe_core::{ExecMode, FaultOutcome, TrapOutcome};
@@ -102,6 +102,16 @@ pub enum SignalPolicy {
 }
 
 static POLICY: AtomicU8 = AtomicU8::new(0);
+/// A signal to send the child once its next out-of-line step has run its
+/// copied instruction but not yet trapped at the step end (0: none).
+static SIGNAL_AFTER_COPY: AtomicI32 = AtomicI32::new(0);
+
+/// Have the next step of a child run its copied instruction alone
+/// (`PTRACE_SINGLESTEP`), then send it `sig`: the signal arrives between
+/// the copy and the step-end trap.
+pub fn signal_after_next_copy(sig: c_int) {
+    SIGNAL_AFTER_COPY.store(sig, Ordering::Release);
+}
 static DEFERRED: AtomicU64 = AtomicU64::new(0);
 static ABORTED: AtomicU64 = AtomicU64::new(0);
 static DELIVERED: AtomicU64 = AtomicU64::new(0);
@@ -162,6 +172,26 @@ fn signal(child: &Child, sig: c_int, held: &mut Option<c_int>) -> Result<(), Str
     }
 }
 
+/// Run the copied instruction of the step in flight alone, then send the
+/// child `sig` and let it go on: the signal stops it at the step end, with
+/// the copy done and the step-end trap still to come.
+fn copy_then_signal(child: &Child, sig: c_int) -> Result<(), String> {
+    ptrace::singlestep(child.pid)?;
+    match ptrace::wait(child.pid)? {
+        Status::Stopped(libc::SIGTRAP) => {}
+        other => {
+            return Err(format!(
+                "child {}: single step ended with {other:?}",
+                child.pid
+            ))
+        }
+    }
+    // SAFETY: kill(2) to our own stopped, traced child.
+    unsafe { libc::kill(child.pid, sig) };
+    // The single-step SIGTRAP is the tracer's own: suppressed.
+    ptrace::cont(child.pid, 0)
+}
+
 /// Continue the child until its next SIGSTOP; SIGTRAPs taken on the way.
 pub fn run_until_stop(child: &Child) -> Result<u64, String> {
     ptrace::cont(child.pid, 0)?;
@@ -177,6 +207,13 @@ pub fn run_until_stop(child: &Child) -> Result<u64, String> {
                 if held.is_some() && !ENGINE.should_defer_signal(child.task) {
                     sig = held.take().unwrap_or(0);
                     DELIVERED.fetch_add(1, Ordering::AcqRel);
+                }
+                if sig == 0 && ENGINE.should_defer_signal(child.task) {
+                    let after_copy = SIGNAL_AFTER_COPY.swap(0, Ordering::AcqRel);
+                    if after_copy != 0 {
+                        copy_then_signal(child, after_copy)?;
+                        continue;
+                    }
                 }
                 ptrace::cont(child.pid, sig)?;
             }
