@@ -8,8 +8,9 @@
 //!   and the `AM*` atomics, and beyond Linux every instruction that traps,
 //!   returns from an exception or touches privileged state (`break`,
 //!   `syscall`, `ertn`, `idle`, `cacop`, `tlb*`, `csr*`, `iocsr*`, `lddir`,
-//!   `ldpte`, `dbcl`), the vector (LSX/LASX) encodings it does not take apart,
-//!   and every word it does not know. It **simulates** the branches and
+//!   `ldpte`, `dbcl`), the LBT `jiscr0`/`jiscr1` (they write the pc), and
+//!   every word it does not know; the LSX, LASX and LBT instructions are
+//!   decoded one by one and stepped. It **simulates** the branches and
 //!   pc-relative instructions (`b`, `bl`, `beqz`, `bnez`, `beq`, `bne`, `blt`,
 //!   `bge`, `bltu`, `bgeu`, `jirl`, `pcaddi`, `pcalau12i`, `pcaddu12i`,
 //!   `pcaddu18i`; see [`simulate`]) and **steps** everything else out of line.

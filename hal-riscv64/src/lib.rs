@@ -5,8 +5,11 @@
 //!
 //! - **Decoding** ([`decode`]): our own RV64GC decoder gives each encoding's
 //!   length and one of three decisions, from data tables that cite the ISA
-//!   manual. As in Linux, every SYSTEM-opcode instruction, `fence`,
-//!   `fence.i` and `c.ebreak` are refused; every instruction that reads or
+//!   manual. Like Linux it refuses the SYSTEM-opcode instructions (`ecall`,
+//!   `ebreak`, `sret`, `wfi`, CSR accesses) and `c.ebreak`; beyond Linux it
+//!   steps `fence`, `fence.tso`, `pause`, `fence.i`, the floating-point CSR
+//!   accesses and the `cycle`/`time`/`instret` reads, whose effect does not
+//!   depend on where they run. Every instruction that reads or
 //!   writes the pc (`jal`, `jalr`, `auipc`, the branches, `c.j`, `c.jr`,
 //!   `c.jalr`, `c.beqz`, `c.bnez`) is **simulated** on the trap frame
 //!   ([`simulate`]); everything else is stepped out of line. Beyond Linux,
