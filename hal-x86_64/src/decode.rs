@@ -7,7 +7,9 @@
 //! - refused: see [`crate::refusals`];
 //! - simulated: every branch that reads rip (`jmp`, `call`, `jcc`, the
 //!   `loop` family, `ret`, `call`/`jmp` through a register) and, in kernel
-//!   mode, `cli`/`sti`/`pushf`/`popf` (see [`crate::simulate`]);
+//!   mode, `cli`/`sti`/`pushf`/`popf` (see [`crate::simulate`]); beyond
+//!   Linux's kprobes, `call`/`jmp` through memory too, except with an
+//!   fs:/gs: operand;
 //! - stepped out of line: everything else, with a rip-relative displacement
 //!   recomputed for the slot (see [`crate::slot`]). The VEX opmask
 //!   instructions, which yaxpeax rejects, are decoded by
@@ -32,6 +34,7 @@ use yaxpeax_x86::long_mode::{
 };
 
 use crate::boost::{Encoding, Map};
+use crate::memop;
 use crate::opmask;
 use crate::refusals::{self, contextual};
 use crate::simulate::{self, Class, Emulation, IfOp};
@@ -91,6 +94,19 @@ impl Insn {
     /// The mode the instruction was decoded for.
     pub fn mode(&self) -> ExecMode {
         self.mode
+    }
+    /// Whether it is simulated as a call or a return (the instructions a
+    /// CET shadow stack would have to follow).
+    pub fn is_simulated_call_or_return(&self) -> bool {
+        matches!(
+            self.op,
+            Op::Emulate(
+                Emulation::Call { .. }
+                    | Emulation::CallReg { .. }
+                    | Emulation::CallMem { .. }
+                    | Emulation::Ret { .. }
+            )
+        )
     }
 }
 
@@ -245,11 +261,29 @@ pub(crate) fn decode(
                             Emulation::JmpReg { reg }
                         })
                     }
-                    op if op.is_memory() => refuse(if call {
-                        contextual::CALL_MEM
-                    } else {
-                        contextual::JMP_MEM
-                    }),
+                    op if op.is_memory() => {
+                        // ff /2 and ff /4 (the far forms /3 and /5 are
+                        // CALLF/JMPF, refused by opcode above).
+                        let reg = modrm.map(|m| (m >> 3) & 7);
+                        if enc.map != Map::One
+                            || enc.opcode != 0xff
+                            || reg != Some(if call { 2 } else { 4 })
+                        {
+                            return undecodable();
+                        }
+                        if memop::has_fs_gs(bytes, enc.opcode_at) {
+                            return refuse(if call {
+                                contextual::CALL_MEM_FS_GS
+                            } else {
+                                contextual::JMP_MEM_FS_GS
+                            });
+                        }
+                        match memop::parse(&bytes[..len], enc.opcode_at) {
+                            Some(mem) if call => emulate(Emulation::CallMem { mem }),
+                            Some(mem) => emulate(Emulation::JmpMem { mem }),
+                            None => undecodable(),
+                        }
+                    }
                     _ => undecodable(),
                 };
             }

@@ -10,8 +10,11 @@
 //!   one of three answers ([`decode`](probe_hal::Arch::decode)):
 //!   - **simulated** on the trap frame: `jmp rel8/rel32`, `call rel32`, every
 //!     `jcc`, `loop`/`loope`/`loopne`/`jrcxz`/`jecxz`, `ret`, `ret imm16`,
-//!     `call`/`jmp` through a register, and in kernel mode
-//!     `cli`/`sti`/`pushf`/`popf` (so IF is never corrupted by the step);
+//!     `call`/`jmp` through a register, `call`/`jmp` through memory
+//!     (beyond Linux's kprobes: the target is read through the engine's
+//!     `DataAccess`, a fault there is reported as the instruction's own),
+//!     and in kernel mode `cli`/`sti`/`pushf`/`popf` (so IF is never
+//!     corrupted by the step);
 //!   - **stepped out of line** in a slot of [`SLOT_LEN`](probe_hal::Arch::SLOT_LEN)
 //!     bytes: the copy (its rip-relative displacement recomputed for the
 //!     slot; the slot must be within ±2 GiB of the data, or the probe is
@@ -20,7 +23,8 @@
 //!   - **refused** with a reason: far transfers, `int3`/`int n`/`int1`,
 //!     `iret`, `syscall`/`sysret`/`sysenter`/`sysexit`, `swapgs`, `hlt`,
 //!     `mwait`, `ud0/1/2`, TSX boundaries, VM and enclave transitions,
-//!     `mov ss`, `call`/`jmp` through memory, branches with a 0x66 prefix,
+//!     `mov ss`, `call`/`jmp` through an fs:/gs: operand, branches with a
+//!     0x66 prefix,
 //!     `endbr64` (probe after it: [`entry_skip`](probe_hal::Arch::entry_skip)
 //!     skips it at function entries), and bytes that do not decode;
 //! - in kernel mode the step runs with IF cleared and the step-end trap
@@ -44,12 +48,22 @@
 //! probes must be mapped executable within ±2 GiB of the probed code (for
 //! rip-relative data) and, to be boosted, of the return point.
 //!
+//! ## CET shadow stacks
+//! Simulated calls and returns (`call rel32`, `call reg`, `call [mem]`,
+//! `ret`) move the ordinary stack only and **do not update a CET shadow
+//! stack** (the [`probe_hal::Registers`] contract has no shadow-stack
+//! pointer). Kernel code runs without one. A kernel that lets user tasks
+//! enable shadow stacks must use [`X86_64UserShadowStack`] as its `Arch`,
+//! which refuses user probes on those instructions, and must not put user
+//! return probes on such tasks.
+//!
 //! No allocation, no `std`.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 mod boost;
 mod decode;
+mod memop;
 mod opmask;
 mod refusals;
 mod regs;
@@ -65,133 +79,167 @@ use probe_hal::{
 pub use decode::{Insn, Op, RipRelative, Step};
 pub use regs::{gpr, rflags, PtRegs, CALL_ABI};
 pub use rethook::trampoline_address;
-pub use simulate::{condition_holds, popf_result, Emulation, LoopKind};
+pub use simulate::{condition_holds, popf_result, Base, Emulation, LoopKind, MemOperand};
 pub use single_step::StepState;
 
 /// The x86_64 instruction set, as a [`probe_hal::Arch`] backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct X86_64;
 
-impl Arch for X86_64 {
-    const NAME: &'static str = "x86_64";
-    const INSN_ALIGN: usize = 1;
-    const MAX_INSN_LEN: usize = decode::MAX_INSN_LEN;
-    const SLOT_LEN: usize = slot::SLOT_LEN;
-    /// `ret imm16` pops up to 0xffff bytes of arguments with the return
-    /// address.
-    const RETURN_FRAME_SLACK: usize = 0xffff;
+/// [`X86_64`] for a kernel that lets user tasks run with CET shadow
+/// stacks: the same backend, except that user probes on the instructions it
+/// would simulate as a call or a return (`call rel32`, `call reg`,
+/// `call [mem]`, `ret`, `ret imm16`) are refused with the reason, since the
+/// simulation does not update the shadow stack (see the module
+/// documentation). The backend cannot tell which tasks have a shadow stack,
+/// so the choice is per kernel. User return probes replace the return
+/// address on the ordinary stack only: keep them off such tasks too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct X86_64UserShadowStack;
 
-    type Insn = Insn;
-    type StepState = StepState;
+/// `impl Arch` for [`X86_64`] and [`X86_64UserShadowStack`], which differ
+/// only in what `decode` refuses in user mode.
+macro_rules! impl_arch {
+    ($ty:ty, $user_shadow_stacks:expr) => {
+        impl Arch for $ty {
+            const NAME: &'static str = "x86_64";
+            const INSN_ALIGN: usize = 1;
+            const MAX_INSN_LEN: usize = decode::MAX_INSN_LEN;
+            const SLOT_LEN: usize = slot::SLOT_LEN;
+            /// `ret imm16` pops up to 0xffff bytes of arguments with the return
+            /// address.
+            const RETURN_FRAME_SLACK: usize = 0xffff;
 
-    fn insn_len(bytes: &[u8]) -> Option<usize> {
-        decode::insn_len(bytes)
-    }
+            type Insn = Insn;
+            type StepState = StepState;
 
-    fn decode(addr: usize, bytes: &[u8], mode: ExecMode) -> Result<Decoded<Insn>, ProbeError> {
-        decode::decode(addr, bytes, mode)
-    }
+            fn insn_len(bytes: &[u8]) -> Option<usize> {
+                decode::insn_len(bytes)
+            }
 
-    fn entry_skip(bytes: &[u8]) -> usize {
-        decode::entry_skip(bytes)
-    }
+            fn decode(
+                addr: usize,
+                bytes: &[u8],
+                mode: ExecMode,
+            ) -> Result<Decoded<Insn>, ProbeError> {
+                let d = decode::decode(addr, bytes, mode)?;
+                if $user_shadow_stacks
+                    && mode == ExecMode::User
+                    && d.insn.is_simulated_call_or_return()
+                {
+                    return Err(ProbeError::refused(
+                        refusals::contextual::USER_SHADOW_STACK,
+                        addr,
+                    ));
+                }
+                Ok(d)
+            }
 
-    #[link_section = "probe_trap_text"]
-    fn breakpoint(insn_len: usize, mode: ExecMode) -> Breakpoint {
-        slot::breakpoint(insn_len, mode)
-    }
+            fn entry_skip(bytes: &[u8]) -> usize {
+                decode::entry_skip(bytes)
+            }
 
-    fn return_breakpoint(mode: ExecMode) -> Breakpoint {
-        slot::breakpoint(1, mode)
-    }
+            #[link_section = "probe_trap_text"]
+            fn breakpoint(insn_len: usize, mode: ExecMode) -> Breakpoint {
+                slot::breakpoint(insn_len, mode)
+            }
 
-    #[link_section = "probe_trap_text"]
-    fn trap_address(pc: usize) -> usize {
-        slot::trap_address(pc)
-    }
+            fn return_breakpoint(mode: ExecMode) -> Breakpoint {
+                slot::breakpoint(1, mode)
+            }
 
-    fn build_slot(
-        insn: &Decoded<Insn>,
-        orig: &[u8],
-        addr: usize,
-        slot: usize,
-        _mode: ExecMode,
-        boost: bool,
-    ) -> Result<SlotImage, ProbeError> {
-        slot::build(insn, orig, addr, slot, boost)
-    }
+            #[link_section = "probe_trap_text"]
+            fn trap_address(pc: usize) -> usize {
+                slot::trap_address(pc)
+            }
 
-    #[link_section = "probe_trap_text"]
-    fn prepare_step<R: Registers + ?Sized>(
-        insn: &Decoded<Insn>,
-        regs: &mut R,
-        slot: usize,
-        boosted: bool,
-    ) -> StepState {
-        single_step::prepare(&insn.insn, regs, slot, boosted)
-    }
+            fn build_slot(
+                insn: &Decoded<Insn>,
+                orig: &[u8],
+                addr: usize,
+                slot: usize,
+                _mode: ExecMode,
+                boost: bool,
+            ) -> Result<SlotImage, ProbeError> {
+                slot::build(insn, orig, addr, slot, boost)
+            }
 
-    #[link_section = "probe_trap_text"]
-    fn finish_step<R: Registers + ?Sized>(
-        insn: &Decoded<Insn>,
-        regs: &mut R,
-        addr: usize,
-        _slot: usize,
-        state: StepState,
-        _mem: &dyn DataAccess,
-    ) -> Result<(), MemoryFault> {
-        single_step::finish(&insn.insn, regs, addr, state);
-        Ok(())
-    }
+            #[link_section = "probe_trap_text"]
+            fn prepare_step<R: Registers + ?Sized>(
+                insn: &Decoded<Insn>,
+                regs: &mut R,
+                slot: usize,
+                boosted: bool,
+            ) -> StepState {
+                single_step::prepare(&insn.insn, regs, slot, boosted)
+            }
 
-    #[link_section = "probe_trap_text"]
-    fn abort_step<R: Registers + ?Sized>(
-        insn: &Decoded<Insn>,
-        regs: &mut R,
-        addr: usize,
-        state: StepState,
-    ) {
-        single_step::abort(&insn.insn, regs, addr, state)
-    }
+            #[link_section = "probe_trap_text"]
+            fn finish_step<R: Registers + ?Sized>(
+                insn: &Decoded<Insn>,
+                regs: &mut R,
+                addr: usize,
+                _slot: usize,
+                state: StepState,
+                _mem: &dyn DataAccess,
+            ) -> Result<(), MemoryFault> {
+                single_step::finish(&insn.insn, regs, addr, state);
+                Ok(())
+            }
 
-    #[link_section = "probe_trap_text"]
-    fn simulate<R: Registers + ?Sized>(
-        insn: &Decoded<Insn>,
-        addr: usize,
-        regs: &mut R,
-        mem: &dyn DataAccess,
-    ) -> Result<(), MemoryFault> {
-        match insn.insn.op() {
-            Op::Emulate(e) => simulate::emulate(e, addr, insn.len, regs, mem),
-            // The engine only simulates what decode marked `Simulate`; a
-            // stepped instruction asked to be simulated is left untouched.
-            Op::Step(_) => Ok(()),
+            #[link_section = "probe_trap_text"]
+            fn abort_step<R: Registers + ?Sized>(
+                insn: &Decoded<Insn>,
+                regs: &mut R,
+                addr: usize,
+                state: StepState,
+            ) {
+                single_step::abort(&insn.insn, regs, addr, state)
+            }
+
+            #[link_section = "probe_trap_text"]
+            fn simulate<R: Registers + ?Sized>(
+                insn: &Decoded<Insn>,
+                addr: usize,
+                regs: &mut R,
+                mem: &dyn DataAccess,
+            ) -> Result<(), MemoryFault> {
+                match insn.insn.op() {
+                    Op::Emulate(e) => simulate::emulate(e, addr, insn.len, regs, mem),
+                    // The engine only simulates what decode marked `Simulate`; a
+                    // stepped instruction asked to be simulated is left untouched.
+                    Op::Step(_) => Ok(()),
+                }
+            }
+
+            #[link_section = "probe_trap_text"]
+            fn hijack_return<R: Registers + ?Sized>(
+                regs: &mut R,
+                mem: &dyn DataAccess,
+                trampoline: usize,
+            ) -> Result<usize, MemoryFault> {
+                rethook::hijack(regs, mem, trampoline)
+            }
+
+            #[link_section = "probe_trap_text"]
+            fn entry_frame<R: Registers + ?Sized>(regs: &R) -> usize {
+                rethook::entry_frame(regs)
+            }
+
+            #[link_section = "probe_trap_text"]
+            fn return_frame<R: Registers + ?Sized>(regs: &R) -> usize {
+                rethook::return_frame(regs)
+            }
+
+            fn kernel_trampoline() -> Option<usize> {
+                rethook::trampoline_address()
+            }
         }
-    }
-
-    #[link_section = "probe_trap_text"]
-    fn hijack_return<R: Registers + ?Sized>(
-        regs: &mut R,
-        mem: &dyn DataAccess,
-        trampoline: usize,
-    ) -> Result<usize, MemoryFault> {
-        rethook::hijack(regs, mem, trampoline)
-    }
-
-    #[link_section = "probe_trap_text"]
-    fn entry_frame<R: Registers + ?Sized>(regs: &R) -> usize {
-        rethook::entry_frame(regs)
-    }
-
-    #[link_section = "probe_trap_text"]
-    fn return_frame<R: Registers + ?Sized>(regs: &R) -> usize {
-        rethook::return_frame(regs)
-    }
-
-    fn kernel_trampoline() -> Option<usize> {
-        rethook::trampoline_address()
-    }
+    };
 }
+
+impl_arch!(X86_64, false);
+impl_arch!(X86_64UserShadowStack, true);
 
 #[cfg(test)]
 mod tests;

@@ -41,16 +41,23 @@ pub(crate) mod contextual {
         "mov ss",
         "loading SS holds off interrupts and debug exceptions for one instruction, so the trap that ends the step would be taken in that shadow (the CVE-2018-8897 class of bugs)",
     );
-    /// `call [mem]` (ff /2 with a memory operand). Linux
-    /// `prepare_emulation`: "TODO: support memory addressing".
-    pub(crate) const CALL_MEM: Refusal = Refusal::new(
-        "call [mem]",
-        "an indirect call through memory: the target would have to be loaded with the probed task's segment bases and access rights, which the trap handler cannot reproduce",
+    /// `call fs:[mem]` / `call gs:[mem]` (ff /2). Other `call [mem]` forms
+    /// are simulated (Linux's kprobes refuse them all: `prepare_emulation`,
+    /// "TODO: support memory addressing").
+    pub(crate) const CALL_MEM_FS_GS: Refusal = Refusal::new(
+        "call fs:/gs:[mem]",
+        "an indirect call through an fs- or gs-relative operand: the segment base (the thread pointer, the per-CPU area, or the other one around swapgs) is not in the trap frame, so the simulation cannot compute the target's address",
     );
-    /// `jmp [mem]` (ff /4 with a memory operand).
-    pub(crate) const JMP_MEM: Refusal = Refusal::new(
-        "jmp [mem]",
-        "an indirect jump through memory: the target would have to be loaded with the probed task's segment bases and access rights, which the trap handler cannot reproduce",
+    /// `jmp fs:[mem]` / `jmp gs:[mem]` (ff /4).
+    pub(crate) const JMP_MEM_FS_GS: Refusal = Refusal::new(
+        "jmp fs:/gs:[mem]",
+        "an indirect jump through an fs- or gs-relative operand: the segment base (the thread pointer, the per-CPU area, or the other one around swapgs) is not in the trap frame, so the simulation cannot compute the target's address",
+    );
+    /// A simulated call or return in user mode when user tasks may run with
+    /// a CET shadow stack ([`crate::X86_64UserShadowStack`]).
+    pub(crate) const USER_SHADOW_STACK: Refusal = Refusal::new(
+        "call/ret (user shadow stack)",
+        "a call or return the backend would simulate on the ordinary stack only: in a task with a CET shadow stack the next real return would not match it and fault (#CP); this backend has no access to the shadow stack",
     );
     /// Any near branch (jmp, call, jcc, loop, jrcxz, ret, call/jmp reg) with
     /// the 0x66 operand-size prefix.

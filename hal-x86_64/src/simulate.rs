@@ -7,10 +7,37 @@
 //! arch/x86/kernel/kprobes/core.c, and the `int3_emulate_*` helpers of
 //! arch/x86/include/asm/text-patching.h; flag semantics from the Intel SDM
 //! Vol. 2 (Jcc, LOOPcc, JrCXZ, PUSHF, POPF).
+//!
+//! Beyond Linux's kprobes, `call [mem]` and `jmp [mem]` (ff /2, ff /4 with a
+//! memory operand) are simulated too: the effective address is computed
+//! from the frame ([`MemOperand::address`], rip-relative to the original
+//! instruction), the 8-byte target is read through the [`DataAccess`] the
+//! engine passes (the probed space's), and `call` pushes the return
+//! address through it. A fault on either access comes back as
+//! [`MemoryFault`] with the frame untouched (the engine reports
+//! `TrapOutcome::Fault` at the probe address). The target is read before
+//! the push, as the CPU does, so `call [rsp]` reads the old top of stack.
+//! Forms whose address is not in the frame (fs:/gs: overrides) and the far
+//! forms (ff /3, ff /5) stay refused.
+//!
+//! ## CET shadow stacks
+//! The simulated `call rel32`, `call reg`, `call [mem]`, `ret` and
+//! `ret imm16` update the ordinary stack only: **they do not push to or pop
+//! from a CET shadow stack**, and nothing in the [`Registers`] contract
+//! reaches the shadow-stack pointer. Kernel code does not run on a shadow
+//! stack (Linux has no kernel shadow stacks), so kernel probes are
+//! unaffected. A user task running with a shadow stack would take a #CP at
+//! its next real `ret` after a simulated call or return. Linux's uprobes
+//! push to the shadow stack instead (`shstk_push`, `shstk_pop`); this
+//! backend cannot, so a kernel that enables user shadow stacks must use
+//! [`crate::X86_64UserShadowStack`], which refuses user probes on the
+//! simulated calls and returns (and keep user return probes off such
+//! tasks: their return address is replaced on the ordinary stack only).
 
 use probe_hal::{DataAccess, MemoryFault, Registers};
 use yaxpeax_x86::long_mode::Opcode;
 
+pub use crate::memop::{Base, MemOperand};
 use crate::regs::{gpr, rflags};
 
 /// The kind of a `loop`-family instruction (opcodes e0-e3).
@@ -73,6 +100,18 @@ pub enum Emulation {
         /// General register number (0 = rax … 15 = r15).
         reg: u8,
     },
+    /// `jmp [mem]` (ff /4): continue at the 8 bytes read from the operand's
+    /// address.
+    JmpMem {
+        /// The memory operand.
+        mem: MemOperand,
+    },
+    /// `call [mem]` (ff /2): read the target from the operand's address,
+    /// push `next`, continue at the target.
+    CallMem {
+        /// The memory operand.
+        mem: MemOperand,
+    },
     /// `cli` (kernel mode only).
     Cli,
     /// `sti` (kernel mode only). The one-instruction interrupt shadow of a
@@ -94,9 +133,9 @@ pub enum Emulation {
 /// What decides how an opcode is simulated; operands and prefixes refine it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
-    /// `jmp`: rel8/rel32 simulated, register simulated, memory refused.
+    /// `jmp`: rel8/rel32, register and memory (not fs:/gs:) simulated.
     Jmp,
-    /// `call`: rel32 simulated, register simulated, memory refused.
+    /// `call`: rel32, register and memory (not fs:/gs:) simulated.
     Call,
     /// Near `ret` and `ret imm16`.
     Ret,
@@ -223,6 +262,18 @@ fn push<R: Registers + ?Sized>(
     Ok(())
 }
 
+/// The 8-byte target of a `call`/`jmp` through `mem`.
+fn load_target<R: Registers + ?Sized>(
+    regs: &R,
+    mem: &dyn DataAccess,
+    op: &MemOperand,
+    next: usize,
+) -> Result<usize, MemoryFault> {
+    let mut b = [0u8; 8];
+    mem.read(op.address(regs, next), &mut b)?;
+    Ok(u64::from_le_bytes(b) as usize)
+}
+
 /// Pop `size` bytes from the stack of `regs`.
 fn pop<R: Registers + ?Sized>(
     regs: &mut R,
@@ -297,6 +348,18 @@ pub(crate) fn emulate<R: Registers + ?Sized>(
         Emulation::CallReg { reg } => {
             // Read the target first: `call rsp` jumps to the old rsp.
             let to = regs.gpr(reg as usize);
+            push(regs, mem, next, 8)?;
+            regs.set_pc(to);
+        }
+        Emulation::JmpMem { mem: op } => {
+            let to = load_target(regs, mem, &op, next)?;
+            regs.set_pc(to);
+        }
+        Emulation::CallMem { mem: op } => {
+            // The target first (from the frame before the push: `call
+            // [rsp]` reads the old top of stack), then the push; either
+            // fault leaves the frame as it was.
+            let to = load_target(regs, mem, &op, next)?;
             push(regs, mem, next, 8)?;
             regs.set_pc(to);
         }
@@ -436,6 +499,175 @@ mod tests {
         run(Emulation::CallReg { reg: 4 }, 2, &mut r, &mem);
         assert_eq!(r.rip as usize, TOP);
         assert_eq!(r.rsp as usize, TOP - 8);
+    }
+
+    fn mo(base: Base, index: Option<u8>, scale: u8, disp: i32, addr32: bool) -> MemOperand {
+        MemOperand {
+            base,
+            index,
+            scale,
+            disp,
+            addr32,
+        }
+    }
+
+    #[test]
+    fn call_mem_reads_the_target_then_pushes() {
+        let mem = Stack::new();
+        // call [rax + 8]: a vtable slot.
+        mem.set_word(BASE + 0x18, 0x4444_0000);
+        let mut r = frame();
+        r.rax = BASE as u64 + 0x10;
+        let e = Emulation::CallMem {
+            mem: mo(Base::Reg(0), None, 1, 8, false),
+        };
+        run(e, 3, &mut r, &mem);
+        assert_eq!(r.rip, 0x4444_0000);
+        assert_eq!(r.rsp as usize, TOP - 8);
+        assert_eq!(mem.word(TOP - 8), ADDR as u64 + 3);
+        assert_eq!(r.rax, BASE as u64 + 0x10, "rax unchanged");
+    }
+
+    #[test]
+    fn call_mem_through_rsp_reads_the_old_top_of_stack() {
+        let mem = Stack::new();
+        mem.set_word(TOP, 0x1111_0000);
+        mem.set_word(TOP - 8, 0x2222_0000);
+        // call [rsp]: the target is [rsp] before the push.
+        let mut r = frame();
+        run(
+            Emulation::CallMem {
+                mem: mo(Base::Reg(4), None, 1, 0, false),
+            },
+            3,
+            &mut r,
+            &mem,
+        );
+        assert_eq!(r.rip, 0x1111_0000);
+        assert_eq!(mem.word(TOP - 8), ADDR as u64 + 3);
+        assert_eq!(r.rsp as usize, TOP - 8);
+    }
+
+    #[test]
+    fn jmp_mem_through_a_jump_table_without_a_base() {
+        let mem = Stack::new();
+        // jmp [rcx*8 + table]: table at BASE + 0x20, entry 3.
+        mem.set_word(BASE + 0x20 + 24, 0x5555_0000);
+        let mut r = frame();
+        r.rcx = 3;
+        run(
+            Emulation::JmpMem {
+                mem: mo(Base::None, Some(1), 8, BASE as i32 + 0x20, false),
+            },
+            7,
+            &mut r,
+            &mem,
+        );
+        assert_eq!(r.rip, 0x5555_0000);
+        assert_eq!(r.rsp as usize, TOP, "a jump pushes nothing");
+        // Base + index * scale + disp, every scale.
+        for (scale, rdx) in [(1u8, 40u64), (2, 20), (4, 10), (8, 5)] {
+            mem.set_word(BASE + 0x30 + 40, 0x6666_0000 + scale as u64);
+            let mut r = frame();
+            r.rbx = BASE as u64;
+            r.rdx = rdx;
+            let e = Emulation::JmpMem {
+                mem: mo(Base::Reg(3), Some(2), scale, 0x30, false),
+            };
+            run(e, 4, &mut r, &mem);
+            assert_eq!(r.rip, 0x6666_0000 + scale as u64, "scale {scale}");
+        }
+    }
+
+    #[test]
+    fn rip_relative_is_relative_to_the_original_instruction() {
+        let mem = Stack::new();
+        mem.set_word(BASE + 0x40, 0x7777_0000);
+        // call [rip + disp] at 0x6000, 6 bytes: [0x6006 + disp]. The frame's
+        // pc (after the int3, or anywhere) plays no part.
+        let at = 0x6000;
+        let disp = (BASE + 0x40 - (at + 6)) as i32;
+        let mut r = frame();
+        r.rip = 0xdead_0000;
+        let e = Emulation::CallMem {
+            mem: mo(Base::Rip, None, 1, disp, false),
+        };
+        emulate(e, at, 6, &mut r, &mem).unwrap();
+        assert_eq!(r.rip, 0x7777_0000);
+        assert_eq!(mem.word(TOP - 8), at as u64 + 6);
+        // 0x67 jmp [eip + disp] at 0x1_0000_6000 (7 bytes): the address is
+        // (0x1_0000_6007 + disp) mod 2^32 = BASE + 0x40.
+        let at = 0x1_0000_6000;
+        let disp = (BASE + 0x40 - 0x6007) as i32;
+        let mut r = frame();
+        let e = Emulation::JmpMem {
+            mem: mo(Base::Rip, None, 1, disp, true),
+        };
+        emulate(e, at, 7, &mut r, &mem).unwrap();
+        assert_eq!(r.rip, 0x7777_0000);
+    }
+
+    #[test]
+    fn address_size_override_truncates_registers_and_sum() {
+        let mem = Stack::new();
+        mem.set_word(BASE + 0x48, 0x8888_0000);
+        // 0x67 call [eax + ecx*2 + 8] with garbage in the high halves.
+        let mut r = frame();
+        r.rax = 0xffff_ffff_0000_0000 | BASE as u64;
+        r.rcx = 0x8000_0000_0000_0000 | 0x20;
+        let e = Emulation::CallMem {
+            mem: mo(Base::Reg(0), Some(1), 2, 8, true),
+        };
+        run(e, 4, &mut r, &mem);
+        assert_eq!(r.rip, 0x8888_0000);
+        // Without 0x67 the same registers address far away: a fault.
+        let mut r2 = frame();
+        r2.rax = r.rax;
+        r2.rcx = r.rcx;
+        let before = r2;
+        let e = Emulation::CallMem {
+            mem: mo(Base::Reg(0), Some(1), 2, 8, false),
+        };
+        let err = emulate(e, ADDR, 4, &mut r2, &mem).unwrap_err();
+        assert_eq!(
+            err.addr,
+            (r2.rax.wrapping_add(r2.rcx.wrapping_mul(2)) + 8) as usize
+        );
+        assert_eq!(r2, before);
+    }
+
+    #[test]
+    fn faults_on_the_target_or_the_push_change_nothing() {
+        let mem = Stack::new();
+        // The target read faults: call [rax] and jmp [rax] with rax unmapped.
+        for e in [
+            Emulation::CallMem {
+                mem: mo(Base::Reg(0), None, 1, 0, false),
+            },
+            Emulation::JmpMem {
+                mem: mo(Base::Reg(0), None, 1, 0, false),
+            },
+        ] {
+            let mut r = frame();
+            r.rax = 0x4000_0000;
+            let before = r;
+            let err = emulate(e, ADDR, 2, &mut r, &mem).unwrap_err();
+            assert_eq!(err.addr, 0x4000_0000, "{e:?}");
+            assert_eq!(r, before, "{e:?}");
+            assert_eq!(mem.word(TOP - 8), 0xeeee_eeee_eeee_eeee, "nothing pushed");
+        }
+        // The target is good, the push faults.
+        mem.set_word(BASE + 0x50, 0x9999_0000);
+        let mut r = frame();
+        r.rsp = BASE as u64 + 4;
+        r.rax = BASE as u64 + 0x50;
+        let before = r;
+        let e = Emulation::CallMem {
+            mem: mo(Base::Reg(0), None, 1, 0, false),
+        };
+        let err = emulate(e, ADDR, 2, &mut r, &mem).unwrap_err();
+        assert_eq!(err.addr, BASE - 4);
+        assert_eq!(r, before);
     }
 
     #[test]

@@ -208,6 +208,136 @@ fn calls_and_jumps_through_registers() {
 }
 
 #[test]
+fn calls_and_jumps_through_memory_are_simulated() {
+    use crate::{Base, MemOperand};
+    let m = |base, index, scale, disp, addr32| MemOperand {
+        base,
+        index,
+        scale,
+        disp,
+        addr32,
+    };
+    let call = |bytes: &[u8], mode| match emulated(bytes, mode) {
+        Emulation::CallMem { mem } => mem,
+        e => panic!("{bytes:02x?}: {e:?}"),
+    };
+    let jmp = |bytes: &[u8], mode| match emulated(bytes, mode) {
+        Emulation::JmpMem { mem } => mem,
+        e => panic!("{bytes:02x?}: {e:?}"),
+    };
+    for mode in [K, U] {
+        // call [rax], call [rip + 0x10] (GOT), call [rax + 8] (vtable).
+        assert_eq!(
+            call(&[0xff, 0x10], mode),
+            m(Base::Reg(0), None, 1, 0, false)
+        );
+        assert_eq!(
+            call(&[0xff, 0x15, 0x10, 0, 0, 0], mode),
+            m(Base::Rip, None, 1, 0x10, false)
+        );
+        assert_eq!(
+            call(&[0xff, 0x50, 0x08], mode),
+            m(Base::Reg(0), None, 1, 8, false)
+        );
+        // call [r12] (SIB), call [rsp + 8], REX.W call [r11 + 0x100].
+        assert_eq!(
+            call(&[0x41, 0xff, 0x14, 0x24], mode),
+            m(Base::Reg(12), None, 1, 0, false)
+        );
+        assert_eq!(
+            call(&[0xff, 0x54, 0x24, 0x08], mode),
+            m(Base::Reg(4), None, 1, 8, false)
+        );
+        assert_eq!(
+            call(&[0x49, 0xff, 0x93, 0, 1, 0, 0], mode),
+            m(Base::Reg(11), None, 1, 0x100, false)
+        );
+        // jmp [rcx*8 + table] (SIB without a base: a non-PIC jump table),
+        // notrack, and with a base.
+        assert_eq!(
+            jmp(&[0xff, 0x24, 0xcd, 0, 0x10, 0x20, 0], mode),
+            m(Base::None, Some(1), 8, 0x20_1000, false)
+        );
+        assert_eq!(
+            jmp(&[0x3e, 0xff, 0x24, 0xc5, 0, 0x10, 0, 0], mode),
+            m(Base::None, Some(0), 8, 0x1000, false)
+        );
+        assert_eq!(
+            jmp(&[0x42, 0xff, 0x24, 0xc8], mode),
+            m(Base::Reg(0), Some(9), 8, 0, false)
+        );
+        // jmp [rip - 6] (PLT), and the 0x67 forms: [eip + disp], [eax].
+        assert_eq!(
+            jmp(&[0xff, 0x25, 0xfa, 0xff, 0xff, 0xff], mode),
+            m(Base::Rip, None, 1, -6, false)
+        );
+        assert_eq!(
+            jmp(&[0x67, 0xff, 0x25, 0x10, 0, 0, 0], mode),
+            m(Base::Rip, None, 1, 0x10, true)
+        );
+        assert_eq!(
+            call(&[0x67, 0xff, 0x10], mode),
+            m(Base::Reg(0), None, 1, 0, true)
+        );
+        // Segment overrides whose base is 0 in 64-bit mode.
+        for seg in [0x26, 0x2e, 0x36, 0x3e] {
+            assert_eq!(
+                call(&[seg, 0xff, 0x10], mode),
+                m(Base::Reg(0), None, 1, 0, false)
+            );
+        }
+    }
+    // The far forms stay refused, and so does 0x66.
+    assert_eq!(refused(&[0xff, 0x18]), "call far [mem]");
+    assert_eq!(refused(&[0xff, 0x28]), "jmp far [mem]");
+    assert_eq!(refused(&[0x66, 0xff, 0x20]), "66-prefixed branch");
+}
+
+#[test]
+fn user_shadow_stacks_refuse_simulated_calls_and_returns_in_user_mode() {
+    use crate::X86_64UserShadowStack as S;
+    let calls_and_returns: [&[u8]; 5] = [
+        &[0xe8, 0, 0, 0, 0],
+        &[0xff, 0xd0],
+        &[0xff, 0x15, 0x10, 0, 0, 0],
+        &[0xc3],
+        &[0xc2, 0x08, 0],
+    ];
+    for b in calls_and_returns {
+        let e = S::decode(ADDR, b, U).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ProbeErrorKind::Refused(contextual::USER_SHADOW_STACK),
+            "{b:02x?}"
+        );
+        assert_eq!(e.addr(), ADDR);
+        // Kernel mode, and the plain backend, simulate them.
+        assert_eq!(S::decode(ADDR, b, K).unwrap().handling, Handling::Simulate);
+        assert_eq!(
+            X86_64::decode(ADDR, b, U).unwrap().handling,
+            Handling::Simulate
+        );
+    }
+    // Jumps and ordinary instructions are untouched in user mode.
+    for b in [
+        &[0xff, 0x25, 0, 0, 0, 0][..],
+        &[0xeb, 0x00],
+        &[0xff, 0xe0],
+        &[0x74, 0x02],
+    ] {
+        assert_eq!(
+            S::decode(ADDR, b, U).unwrap().handling,
+            Handling::Simulate,
+            "{b:02x?}"
+        );
+    }
+    assert_eq!(
+        S::decode(ADDR, &[0x48, 0x89, 0xe5], U).unwrap().handling,
+        Handling::StepOutOfLine { boostable: true }
+    );
+}
+
+#[test]
 fn interrupt_flag_modifiers_are_simulated_in_kernel_mode_only() {
     assert_eq!(emulated(&[0xfa], K), Emulation::Cli);
     assert_eq!(emulated(&[0xfb], K), Emulation::Sti);
@@ -333,15 +463,19 @@ const REFUSED: &[(&[u8], &str)] = &[
     (&[0x8e, 0xd0], "mov ss"),
     (&[0x8e, 0x10], "mov ss"),
     (&[0x41, 0x8e, 0xd0], "mov ss"),
-    // call/jmp through memory: register-indirect, rip-relative (GOT/PLT),
-    // REX.B base, gs-absolute, notrack jump table.
-    (&[0xff, 0x10], "call [mem]"),
-    (&[0xff, 0x15, 0, 0, 0, 0], "call [mem]"),
-    (&[0x41, 0xff, 0x14, 0x24], "call [mem]"),
-    (&[0x65, 0xff, 0x14, 0x25, 0x10, 0, 0, 0], "call [mem]"),
-    (&[0xff, 0x20], "jmp [mem]"),
-    (&[0xff, 0x25, 0, 0, 0, 0], "jmp [mem]"),
-    (&[0x3e, 0xff, 0x24, 0xc5, 0, 0x10, 0, 0], "jmp [mem]"),
+    // call/jmp through fs:/gs: memory (every other memory form is
+    // simulated): gs-absolute, fs with a base, after other prefixes.
+    (
+        &[0x65, 0xff, 0x14, 0x25, 0x10, 0, 0, 0],
+        "call fs:/gs:[mem]",
+    ),
+    (&[0x64, 0xff, 0x10], "call fs:/gs:[mem]"),
+    (
+        &[0x65, 0x67, 0x41, 0xff, 0x54, 0x24, 0x08],
+        "call fs:/gs:[mem]",
+    ),
+    (&[0x64, 0xff, 0x24, 0x25, 0x28, 0, 0, 0], "jmp fs:/gs:[mem]"),
+    (&[0x3e, 0x65, 0xff, 0x20], "jmp fs:/gs:[mem]"),
     // 0x66 on every kind of near branch.
     (&[0x66, 0xeb, 0x10], "66-prefixed branch"),
     (&[0x66, 0xe9, 0, 0, 0, 0], "66-prefixed branch"),
@@ -381,8 +515,8 @@ fn every_table_row_is_exercised() {
         refusals::INT_N.mnemonic,
         refusals::INT1.mnemonic,
         contextual::MOV_SS.mnemonic,
-        contextual::CALL_MEM.mnemonic,
-        contextual::JMP_MEM.mnemonic,
+        contextual::CALL_MEM_FS_GS.mnemonic,
+        contextual::JMP_MEM_FS_GS.mnemonic,
         contextual::BRANCH_O16.mnemonic,
     ]);
     for m in expected {
@@ -712,6 +846,10 @@ fn check(bytes: &[u8], mode: ExecMode) -> bool {
         )
     });
     match d.insn.op() {
+        Op::Emulate(Emulation::CallMem { mem } | Emulation::JmpMem { mem }) => {
+            assert_eq!(mem.base == crate::Base::Rip, has_rip, "{bytes:02x?}");
+            assert_eq!(yaxpeax_operand(&mem), insn.operand(0), "{bytes:02x?}");
+        }
         Op::Emulate(_) => assert!(!has_rip, "{bytes:02x?}"),
         Op::Step(step) => {
             assert!(
@@ -744,6 +882,54 @@ fn check(bytes: &[u8], mode: ExecMode) -> bool {
     true
 }
 
+/// The operand yaxpeax-x86 reports for our parsed memory operand (a second
+/// opinion on the ModRM/SIB parsing; iced checks the addresses).
+fn yaxpeax_operand(m: &crate::MemOperand) -> Operand {
+    use crate::Base;
+    let reg = |n: u8| {
+        if m.addr32 {
+            RegSpec::d(n)
+        } else {
+            RegSpec::q(n)
+        }
+    };
+    let ip = if m.addr32 {
+        RegSpec::eip()
+    } else {
+        RegSpec::rip()
+    };
+    let (disp, scale) = (m.disp, m.scale);
+    match (m.base, m.index) {
+        (Base::Rip, _) if disp == 0 => Operand::MemDeref { base: ip },
+        (Base::Rip, _) => Operand::Disp { base: ip, disp },
+        (Base::Reg(b), None) if disp == 0 => Operand::MemDeref { base: reg(b) },
+        (Base::Reg(b), None) => Operand::Disp { base: reg(b), disp },
+        // yaxpeax shows the disp32 as it is encoded; the CPU sign-extends
+        // it without 0x67 (iced's addresses check that).
+        (Base::None, None) => Operand::AbsoluteU32 { addr: disp as u32 },
+        (Base::None, Some(i)) if disp == 0 => Operand::MemIndexScale {
+            index: reg(i),
+            scale,
+        },
+        (Base::None, Some(i)) => Operand::MemIndexScaleDisp {
+            index: reg(i),
+            scale,
+            disp,
+        },
+        (Base::Reg(b), Some(i)) if disp == 0 => Operand::MemBaseIndexScale {
+            base: reg(b),
+            index: reg(i),
+            scale,
+        },
+        (Base::Reg(b), Some(i)) => Operand::MemBaseIndexScaleDisp {
+            base: reg(b),
+            index: reg(i),
+            scale,
+            disp,
+        },
+    }
+}
+
 const TAILS: &[[u8; 6]] = &[
     [0x00, 0x11, 0x22, 0x33, 0x44, 0x55],
     [0x05, 0x78, 0x56, 0x34, 0x12, 0x7f], // rip-relative ModRM
@@ -756,6 +942,10 @@ const TAILS: &[[u8; 6]] = &[
     [0xf8, 0x11, 0x22, 0x33, 0x44, 0x55],
     [0x44, 0x24, 0x08, 0x33, 0x44, 0x55],
     [0x84, 0x24, 0x00, 0x01, 0x00, 0x00],
+    [0x14, 0xcd, 0x00, 0x10, 0x20, 0x00], // SIB without a base, reg = 2
+    [0x24, 0x25, 0xf0, 0xff, 0xff, 0xff], // SIB: disp32 alone, reg = 4
+    [0x54, 0x8b, 0x20, 0x33, 0x44, 0x55], // SIB + disp8, reg = 2
+    [0xa4, 0x61, 0x00, 0x01, 0x00, 0x00], // SIB (index 100) + disp32, reg = 4
 ];
 
 const PREFIXES: &[&[u8]] = &[

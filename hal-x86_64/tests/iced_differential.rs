@@ -64,6 +64,46 @@ fn iced_differential_small() {
         "only {} rip fix-ups",
         t.rip_fixups
     );
+    assert!(
+        t.mem_branches >= 10,
+        "only {} call/jmp [mem] simulated",
+        t.mem_branches
+    );
+}
+
+/// `call`/`jmp` through memory, every addressing form: ff /2 and /4 (and
+/// the far /3, /5 beside them) after random prefixes (REX, 0x67, segment
+/// overrides, 0x66), with random ModRM, SIB and displacement bytes. Each
+/// simulated one must read the address iced computes.
+#[test]
+fn iced_calls_and_jumps_through_memory() {
+    let t = sweep(
+        200_000,
+        0xff24,
+        threads(2),
+        |rng: &mut Rng, buf: &mut Vec<u8>| {
+            buf.clear();
+            for _ in 0..rng.below(3) {
+                buf.push(rng.pick(&[0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf2, 0xf3]));
+            }
+            if rng.chance(1, 2) {
+                buf.push(0x40 | (rng.byte() & 0xf));
+            }
+            buf.push(0xff);
+            let reg = rng.pick(&[2u8, 4, 2, 4, 3, 5]);
+            buf.push((rng.byte() & 0xc7) | (reg << 3));
+            let mut tail = [0u8; 10];
+            rng.fill(&mut tail);
+            buf.extend_from_slice(&tail);
+        },
+    );
+    check(&t, "ff /2 - /5 with random operands");
+    assert!(
+        t.mem_branches > t.strings / 3,
+        "only {} of {} simulated",
+        t.mem_branches,
+        t.strings
+    );
 }
 
 #[test]

@@ -43,8 +43,7 @@ static ABORTED_STEPS: AtomicU64 = AtomicU64::new(0);
 /// Faults resolved through the exception table.
 static FIXUPS: AtomicU64 = AtomicU64::new(0);
 /// Simulated instructions that faulted (delivered through the exception
-/// table), and the data address of the last one (for a debugger: no check
-/// here makes one fault, the custom-arch tests do).
+/// table), and the data address of the last one.
 static SIMULATED_FAULTS: AtomicU64 = AtomicU64::new(0);
 static LAST_SIMULATED_FAULT: AtomicUsize = AtomicUsize::new(0);
 
@@ -58,6 +57,14 @@ pub fn step_ends() -> (u64, u64) {
     (
         STEP_ENDS.load(Ordering::SeqCst),
         STEP_END_FLAGS.load(Ordering::SeqCst),
+    )
+}
+
+/// Simulated instructions that faulted, and the address of the last fault.
+pub fn simulated_faults() -> (u64, usize) {
+    (
+        SIMULATED_FAULTS.load(Ordering::SeqCst),
+        LAST_SIMULATED_FAULT.load(Ordering::SeqCst),
     )
 }
 

@@ -272,6 +272,61 @@ global_asm!(
     "lea rax, [rdi + 2]",
     "ret",
     "xq_endbr_end:",
+    // u64 xq_jtab(i) = [10, 21, 32, 43][i & 3], through `jmp [rcx*8 +
+    // table]`: the absolute jump table of a non-PIC kernel (SIB without a
+    // base, a sign-extended disp32; the kernel is linked without PIE).
+    // Simulated: the target is read from the table through the services.
+    ".global xq_jtab, xq_jtab_site, xq_jtab_end",
+    "xq_jtab:",
+    "mov rcx, rdi",
+    "and ecx, 3",
+    "xq_jtab_site:",
+    "jmp qword ptr [8 * rcx + xq_jtab_table]",
+    "xq_jtab_c0:",
+    "mov eax, 10",
+    "ret",
+    "xq_jtab_c1:",
+    "mov eax, 21",
+    "ret",
+    "xq_jtab_c2:",
+    "mov eax, 32",
+    "ret",
+    "xq_jtab_c3:",
+    "mov eax, 43",
+    "ret",
+    "xq_jtab_end:",
+    // Pair xq_callmem(x) = (2x + 1, the return address the callee found at
+    // [rsp]), through `call [rip + xq_callmem_ptr]` (a GOT-style call;
+    // simulated: the pointer is read rip-relative to the original
+    // instruction, the return address pushed into the int3 entry's gap).
+    ".global xq_callmem, xq_callmem_site, xq_callmem_back, xq_callmem_end",
+    "xq_callmem:",
+    "xq_callmem_site:",
+    "call qword ptr [rip + xq_callmem_ptr]",
+    "xq_callmem_back:",
+    "add rax, 1",
+    "ret",
+    "xq_callmem_callee:",
+    "lea rax, [rdi + rdi]",
+    "mov rdx, [rsp]",
+    "ret",
+    "xq_callmem_end:",
+    // u64 xq_callptr(p) = (*p)() through `call [rax]` (rax = p), or EFAULT
+    // when reading *p faults: the exception table sends a fault at
+    // xq_callptr_site to xq_callptr_fixup. xq_callptr_target returns 77.
+    ".global xq_callptr, xq_callptr_site, xq_callptr_fixup, xq_callptr_target, xq_callptr_end",
+    "xq_callptr:",
+    "mov rax, rdi",
+    "xq_callptr_site:",
+    "call qword ptr [rax]",
+    "ret",
+    "xq_callptr_fixup:",
+    "mov rax, {efault}",
+    "ret",
+    "xq_callptr_target:",
+    "mov eax, 77",
+    "ret",
+    "xq_callptr_end:",
     // Never executed: instructions the backend must refuse.
     ".global xq_refused, xq_refused_hlt, xq_refused_iretq, xq_refused_int3, xq_refused_ud2",
     ".global xq_refused_int80, xq_refused_movss, xq_refused_callmem, xq_refused_sysret",
@@ -290,7 +345,7 @@ global_asm!(
     "xq_refused_movss:",
     "mov ss, ax",
     "xq_refused_callmem:",
-    "call qword ptr [rax]",
+    "call qword ptr gs:[rax]",
     "xq_refused_sysret:",
     "sysretq",
     "xq_refused_end:",
@@ -299,6 +354,10 @@ global_asm!(
     ".p2align 3",
     "xq_riprel_data:",
     ".quad {riprel}",
+    "xq_jtab_table:",
+    ".quad xq_jtab_c0, xq_jtab_c1, xq_jtab_c2, xq_jtab_c3",
+    "xq_callmem_ptr:",
+    ".quad xq_callmem_callee",
     ".popsection",
     canary = const CANARY,
     efault = const EFAULT,
@@ -369,6 +428,18 @@ extern "C" {
     pub fn xq_endbr(x: u64) -> u64;
     pub fn xq_endbr_body();
     pub fn xq_endbr_end();
+    pub fn xq_jtab(i: u64) -> u64;
+    pub fn xq_jtab_site();
+    pub fn xq_jtab_end();
+    pub fn xq_callmem(x: u64) -> Pair;
+    pub fn xq_callmem_site();
+    pub fn xq_callmem_back();
+    pub fn xq_callmem_end();
+    pub fn xq_callptr(p: u64) -> u64;
+    pub fn xq_callptr_site();
+    pub fn xq_callptr_fixup();
+    pub fn xq_callptr_target();
+    pub fn xq_callptr_end();
     pub fn xq_refused();
     pub fn xq_refused_hlt();
     pub fn xq_refused_iretq();

@@ -39,6 +39,9 @@ static TABLE: &[(&str, At, At)] = &[
     row!(xq_leaf, xq_leaf_end),
     row!(xq_load, xq_load_end),
     row!(xq_endbr, xq_endbr_end),
+    row!(xq_jtab, xq_jtab_end),
+    row!(xq_callmem, xq_callmem_end),
+    row!(xq_callptr, xq_callptr_end),
     row!(xq_refused, xq_refused_end),
 ];
 

@@ -30,11 +30,12 @@ use std::fmt::Write as _;
 use std::string::String;
 use std::vec::Vec;
 
-use hal_x86_64::{Emulation, LoopKind, Op, X86_64};
+use hal_x86_64::{Emulation, LoopKind, MemOperand, Op, PtRegs, X86_64};
 use iced_x86::{
-    Code, ConditionCode, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, Register,
+    Code, ConditionCode, Decoder, DecoderOptions, FlowControl, Instruction, MemorySize, Mnemonic,
+    OpKind, Register,
 };
-use probe_hal::{Arch, ExecMode, Handling, ProbeErrorKind};
+use probe_hal::{Arch, ExecMode, Handling, ProbeErrorKind, Registers};
 
 /// Where the decoded instructions pretend to sit (a kernel text address, so
 /// targets and rip-relative addresses wrap like the CPU's).
@@ -370,6 +371,9 @@ pub struct Verdict {
     pub we_accept: bool,
     /// Whether our `decode` stepped them (kernel mode) with a rip fix-up.
     pub rip_fixup: bool,
+    /// Whether our `decode` simulated them as `call`/`jmp` through memory,
+    /// with iced's effective address.
+    pub mem_branch: bool,
     /// What was wrong, for the report.
     pub detail: String,
 }
@@ -380,6 +384,7 @@ fn mismatch(kind: Kind, detail: String) -> Verdict {
         iced_valid: true,
         we_accept: true,
         rip_fixup: false,
+        mem_branch: false,
         detail,
     }
 }
@@ -442,6 +447,20 @@ fn emulation_mismatch(e: Emulation, i: &Instruction, len: usize) -> Option<Strin
             let r = i.op0_register();
             flow == want && i.op_count() == 1 && r.is_gpr64() && r.number() == usize::from(reg)
         }
+        Emulation::JmpMem { mem } | Emulation::CallMem { mem } => {
+            let (want_flow, want_m) = if matches!(e, Emulation::JmpMem { .. }) {
+                (FlowControl::IndirectBranch, Mnemonic::Jmp)
+            } else {
+                (FlowControl::IndirectCall, Mnemonic::Call)
+            };
+            flow == want_flow
+                && m == want_m
+                && i.op_count() == 1
+                && i.op0_kind() == OpKind::Memory
+                && i.memory_size() == MemorySize::QwordOffset
+                && !matches!(i.segment_prefix(), Register::FS | Register::GS)
+                && same_address(&mem, i, next)
+        }
         Emulation::Cli => flow == FlowControl::Next && m == Mnemonic::Cli,
         Emulation::Sti => flow == FlowControl::Next && m == Mnemonic::Sti,
         Emulation::Pushf { word } => {
@@ -461,6 +480,47 @@ fn emulation_mismatch(e: Emulation, i: &Instruction, len: usize) -> Option<Strin
     (!ok).then(|| format!("we emulate {e:?}; iced: {m:?} ({:?}, {flow:?})", i.code()))
 }
 
+/// Register values that make every term of an address matter: high
+/// halves set (so a missing 32-bit truncation shows), different per
+/// register (so a wrong register shows), one set near the top of the
+/// address space (so wrapping shows).
+const REGISTER_SETS: [[u64; 16]; 3] = {
+    let mut sets = [[0u64; 16]; 3];
+    let mut n = 0;
+    while n < 16 {
+        let k = n as u64;
+        sets[0][n] = 0x0101_0101_0000_1000 * (k + 1) + k * 0x10;
+        sets[1][n] = 0xffff_ffff_ffff_f000 - k * 0x1_0000_0111;
+        sets[2][n] = (k + 3).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        n += 1;
+    }
+    sets
+};
+
+/// Whether our effective address of `mem` (the instruction ending at
+/// `next`) is iced's for every register set.
+fn same_address(mem: &MemOperand, i: &Instruction, next: u64) -> bool {
+    REGISTER_SETS.iter().all(|set| {
+        let mut regs = PtRegs::zeroed();
+        for (n, v) in set.iter().enumerate() {
+            regs.set_gpr(n, *v as usize);
+        }
+        let ours = mem.address(&regs, next as usize) as u64;
+        let iced = i.virtual_address(0, 0, |r, _, _| {
+            if matches!(r, Register::ES | Register::CS | Register::SS | Register::DS) {
+                Some(0)
+            } else if r.is_gpr64() {
+                Some(set[r.number()])
+            } else if r.is_gpr32() {
+                Some(set[r.number()] & 0xffff_ffff)
+            } else {
+                None
+            }
+        });
+        iced == Some(ours)
+    })
+}
+
 /// Compare our decoder with iced on `bytes` (at most [`WINDOW`] bytes are
 /// looked at).
 pub fn compare(bytes: &[u8]) -> Verdict {
@@ -476,6 +536,7 @@ pub fn compare(bytes: &[u8]) -> Verdict {
         iced_valid: ic.valid(),
         we_accept,
         rip_fixup: false,
+        mem_branch: false,
         detail: String::new(),
     };
     if !ic.valid() {
@@ -624,6 +685,9 @@ pub fn compare(bytes: &[u8]) -> Verdict {
             (Handling::Simulate, Op::Emulate(e)) => {
                 if let Some(detail) = emulation_mismatch(e, i, len) {
                     return mismatch(Kind::Flow, format!("{mode}: {detail}"));
+                }
+                if matches!(e, Emulation::CallMem { .. } | Emulation::JmpMem { .. }) {
+                    v.mem_branch = true;
                 }
             }
             (h, op) => {
@@ -917,6 +981,8 @@ pub struct Tally {
     pub both: u64,
     /// Stepped instructions with a rip fix-up that agree with iced.
     pub rip_fixups: u64,
+    /// `call`/`jmp` through memory simulated with iced's address.
+    pub mem_branches: u64,
     /// Disagreements by kind and class.
     pub classes: HashMap<(Kind, Class), Entry>,
 }
@@ -929,6 +995,7 @@ impl Tally {
         self.we_accept += u64::from(v.we_accept);
         self.both += u64::from(v.iced_valid && v.we_accept);
         self.rip_fixups += u64::from(v.rip_fixup);
+        self.mem_branches += u64::from(v.mem_branch);
         if let Some(kind) = v.kind {
             let class = classify(bytes);
             self.classes
@@ -948,6 +1015,7 @@ impl Tally {
         self.we_accept += other.we_accept;
         self.both += other.both;
         self.rip_fixups += other.rip_fixups;
+        self.mem_branches += other.mem_branches;
         for (k, e) in other.classes {
             self.classes
                 .entry(k)
@@ -997,8 +1065,14 @@ impl Tally {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} strings: iced accepts {}, we accept {}, both {}, rip fix-ups checked {}",
-            self.strings, self.iced_valid, self.we_accept, self.both, self.rip_fixups
+            "{} strings: iced accepts {}, we accept {}, both {}, rip fix-ups checked {}, \
+             call/jmp [mem] addresses checked {}",
+            self.strings,
+            self.iced_valid,
+            self.we_accept,
+            self.both,
+            self.rip_fixups,
+            self.mem_branches
         );
         for kind in Kind::ALL {
             let classes = self.classes_of(kind);

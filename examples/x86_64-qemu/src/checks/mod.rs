@@ -8,6 +8,7 @@ mod faults;
 mod instructions;
 mod interrupt_flag;
 mod lifecycle;
+mod memory_branches;
 mod refusals;
 mod return_probes;
 
@@ -39,6 +40,7 @@ pub fn run_all() {
     lifecycle::run();
     refusals::run();
     faults::run();
+    memory_branches::run();
 
     lifecycle::everything_restored(&before[..len]);
 }

@@ -18,7 +18,7 @@ pub fn run() {
     refused("ud2", xq_refused_ud2);
     refused("int n", xq_refused_int80);
     refused("mov ss", xq_refused_movss);
-    refused("call [mem]", xq_refused_callmem);
+    refused("call fs:/gs:[mem]", xq_refused_callmem);
     refused("sysret", xq_refused_sysret);
     inside_an_instruction();
     blacklisted();
