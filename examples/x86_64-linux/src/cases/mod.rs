@@ -19,6 +19,7 @@ mod insn;
 mod kernel;
 mod kretprobes;
 mod management;
+mod memory_calls;
 mod refusals;
 mod sweep;
 mod traps;
@@ -128,6 +129,7 @@ pub fn run_all(sync_core: bool) -> bool {
     sweep::run(&mut r);
     kretprobes::run(&mut r);
     management::run(&mut r);
+    memory_calls::run(&mut r);
     traps::run(&mut r);
     kernel::run(&mut r);
     concurrency::run(&mut r);
