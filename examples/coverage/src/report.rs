@@ -164,9 +164,18 @@ fn print_mode(k: &ModeCounts, insns: u64) {
         k.refused,
         k.refused_sequence
     );
-    for (count, key, example) in top_refusals(k, 10) {
+    let top = top_refusals(k, 10);
+    for (count, key, example) in &top {
         println!("    {count:>8}  {key}");
         println!("              e.g. {example}");
+    }
+    if k.refusals.len() > top.len() {
+        let shown: u64 = top.iter().map(|t| t.0).sum();
+        println!(
+            "    {:>8}  in {} more reasons",
+            k.refused_total() - shown,
+            k.refusals.len() - top.len()
+        );
     }
     println!(
         "  pc-reading stepped without a fix-up: {}{}",
