@@ -103,6 +103,26 @@ fn tcb() -> usize {
     p
 }
 
+/// The calling thread's kernel id, by a system call made inline (glibc's
+/// `gettid` and `syscall` could be probed; the trap path calls no
+/// function outside `probe_trap_text` that is not blacklisted).
+#[inline(always)]
+fn gettid() -> i32 {
+    let tid: i64;
+    // SAFETY: gettid takes no arguments, cannot fail, and touches no
+    // memory; the syscall instruction clobbers rcx and r11.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_gettid => tid,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack, preserves_flags)
+        )
+    };
+    tid as i32
+}
+
 /// The calling thread's index, if it has one (signal-handler safe).
 #[link_section = "probe_trap_text"]
 #[inline(never)]
@@ -180,8 +200,7 @@ pub fn init() {
 #[cold]
 #[inline(never)]
 fn adopt() -> usize {
-    // SAFETY: gettid has no preconditions (a system call).
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let tid = gettid();
     let Some(i) = claim(tid) else { no_index() };
     SLOTS[i].adopted.store(true, Ordering::Relaxed);
     ADOPTED.fetch_add(1, Ordering::Relaxed);

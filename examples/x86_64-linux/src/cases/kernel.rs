@@ -343,6 +343,14 @@ fn unregistered_threads() -> CheckResult {
         "memcpy",
         ENGINE.register_kprobe(&Kprobe::at(memcpy).pre(count_memcpy)),
     )?;
+    // glibc's gettid and syscall too: an unregistered thread's first hit
+    // must not call them on its way to a CPU index.
+    for name in ["gettid", "syscall"] {
+        probes.add(
+            name,
+            ENGINE.register_kprobe(&Kprobe::symbol(name, 0).pre(count_memcpy)),
+        )?;
+    }
     let rec = Recorder::leak();
     probes.add(
         "alu_add",
@@ -572,7 +580,7 @@ pub(super) fn run(r: &mut Report) {
         siglongjmp_during_step,
     );
     r.check(
-        "kernel: unregistered threads hit probes (adopted on the fly), memcpy probed while spawning threads and a child",
+        "kernel: unregistered threads hit probes (adopted on the fly), memcpy, gettid and syscall probed while spawning threads and a child",
         unregistered_threads,
     );
     r.check(

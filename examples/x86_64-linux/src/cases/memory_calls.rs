@@ -202,7 +202,6 @@ extern "C" fn child_segv(_sig: c_int, _info: *mut siginfo_t, ctx: *mut c_void) {
     } else if let Some(to) = services::fixup_for(pc) {
         frame.set_pc(to);
     } else {
-        eprintln!("DEBUG segv pc {:#x} addr {:#x}", pc, unsafe { (*_info).si_addr() } as usize);
         // SAFETY: _exit has no preconditions.
         unsafe { libc::_exit(5) };
     }
