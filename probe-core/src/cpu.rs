@@ -27,6 +27,9 @@ pub(crate) struct StepFrame<A: Arch> {
     pub(crate) slot: usize,
     /// Address of the end-of-step marker.
     pub(crate) end: usize,
+    /// The stack pointer of the context that hit the probe (to recognise a
+    /// step whose context was unwound by a non-local jump).
+    pub(crate) sp: usize,
     pub(crate) state: A::StepState,
 }
 
@@ -103,6 +106,39 @@ impl<A: Arch, const N: usize> FrameStack<A, N> {
             return Some(frame);
         }
         None
+    }
+
+    /// Drop the newest frames `unwound` says belong to contexts that no
+    /// longer exist (each counted in `evicted`); returns how many.
+    ///
+    /// # Safety
+    /// As for [`Self::take`].
+    #[cold]
+    #[inline(never)]
+    #[link_section = "probe_trap_text"]
+    pub(crate) unsafe fn drop_unwound(
+        &self,
+        mut unwound: impl FnMut(&StepFrame<A>) -> bool,
+    ) -> usize {
+        let mut n = 0;
+        loop {
+            let depth = self.depth.load(Ordering::Relaxed);
+            let Some(top) = depth.checked_sub(1) else {
+                return n;
+            };
+            // SAFETY: `frames[top]` is live and owned by a context this one
+            // nests in (or replaced), which is not running.
+            let Some(frame) = (unsafe { *self.frames[top].get() }) else {
+                return n;
+            };
+            if !unwound(&frame) {
+                return n;
+            }
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+            compiler_fence(Ordering::SeqCst);
+            self.depth.store(top, Ordering::Relaxed);
+            n += 1;
+        }
     }
 
     #[cold]

@@ -312,6 +312,9 @@ impl<
         cpu: usize,
     ) -> TrapOutcome {
         let state = &self.cpus[cpu];
+        if info.space == Space::Kernel && state.steps.depth() > 0 && !state.in_handler() {
+            self.drop_unwound_steps(cpu, regs.sp());
+        }
         let busy = state.in_handler() || (info.space == Space::Kernel && state.steps.depth() > 0);
         if busy || !state.enter_handler() {
             return self.reenter(regs, point, info, cpu);
@@ -357,6 +360,31 @@ impl<
             .load(Ordering::Acquire)
             > 0;
         self.execute(regs, point, info, cpu, post, true)
+    }
+
+    /// A kernel hit while steps are in flight on this CPU: a nested trap
+    /// (an exception or NMI taken from a slot) runs deeper on the stack
+    /// than the step it interrupted, while a context that left its slot by
+    /// a non-local jump (longjmp out of a nested handler) and goes on
+    /// running is shallower on the same stack. Steps whose context the
+    /// current one has unwound past are dropped as leaked (counted in
+    /// [`Engine::leaked_steps`]) instead of making every later hit on this
+    /// CPU count as re-entered. "Same stack" means within
+    /// [`UNWOUND_WINDOW`] bytes: a trap on a separate stack placed
+    /// higher is never taken for an unwind.
+    #[link_section = "probe_trap_text"]
+    #[cold]
+    #[inline(never)]
+    fn drop_unwound_steps(&self, cpu: usize, sp: usize) {
+        // SAFETY: this CPU's own stack, with interrupts masked.
+        let n = unsafe {
+            self.cpus[cpu]
+                .steps
+                .drop_unwound(|f| sp > f.sp && sp - f.sp <= UNWOUND_WINDOW)
+        };
+        if n > 0 {
+            log::error!("probe engine: {n} step(s) left by a non-local jump dropped as leaked");
+        }
     }
 
     /// A probe hit while this CPU is inside the probe machinery: count it
@@ -409,6 +437,7 @@ impl<
             run_post,
             slot: info.step_slot,
             end: info.step_end,
+            sp: regs.sp(),
             state: A::prepare_step(decoded, regs, info.step_slot, false),
         };
         match info.space {
@@ -507,6 +536,13 @@ impl<
         state.leave_handler();
     }
 }
+
+/// How far above a step's stack pointer a later hit must be, at most, to be
+/// taken as the same stack unwound past that step (64 KiB: more than any
+/// kernel stack frame chain a longjmp skips, less than the distance to
+/// another stack in every kernel layout we know; see
+/// `docs/integration.md`).
+pub(crate) const UNWOUND_WINDOW: usize = 64 * 1024;
 
 /// Byte comparison the compiler keeps inline (no `memcmp` call).
 #[link_section = "probe_trap_text"]

@@ -560,3 +560,36 @@ fn exec_drops_user_state_and_keeps_kernel_instances() {
     );
     assert!(fx.w.count(|e| matches!(e, Event::PageFree(Space::User(1), _))) >= 1);
 }
+
+#[test]
+fn a_step_left_by_a_longjmp_is_dropped_at_the_next_hit() {
+    let fx: Fx = Fx::new();
+    let a = seen();
+    let id =
+        fx.e.register_kprobe(
+            &Kprobe::at(ARITH + 4)
+                .pre(pre_count)
+                .post(post_count)
+                .data(a),
+        )
+        .unwrap();
+    // A context hits the probe deep in a stack and leaves the slot by a
+    // non-local jump to a frame higher up the same stack.
+    let mut deep = fx.cpu_calling(0, 0, Space::Kernel, ARITH, &[]);
+    deep.regs.r[SP] -= 0x200;
+    fx.step_into_slot(&mut deep);
+    let mut after = fx.cpu_calling(0, 0, Space::Kernel, ARITH, &[]);
+    assert_eq!(after.run(fx.w, fx.e, 1000), Stop::Halted);
+    assert_eq!(after.regs.r[1], 13);
+    assert_eq!(fx.e.leaked_steps(), 1, "the abandoned step is reported");
+    let info = fx.e.info(id).unwrap();
+    assert_eq!(
+        (info.hits, info.missed),
+        (2, 0),
+        "the later hit is no re-entry"
+    );
+    assert_eq!((hits(a), a.post.load(Ordering::SeqCst)), (2, 1));
+    // Registration from that CPU works again.
+    fx.w.switch_to(0, 0);
+    fx.e.unregister(id).unwrap();
+}
