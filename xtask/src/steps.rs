@@ -365,6 +365,22 @@ pub const SOAK: &[Step] = &[
         action: Action::Check(crate::soak::model),
         timeout: minutes(60),
     },
+    Step {
+        // 4 threads, 10^7 real int3 hits while a fifth thread registers
+        // and unregisters probes on the same functions.
+        name: "x86_64-threads",
+        action: cargo(&[
+            "run",
+            "--release",
+            "-p",
+            "x86_64-linux",
+            "--bin",
+            "x86_64-linux",
+            "--",
+            "--soak",
+        ]),
+        timeout: minutes(20),
+    },
 ];
 
 /// `cargo xtask coverage`: every backend over every instruction of real
