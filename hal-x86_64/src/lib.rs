@@ -42,9 +42,10 @@
 //! ## What the kernel must provide
 //! In ring 0 an `int3` taken on the same stack writes the CPU's exception
 //! frame just below the interrupted `rsp`, which is exactly where a
-//! simulated `call`, `pushf` or the return address of a `call reg` goes: the
-//! breakpoint entry must switch stacks (an IST entry) or leave a gap below
-//! the interrupted frame, as Linux's `int3` entry does. Slots for kernel
+//! simulated `call`, `pushf` or the return address of a `call reg` or
+//! `call [mem]` goes: the breakpoint entry must switch stacks (an IST
+//! entry) or leave a gap below the interrupted frame, as Linux's `int3`
+//! entry does. Slots for kernel
 //! probes must be mapped executable within ±2 GiB of the probed code (for
 //! rip-relative data) and, to be boosted, of the return point.
 //!
