@@ -263,6 +263,7 @@ fn push<R: Registers + ?Sized>(
 }
 
 /// The 8-byte target of a `call`/`jmp` through `mem`.
+#[link_section = "probe_trap_text"]
 fn load_target<R: Registers + ?Sized>(
     regs: &R,
     mem: &dyn DataAccess,
