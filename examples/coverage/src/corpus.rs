@@ -331,6 +331,7 @@ fn load_glibc(
     }
     let elf = Elf::read(lib)?;
     let text = elf.section(".text").ok_or("no .text")?.clone();
+    let dynsym = elf.functions(true);
     let (raw, symbols) = if debug_symbols {
         let id = elf.build_id().ok_or("no build id")?;
         let debug = PathBuf::from(format!(
@@ -354,8 +355,23 @@ fn load_glibc(
             ),
         )
     } else {
-        (elf.functions(true), ".dynsym only".to_string())
+        (dynsym.clone(), ".dynsym only".to_string())
     };
+    // With debug symbols, the walk is also measured with `.dynsym` alone
+    // (what a tracer without the debug package has).
+    let mut extra_symbols = Vec::new();
+    if debug_symbols {
+        extra_symbols.push((
+            ".dynsym",
+            tidy(
+                dynsym
+                    .into_iter()
+                    .filter(|s| s.value >= text.addr && s.value < text.addr + text.size)
+                    .map(|s| (s.value, s.size, s.name))
+                    .collect(),
+            ),
+        ));
+    }
     let end = text.addr + text.size;
     let mut syms = tidy(
         raw.into_iter()
@@ -366,6 +382,10 @@ fn load_glibc(
     let mut range = None;
     if let Some(n) = sample {
         syms.truncate(n);
+        let last = syms.last().map_or(0, |s| s.0);
+        for (_, extra) in &mut extra_symbols {
+            extra.retain(|s| s.0 <= last);
+        }
         if let Some(first) = syms.first() {
             let stop = syms
                 .iter()
@@ -389,6 +409,7 @@ fn load_glibc(
             base: text.addr,
             bytes,
             symbols: syms,
+            extra_symbols,
             insns,
         }],
     })
@@ -451,6 +472,7 @@ fn load_rlib(
                         base: s.addr,
                         bytes: elf.bytes(s).to_vec(),
                         symbols: syms,
+                        extra_symbols: Vec::new(),
                         insns: Vec::new(),
                     },
                 ));

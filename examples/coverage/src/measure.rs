@@ -9,6 +9,9 @@ use probe_hal::{Arch, ExecMode, Handling, ProbeError, ProbeErrorKind};
 use crate::classify::PcUse;
 use crate::disasm::DisInsn;
 
+/// Function symbols: (start, size, name), sorted by start.
+pub type Symbols = Vec<(u64, u64, String)>;
+
 /// One code section of one file, with its function symbols and what the
 /// disassembler found in it.
 pub struct Unit {
@@ -20,6 +23,9 @@ pub struct Unit {
     pub bytes: Vec<u8>,
     /// (start, size, name), sorted by start.
     pub symbols: Vec<(u64, u64, String)>,
+    /// Other symbol sources whose boundary walk is measured too (the
+    /// decisions use `symbols`): (label, symbols sorted by start).
+    pub extra_symbols: Vec<(&'static str, Symbols)>,
     pub insns: Vec<DisInsn>,
 }
 
@@ -112,6 +118,61 @@ pub struct Report {
     pub walk_stop_examples: Vec<(u64, String, Example)>,
     /// What Linux's rules refuse, where we model them (arm64).
     pub linux_refused: Option<u64>,
+    /// The boundary walk with other symbol sources.
+    pub extra_walks: Vec<WalkStats>,
+}
+
+/// The boundary walk with one symbol source.
+#[derive(Default)]
+pub struct WalkStats {
+    pub source: &'static str,
+    pub symbols: u64,
+    pub in_symbols: u64,
+    pub lost: u64,
+    pub lost_accepted: u64,
+    pub stops: u64,
+}
+
+/// The walk over `unit` with `symbols`; `accepted[i]`: the i-th
+/// instruction is not refused.
+fn walk_pass<A: Arch>(
+    unit: &Unit,
+    symbols: &[(u64, u64, String)],
+    accepted: &[bool],
+    stats: &mut WalkStats,
+) {
+    stats.symbols += symbols.len() as u64;
+    let mut walked: Option<(usize, Vec<bool>)> = None;
+    for (insn, &ok) in unit.insns.iter().zip(accepted) {
+        let i = symbols.partition_point(|s| s.0 <= insn.addr);
+        let Some(j) = i
+            .checked_sub(1)
+            .filter(|&j| insn.addr < symbols[j].0 + symbols[j].1)
+        else {
+            continue;
+        };
+        stats.in_symbols += 1;
+        if walked.as_ref().map(|w| w.0) != Some(j) {
+            let (start, size, _) = symbols[j];
+            let end = (start + size).min(unit.base + unit.bytes.len() as u64);
+            let (reached, stop) = walk::<A>(unit, start, end);
+            if stop.is_some() {
+                stats.stops += 1;
+            }
+            walked = Some((j, reached));
+        }
+        let reached = &walked.as_ref().unwrap().1;
+        if !reached
+            .get((insn.addr - symbols[j].0) as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            stats.lost += 1;
+            if ok {
+                stats.lost_accepted += 1;
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -240,7 +301,9 @@ pub fn measure<A: Arch>(
         r.symbols += unit.symbols.len() as u64;
         // The walk of the symbol last looked at: (symbol index, reached).
         let mut walked: Option<(usize, Vec<bool>)> = None;
-        for insn in &unit.insns {
+        // Per instruction of the unit: not refused (kernel mode).
+        let mut accepted = vec![false; unit.insns.len()];
+        for (n, insn) in unit.insns.iter().enumerate() {
             let Some(off) = insn.addr.checked_sub(unit.base).map(|o| o as usize) else {
                 continue;
             };
@@ -307,6 +370,7 @@ pub fn measure<A: Arch>(
             if kv != uv {
                 r.mode_differs += 1;
             }
+            accepted[n] = kv != Verdict::Refused;
             if let (Some(linux), Some(count)) = (linux, r.linux_refused.as_mut()) {
                 // A refusal with a length is check_sequence's: Linux's
                 // exclusive-window rule is the same look-back.
@@ -369,6 +433,19 @@ pub fn measure<A: Arch>(
                 }
             }
         }
+        for (source, symbols) in &unit.extra_symbols {
+            let k = match r.extra_walks.iter().position(|w| w.source == *source) {
+                Some(k) => k,
+                None => {
+                    r.extra_walks.push(WalkStats {
+                        source,
+                        ..WalkStats::default()
+                    });
+                    r.extra_walks.len() - 1
+                }
+            };
+            walk_pass::<A>(unit, symbols, &accepted, &mut r.extra_walks[k]);
+        }
     }
     r.walk_stop_examples.sort_by_key(|e| std::cmp::Reverse(e.0));
     r.walk_stop_examples.truncate(EXAMPLES);
@@ -395,6 +472,7 @@ mod tests {
             base: 0x1000,
             bytes: bytes.to_vec(),
             symbols: vec![(0x1000, bytes.len() as u64, "f".into())],
+            extra_symbols: Vec::new(),
             insns,
         }
     }

@@ -127,6 +127,18 @@ pub fn print(corpus: &Corpus, r: &Report, loaded: Duration, measured: Duration) 
     for (lost, at, e) in &r.walk_stop_examples {
         println!("    {lost:>6} lost after {at}: {}", e.show());
     }
+    for w in &r.extra_walks {
+        println!(
+            "boundary walk ({})  {} symbols cover {} instructions; the walk loses {} ({}), {} of them otherwise probeable; it stops early in {} symbols",
+            w.source,
+            w.symbols,
+            w.in_symbols,
+            w.lost,
+            pct(w.lost, w.in_symbols),
+            w.lost_accepted,
+            w.stops
+        );
+    }
     println!(
         "goal        refused {} of all instructions; {}",
         pct(k.refused_total(), r.insns),
