@@ -7,14 +7,18 @@
 //! constructors need: loom's atomics can only be created at run time, inside
 //! a loom model, so each wrapper keeps its initial value and creates its
 //! loom atomic on first use. The loom tests build the structures inside the
-//! model, at run time; the engine's `const` constructors stay unchanged.
+//! model, at run time (`new_loom`, which also creates every loom atomic
+//! before the structure is shared: loom reports a load not ordered after
+//! the atomic's creation); the engine's `const` constructors stay
+//! unchanged. Only the crate's own test build switches (loom is a
+//! dev-dependency): a non-test build under `--cfg loom` keeps `core`'s.
 
-#[cfg(not(loom))]
+#[cfg(not(all(loom, test)))]
 pub(crate) use core::sync::atomic;
 
 /// Loom-checked atomics with `const` constructors (see the module
 /// documentation). Test builds only: loom is a dev-dependency.
-#[cfg(loom)]
+#[cfg(all(loom, test))]
 pub(crate) mod atomic {
     pub(crate) use core::sync::atomic::Ordering;
 
