@@ -239,6 +239,8 @@ pub struct EventDef {
 }
 
 /// What one line asks for.
+// No `Box` without `alloc`: the definition is moved once, into the table.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Define an event.
