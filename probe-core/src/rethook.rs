@@ -260,7 +260,12 @@ impl<
     /// return trampoline, the real return address it stands for, given the
     /// task and the frame identity ([`Arch::entry_frame`] of the call).
     /// `None` when `addr` is no trampoline or no instance matches.
-    pub fn unwind_return_address(
+    ///
+    /// # Safety
+    /// `task` is the current task (an unwinder walking its own stack, a
+    /// return handler of it), or a task that cannot run meanwhile: its
+    /// return instances are read without synchronisation.
+    pub unsafe fn unwind_return_address(
         &self,
         task: &TaskState<A>,
         addr: usize,
@@ -284,7 +289,10 @@ impl<
     /// Real return addresses of `task`'s pending instances, newest first,
     /// as `(frame, trampoline, real return address)`: what a debugger or a
     /// detaching tracer needs to put the real addresses back.
-    pub fn pending_return_frames(
+    ///
+    /// # Safety
+    /// As for [`Engine::unwind_return_address`].
+    pub unsafe fn pending_return_frames(
         &self,
         task: &TaskState<A>,
         mut f: impl FnMut(usize, usize, usize),

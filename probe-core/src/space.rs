@@ -117,7 +117,11 @@ impl<
     /// out-of-line steps ([`Engine::should_defer_signal`] false, or their
     /// steps settled with [`Engine::abort_user_step`]): a task stopped
     /// inside a slot would resume in a page that is gone.
-    pub fn detach_space(
+    ///
+    /// # Safety
+    /// None of `tasks` runs during the call (their return instances and
+    /// steps are changed without synchronisation).
+    pub unsafe fn detach_space(
         &self,
         asid: usize,
         tasks: &[&TaskState<A>],
@@ -131,14 +135,17 @@ impl<
             }
         }
         for task in tasks {
-            self.pending_return_frames(task, |frame, tramp, real| {
-                if reg
-                    .xol
-                    .contains(space, tramp, self.services.slot_page_size())
-                {
-                    put_back(frame, tramp, real);
-                }
-            });
+            // SAFETY: the caller stopped the tasks.
+            unsafe {
+                self.pending_return_frames(task, |frame, tramp, real| {
+                    if reg
+                        .xol
+                        .contains(space, tramp, self.services.slot_page_size())
+                    {
+                        put_back(frame, tramp, real);
+                    }
+                })
+            };
             // SAFETY: the caller stopped the tasks (a tracer detaching).
             // Only their returns into this space go: kernel return
             // instances of a task stopped inside the kernel stay.
@@ -158,7 +165,12 @@ impl<
     /// all, the child gets none ([`Capacity::Instances`]); the kernel then
     /// fails the fork (its pending returns would trap with no instance).
     /// `write_text` into the child must break copy-on-write.
-    pub fn fork_space(
+    ///
+    /// # Safety
+    /// `parent_task` is the current (forking) task or cannot run during
+    /// the call, and `child_task` has not run yet: their return instances
+    /// are read and written without synchronisation.
+    pub unsafe fn fork_space(
         &self,
         parent: usize,
         child: usize,
@@ -181,11 +193,14 @@ impl<
         // Copy the parent's pending instances that return through the
         // user trampoline, oldest first so the child's list keeps the order.
         let mut pending = heapless::Vec::<(usize, usize), INSTANCES>::new();
-        self.pending_return_frames(parent_task, |frame, t, real| {
-            if t == tramp {
-                let _ = pending.push((frame, real));
-            }
-        });
+        // SAFETY: the caller's promise on `parent_task`.
+        unsafe {
+            self.pending_return_frames(parent_task, |frame, t, real| {
+                if t == tramp {
+                    let _ = pending.push((frame, real));
+                }
+            })
+        };
         if pending.is_empty() {
             return Ok(());
         }

@@ -163,11 +163,15 @@ fn task_exit_releases_its_instances_and_the_unwinder_finds_real_returns() {
     let ra = cpu.regs.r[14] as usize;
     assert_eq!(ra, custom_arch::arch::TRAMPOLINE);
     let sp = cpu.regs.r[15] as usize;
-    assert_eq!(
-        fx.e.unwind_return_address(&fx.w.tasks[2], ra, sp),
-        Some(RECUR + 0x14)
-    );
-    assert_eq!(fx.e.unwind_return_address(&fx.w.tasks[2], 0x1234, sp), None);
+    // SAFETY: task 2 is stopped (its CPU is not stepped meanwhile).
+    let (found, none) = unsafe {
+        (
+            fx.e.unwind_return_address(&fx.w.tasks[2], ra, sp),
+            fx.e.unwind_return_address(&fx.w.tasks[2], 0x1234, sp),
+        )
+    };
+    assert_eq!(found, Some(RECUR + 0x14));
+    assert_eq!(none, None);
     // the task dies mid-recursion
     assert_eq!(fx.e.free_instances(), 12);
     // SAFETY: task 2 runs no more.

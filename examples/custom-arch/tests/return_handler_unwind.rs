@@ -39,11 +39,17 @@ fn ret_unwinds(ctx: &ProbeContext, regs: &mut dyn Registers, data: &mut [u8]) {
     data[1] = 0xaa;
     let task = &u.w.tasks[u.w.current_task()];
     let mut frames = Vec::new();
-    u.e.pending_return_frames(task, |frame, trampoline, real| {
-        frames.push((frame, trampoline, real))
-    });
+    // SAFETY: `task` is the current task: this return handler runs on its
+    // behalf.
+    unsafe {
+        u.e.pending_return_frames(task, |frame, trampoline, real| {
+            frames.push((frame, trampoline, real))
+        })
+    };
     let all_unwound = frames.iter().all(|&(frame, trampoline, real)| {
-        trampoline == TRAMPOLINE && u.e.unwind_return_address(task, trampoline, frame) == Some(real)
+        // SAFETY: as above.
+        trampoline == TRAMPOLINE
+            && unsafe { u.e.unwind_return_address(task, trampoline, frame) } == Some(real)
     });
     data[1] = data[1].wrapping_add(1);
     assert_eq!(data[1], 0xab);

@@ -204,8 +204,8 @@ fn a_forked_child_gets_original_bytes_and_its_pending_returns_still_work() {
     // fork: the child (task 3, space 3) is a copy of the parent
     fx.w.clone_space(Space::User(1), Space::User(3));
     fx.w.set_task_space(3, 3);
-    fx.e.fork_space(1, 3, &fx.w.tasks[1], &fx.w.tasks[3])
-        .unwrap();
+    // SAFETY: the simulated tasks do not run during the call.
+    unsafe { fx.e.fork_space(1, 3, &fx.w.tasks[1], &fx.w.tasks[3]) }.unwrap();
     assert_eq!(
         fx.w.peek(Space::User(3), ARITH, 16),
         orig_arith,
@@ -258,24 +258,27 @@ fn detaching_restores_text_and_real_return_addresses() {
     let mut cpu = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[4]);
     fx.step_until_pending(&mut cpu, 4);
     let mut fixed = 0;
-    fx.e.detach_space(1, &[&fx.w.tasks[1]], |_frame, trampoline, real| {
-        // the tracer knows its ABI: the newest return address is in r14,
-        // older ones were pushed on the stack
-        if cpu.regs.r[14] as usize == trampoline {
-            cpu.regs.r[14] = real as u64;
-            fixed += 1;
-            return;
-        }
-        let sp = cpu.regs.r[15] as usize;
-        for a in (sp..0x1_0000).step_by(8) {
-            if fx.w.load_u64(Space::User(1), a).unwrap() as usize == trampoline {
-                fx.w.store_u64(Space::User(1), a, real as u64).unwrap();
+    // SAFETY: task 1 does not run during the call.
+    let detached = unsafe {
+        fx.e.detach_space(1, &[&fx.w.tasks[1]], |_frame, trampoline, real| {
+            // the tracer knows its ABI: the newest return address is in r14,
+            // older ones were pushed on the stack
+            if cpu.regs.r[14] as usize == trampoline {
+                cpu.regs.r[14] = real as u64;
                 fixed += 1;
                 return;
             }
-        }
-    })
-    .unwrap();
+            let sp = cpu.regs.r[15] as usize;
+            for a in (sp..0x1_0000).step_by(8) {
+                if fx.w.load_u64(Space::User(1), a).unwrap() as usize == trampoline {
+                    fx.w.store_u64(Space::User(1), a, real as u64).unwrap();
+                    fixed += 1;
+                    return;
+                }
+            }
+        })
+    };
+    detached.unwrap();
     assert_eq!(fixed, 4);
     assert_eq!(fx.w.peek(Space::User(1), 0x1000, 0x1000), orig);
     assert!(fx.e.list::<8>().is_empty());

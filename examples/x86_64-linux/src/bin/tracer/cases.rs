@@ -517,9 +517,12 @@ fn detach_with_live_instance(k: &mut Children) -> CheckResult {
         "stopped inside tf_stop_inside"
     );
     let mut pending = Vec::new();
-    ENGINE.pending_return_frames(a.task, |frame, tramp, real| {
-        pending.push((frame, tramp, real))
-    });
+    // SAFETY: the child is stopped by ptrace.
+    unsafe {
+        ENGINE.pending_return_frames(a.task, |frame, tramp, real| {
+            pending.push((frame, tramp, real))
+        })
+    };
     ensure_eq!(pending.len(), 1, "live instances");
     let (frame, tramp, real) = pending[0];
     ensure!(
@@ -533,14 +536,16 @@ fn detach_with_live_instance(k: &mut Children) -> CheckResult {
     );
     let mut put_back = 0;
     let mut write_err = None;
-    ENGINE
-        .detach_space(a.pid as usize, &[a.task], |f, _t, r| {
+    // SAFETY: the child is stopped by ptrace during the call.
+    unsafe {
+        ENGINE.detach_space(a.pid as usize, &[a.task], |f, _t, r| {
             put_back += 1;
             if !a.mem.write(f, &(r as u64).to_le_bytes()) {
                 write_err = Some(f);
             }
         })
-        .map_err(|e| e.to_string())?;
+    }
+    .map_err(|e| e.to_string())?;
     probes.forget();
     ensure!(
         write_err.is_none(),
