@@ -18,29 +18,43 @@
 //!   `ESR_EL1`, `FAR_EL1`, and their `_EL12`/`_EL2` names for a VHE kernel,
 //!   and the `_EL3` ones);
 //! - `wfet`/`wfit` (wait instructions: the step runs with interrupts masked);
-//! - every word this table does not know (undecodable), in the groups we
-//!   take apart: the top-level unallocated groups, the branch and system
-//!   group (every word there may write the pc), data processing with
-//!   immediates, SVE and SME (refused as a whole).
+//! - every word the tables do not allocate (undecodable): the top-level
+//!   unallocated groups and the unallocated encodings of every group,
+//!   down to the classes of the load/store, data processing (register) and
+//!   SIMD&FP groups (`decode/ldst.rs`, `decode/dpreg.rs`,
+//!   `decode/simd.rs`); SVE and SME are refused as a whole.
 //!
 //! `prfm` (literal) reads the pc to form an address; it is simulated as
 //! what it is architecturally, a hint without effect (Linux refuses it with
 //! the other literal instructions), so no pc-reading instruction is stepped.
 //!
-//! The load/store, data processing (register) and SIMD&FP groups are
-//! stepped as whole groups, minus the rows refused in them (the exclusives,
-//! SIMD&FP literal loads): nothing in them reads or writes the pc, and an
-//! unallocated word among them raises the same undefined-instruction
-//! exception in the slot that it would raise in place (the kernel's fault
-//! entry hands it to the engine, which puts the pc back on the probe). The
-//! objdump cross-check (`tests/objdump.rs`) counts these words.
+//! Nothing in the load/store, data processing (register) and SIMD&FP
+//! groups reads or writes the pc (beyond the literal loads), so their
+//! allocated encodings are stepped, minus the rows refused in them (the
+//! exclusives, SIMD&FP literal loads). Their class tables follow the Arm
+//! ARM's sub-tables field by field (size, opc, opcode, Q, the reserved
+//! `size:Q` combinations…), so an unallocated word is refused rather than
+//! stepped. An encoding that only an optional feature allocates (FEAT_MTE,
+//! FEAT_MOPS, FEAT_LSE128, FEAT_LRCPC3, FEAT_THE, FEAT_CSSC, FEAT_CPA,
+//! FEAT_FP16, FEAT_BF16, FEAT_I8MM…) counts as allocated: a stepped copy
+//! behaves as the original, including raising the same exception on a CPU
+//! without the feature. A word whose register fields are CONSTRAINED
+//! UNPREDICTABLE (not UNDEFINED) in the Arm ARM, such as a writeback pair
+//! load into its own base register, is stepped as well. The objdump
+//! cross-check (`tests/objdump.rs`) lists where binutils 2.40 disagrees.
 //!
 //! Each table row is a `(mask, bits)` pattern: the row matches `word` when
-//! `word & mask == bits`. Rows are searched in order within the table of
-//! the word's top-level group; the first match wins, so specific rows come
-//! before the catch-all that ends every group.
+//! `word & mask == bits` (the class tables write them as encoding diagrams,
+//! see `pat`). Rows are searched in order within the table of the word's
+//! top-level group; the first match wins, so specific rows come before the
+//! catch-all that ends every table. A row may hand the word on to a
+//! sub-table (a class of the group), which decides in the same way.
 
 use probe_hal::Refusal;
+
+mod dpreg;
+mod ldst;
+mod simd;
 
 /// A pc-reading or pc-writing instruction the backend emulates on the trap
 /// frame instead of stepping it out of line (where its pc would be wrong).
@@ -94,8 +108,8 @@ pub enum Op {
 pub struct Insn {
     /// The instruction word.
     pub word: u32,
-    /// Its mnemonic (or, for instructions stepped as part of a whole
-    /// group, the group's name), from the decode tables.
+    /// Its mnemonic (or, for a row covering several instructions, their
+    /// mnemonics or class name), from the decode tables.
     pub mnemonic: &'static str,
     /// Stepped or simulated.
     pub op: Op,
@@ -124,6 +138,9 @@ pub enum Action {
     Refuse(&'static str),
     /// Unallocated: refuse as undecodable.
     Undecodable,
+    /// Decided by a sub-table (a class of the Arm ARM's group tables): the
+    /// search goes on there.
+    Table(&'static [Entry]),
 }
 
 /// One row of a decode table.
@@ -173,6 +190,59 @@ const fn unallocated(mask: u32, bits: u32) -> Entry {
         mnemonic: "unallocated",
         action: Action::Undecodable,
     }
+}
+
+/// A row for the sub-table `rows`, matched by [`pat`].
+const fn table(pattern: &str, mnemonic: &'static str, rows: &'static [Entry]) -> Entry {
+    let (mask, bits) = pat(pattern);
+    Entry {
+        mask,
+        bits,
+        mnemonic,
+        action: Action::Table(rows),
+    }
+}
+
+/// A stepped row matched by [`pat`].
+const fn s(pattern: &str, mnemonic: &'static str) -> Entry {
+    let (mask, bits) = pat(pattern);
+    step(mask, bits, mnemonic)
+}
+
+/// An unallocated row matched by [`pat`].
+const fn u(pattern: &str) -> Entry {
+    let (mask, bits) = pat(pattern);
+    unallocated(mask, bits)
+}
+
+/// `(mask, bits)` of an encoding diagram written as in the Arm ARM, bit 31
+/// first: `0` and `1` are fixed bits, `x` any bit; spaces are ignored. Fails
+/// to compile unless it has exactly 32 bits.
+const fn pat(p: &str) -> (u32, u32) {
+    let b = p.as_bytes();
+    let (mut mask, mut bits, mut n, mut i) = (0u32, 0u32, 0u32, 0usize);
+    while i < b.len() {
+        let c = b[i];
+        i += 1;
+        if c == b' ' {
+            continue;
+        }
+        assert!(n < 32, "more than 32 bits in a pattern");
+        mask <<= 1;
+        bits <<= 1;
+        match c {
+            b'0' => mask |= 1,
+            b'1' => {
+                mask |= 1;
+                bits |= 1;
+            }
+            b'x' => {}
+            _ => panic!("a pattern is made of 0, 1, x and spaces"),
+        }
+        n += 1;
+    }
+    assert!(n == 32, "fewer than 32 bits in a pattern");
+    (mask, bits)
 }
 
 const EXACT: u32 = 0xffff_ffff;
@@ -448,17 +518,20 @@ const LOAD_STORE: &[Entry] = &[
     refuse(0xbfe0_8000, 0x8860_8000, "ldaxp", WHY_EXCLUSIVE),
     refuse(0xbfe0_8000, 0x8820_0000, "stxp", WHY_EXCLUSIVE),
     refuse(0xbfe0_8000, 0x8820_8000, "stlxp", WHY_EXCLUSIVE),
-    // The rest of the group (ordered loads/stores, cas/casp, LSE atomics,
-    // register/immediate/pair forms, SIMD structures…) never reads the pc.
-    step(0, 0, "load/store"),
+    // The rest of the group, class by class (`ldst.rs`).
+    table(
+        "xxxx xxxx xxxx xxxx xxxx xxxx xxxx xxxx",
+        "load/store",
+        ldst::LOADS_AND_STORES,
+    ),
 ];
 
-/// `op0` = x101: data processing – register (Arm ARM C4.1.89).
-const DP_REG: &[Entry] = &[step(0, 0, "data processing (register)")];
+/// `op0` = x101: data processing – register (Arm ARM C4.1.89, `dpreg.rs`).
+const DP_REG: &[Entry] = dpreg::DATA_PROCESSING_REGISTER;
 
 /// `op0` = x111: data processing – scalar floating point and Advanced SIMD
-/// (Arm ARM C4.1.90).
-const SIMD_FP: &[Entry] = &[step(0, 0, "SIMD&FP")];
+/// (Arm ARM C4.1.90, `simd.rs`).
+const SIMD_FP: &[Entry] = simd::SIMD_AND_FP;
 
 /// The table of each top-level group, indexed by `op0` = bits \[28:25\].
 const GROUPS: [&[Entry]; 16] = [
@@ -485,9 +558,18 @@ pub fn group(word: u32) -> &'static [Entry] {
     GROUPS[((word >> 25) & 0xf) as usize]
 }
 
-/// Every row of every table (each group's table once), for tests.
-pub fn all_rows() -> impl Iterator<Item = &'static Entry> {
-    [
+/// Call `f` on every row of every table and sub-table (each group's table
+/// once, a sub-table once per row naming it), for tests.
+pub fn for_each_row(f: &mut dyn FnMut(&'static Entry)) {
+    fn walk(rows: &'static [Entry], f: &mut dyn FnMut(&'static Entry)) {
+        for e in rows {
+            f(e);
+            if let Action::Table(sub) = e.action {
+                walk(sub, f);
+            }
+        }
+    }
+    for t in [
         RESERVED,
         SVE,
         UNALLOCATED,
@@ -496,18 +578,25 @@ pub fn all_rows() -> impl Iterator<Item = &'static Entry> {
         LOAD_STORE,
         DP_REG,
         SIMD_FP,
-    ]
-    .into_iter()
-    .flatten()
+    ] {
+        walk(t, f);
+    }
 }
 
-/// The row deciding `word` (every word has one: each group ends with a
-/// catch-all).
+/// The row deciding `word` (every word has one: each table ends with a
+/// catch-all, and a word no row matches is unallocated). Sub-table rows
+/// are followed down to the row that decides.
 pub fn lookup(word: u32) -> &'static Entry {
-    group(word)
-        .iter()
-        .find(|e| word & e.mask == e.bits)
-        .unwrap_or(&UNALLOCATED[0])
+    let mut rows = group(word);
+    loop {
+        let Some(e) = rows.iter().find(|e| word & e.mask == e.bits) else {
+            return &UNALLOCATED[0];
+        };
+        match e.action {
+            Action::Table(sub) => rows = sub,
+            _ => return e,
+        }
+    }
 }
 
 /// Decide about one instruction word.
@@ -525,7 +614,7 @@ pub fn decode_word(word: u32) -> Verdict {
             op: Op::Simulate(s),
         }),
         Action::Refuse(why) => Verdict::Refuse(Refusal::new(e.mnemonic, why)),
-        Action::Undecodable => Verdict::Undecodable,
+        Action::Undecodable | Action::Table(_) => Verdict::Undecodable,
     }
 }
 
