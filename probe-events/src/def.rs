@@ -538,8 +538,10 @@ fn generated_name(point: &Point, is_return: bool) -> Name {
         }
     };
     let mut n = Name::new();
+    // Linux replaces ':' and '.'; anything else that is not an identifier
+    // character goes too, so that the listing always parses back.
     for ch in buf.chars().take(MAX_NAME - 1) {
-        let _ = n.push(if ch == ':' || ch == '.' { '_' } else { ch });
+        let _ = n.push(if ch.is_ascii_alphanumeric() { ch } else { '_' });
     }
     n
 }

@@ -181,6 +181,17 @@ fn generated_names_and_defaults() {
         assert_eq!(d.to_string(), out, "{input}");
         assert_eq!(def(out, Flavor::Uprobe, &X86_64Names), d, "{input}");
     }
+    for (input, name) in [
+        ("p /bin/a+b!:0x10", "p_a_b__0x10"),
+        ("p /bin/x:0", "p_x_0x0"),
+        ("p /:0", "p__0x0"),
+    ] {
+        let d = def(input, Flavor::Uprobe, &X86_64Names);
+        assert_eq!(d.event, name);
+        assert_eq!(def(&d.to_string(), Flavor::Uprobe, &X86_64Names), d);
+    }
+    let d = def("p foo.isra.0!x+3", Flavor::Kprobe, &X86_64Names);
+    assert_eq!(d.event, "p_foo_isra_0_x_3");
     let d = def(
         "r /usr/bin/my-tool:4096(0x20)",
         Flavor::Uprobe,
