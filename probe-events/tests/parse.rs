@@ -519,6 +519,59 @@ mod random {
         }
     }
 
+    /// Definitions assembled from valid and invalid pieces, so that many parse.
+    fn structured() -> impl Strategy<Value = (bool, String)> {
+        let head = prop::sample::select(vec![
+            "p", "r", "r5", "p:ev", "r:g/ev", "p:g/", "-:", "r10:x",
+        ]);
+        let point = prop::sample::select(vec![
+            "vfs_read",
+            "vfs_read+8",
+            "mod:sym",
+            "0xffff0000",
+            "f+0x10",
+            "/bin/sh:0x10",
+            "/lib/x.so:4096(0x20)",
+            "a:b:c",
+        ]);
+        let arg = prop::sample::select(vec![
+            "%di",
+            "%ax:u8",
+            "x=%si:s16",
+            "$retval",
+            "$stack",
+            "$stack3",
+            "$arg2",
+            "$comm",
+            "\\7",
+            "@0x1000:x32",
+            "@jiffies-8",
+            "@+0x40:u64",
+            "+0(%di):string",
+            "+u8(-4(%si)):x16[2]",
+            "b=+0(%dx):b2@3/8",
+            "c=+0(%dx):char",
+            "s=%di:symbol",
+            "+8($stack):ustring",
+            "q=%bogus",
+            "=1",
+        ]);
+        (any::<bool>(), head, point, prop::collection::vec(arg, 0..6))
+            .prop_map(|(k, h, p, a)| (k, format!("{h} {p} {}", a.join(" "))))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+        #[test]
+        fn structured_round_trip((kprobe, s) in structured()) {
+            let flavor = if kprobe { Flavor::Kprobe } else { Flavor::Uprobe };
+            if let Ok(Command::Define(d)) = parse(&s, flavor, &X86_64Names) {
+                let printed = d.to_string();
+                prop_assert_eq!(parse(&printed, flavor, &X86_64Names), Ok(Command::Define(d)), "{:?} -> {:?}", s, printed);
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
         #[test]
