@@ -163,12 +163,15 @@ fn fetch_inner(
         Base::StackAddr => (regs.sp() as u64, false, false),
         Base::Retval => (regs.return_value() as u64, false, false),
         Base::Arg(n) => {
-            let i = *n as usize - 1;
+            let i = (*n as usize).saturating_sub(1);
             match regs.arg(i) {
                 Some(v) => (v as u64, false, false),
                 None => {
-                    let on_stack = i - regs.call_abi().args.len();
-                    let a = regs.sp() + names.stack_args_offset() + on_stack * ptr;
+                    let on_stack = i.saturating_sub(regs.call_abi().args.len());
+                    let a = regs
+                        .sp()
+                        .wrapping_add(names.stack_args_offset())
+                        .wrapping_add(on_stack * ptr);
                     (a as u64, true, user_space)
                 }
             }
@@ -199,7 +202,7 @@ fn fetch_inner(
             let mut s = Vec::new();
             let mut b = [0u8; 1];
             while s.len() < MAX_STRING {
-                env.read(addr + s.len(), &mut b, user)?;
+                env.read(addr.wrapping_add(s.len()), &mut b, user)?;
                 if b[0] == 0 {
                     break;
                 }
@@ -212,7 +215,7 @@ fn fetch_inner(
             if let Some(n) = arg.ty.array {
                 let mut a = Vec::new();
                 for i in 0..n as usize {
-                    let e = read_uint(env, addr + i * size, size, user)?;
+                    let e = read_uint(env, addr.wrapping_add(i * size), size, user)?;
                     let _ = a.push(bitfield(e, kind));
                 }
                 return Ok(Value::Array(a));

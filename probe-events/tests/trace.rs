@@ -337,4 +337,17 @@ fn modern_line_types_and_faults() {
     assert!(line(&d, &r0, LineStyle::ModernNoIrqInfo)
         .starts_with("          <idle>-0       [002]      0.000000: myopen: "));
     assert!(matches!(d.point, Point::Symbol { .. }));
+    // Addresses that wrap around read as faults, never overflow.
+    let w = def(
+        "p:w f s=-8(%ax):string a=-4(%ax):u32[4] n=$arg7",
+        Flavor::Kprobe,
+        &X86_64Names,
+    );
+    let mut f = Frame::default();
+    f.gpr[4] = usize::MAX - 3;
+    let r = hit(&w, &X86_64Names, &f, &mem(), Record::default());
+    assert_eq!(
+        r.values.as_slice(),
+        [Value::Fault, Value::Fault, Value::Fault]
+    );
 }
