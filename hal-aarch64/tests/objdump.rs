@@ -21,6 +21,7 @@
 //! 5. objdump knows it and we call it undecodable ⇒ it is listed in
 //!    [`KNOWN_UNDECODED`] with the reason.
 //!
+//! `AARCH64_OBJDUMP_RANDOM=<count>[,<seed>]` changes the random part.
 //! Fails (does not skip) when objdump is missing. Override the tool with
 //! `AARCH64_OBJDUMP=/path/to/objdump`.
 
@@ -123,6 +124,7 @@ const STEPPED_UNDEFINED: &[(&str, &str)] = &[
     ("ldapr/stlr (writeback)", "FEAT_LRCPC3 (Armv8.9): not in binutils 2.40"),
     ("ldclrp/ldsetp", "FEAT_LSE128 (Armv9.4): not in binutils 2.40"),
     ("swpp", "FEAT_LSE128 (Armv9.4): not in binutils 2.40"),
+    ("gcsstr/gcssttr", "FEAT_GCS (Armv9.4): not in binutils 2.40"),
     ("rcwcas/rcwcasp", "FEAT_THE (Armv8.9): not in binutils 2.40"),
     ("rcwclr", "FEAT_THE (Armv8.9): not in binutils 2.40"),
     ("rcwswp/rcwset", "FEAT_THE (Armv8.9): not in binutils 2.40"),
@@ -233,7 +235,18 @@ fn sample() -> Vec<u32> {
         // mrs x0, S3_<op1>_C<n>_C<m>_<op2>
         words.push(0xd538_0000 | sysreg << 5);
     }
-    for _ in 0..1_000_000 {
+    // `AARCH64_OBJDUMP_RANDOM=<count>[,<seed>]` draws a different random
+    // part (for a one-off deeper run).
+    let (count, seed) = std::env::var("AARCH64_OBJDUMP_RANDOM").map_or((1_000_000, 0), |v| {
+        let mut it = v
+            .split(',')
+            .map(|x| x.trim().parse::<u64>().expect("a number"));
+        (it.next().unwrap_or(1_000_000), it.next().unwrap_or(0))
+    });
+    if seed != 0 {
+        rng = Rng(seed | 1);
+    }
+    for _ in 0..count {
         words.push(rng.next());
     }
     words

@@ -266,7 +266,8 @@ const V2MISC: &[Entry] = &[
     // rev16 (size 00), rev32 (size 0x), cnt (00), not/rbit (00, 01).
     u("0 x 0 01110 01 10000 00x01 10 xxxxx xxxxx"),
     u("0 x 0 01110 1x 10000 00x01 10 xxxxx xxxxx"),
-    u("0 x 1 01110 1x 10000 00x0x 10 xxxxx xxxxx"),
+    u("0 x 1 01110 1x 10000 00000 10 xxxxx xxxxx"),
+    u("0 x 1 01110 1x 10000 00101 10 xxxxx xxxxx"),
     u("0 x 1 01110 xx 10000 00001 10 xxxxx xxxxx"),
     // size:Q = 110 reserved for 64-bit elements.
     u("0 0 x 01110 11 10000 00x11 10 xxxxx xxxxx"),
@@ -612,10 +613,10 @@ const S2MISC16: &[Entry] = &[
     ),
     s("01 0 11110 1 111100 11111 10 xxxxx xxxxx", "frecpx (h)"),
     s(
-        "01 0 11110 1 111100 011xx 10 xxxxx xxxxx",
-        "fcmgt/fcmeq/fcmlt (h)",
+        "01 0 11110 1 111100 0110x 10 xxxxx xxxxx",
+        "fcmgt/fcmeq (h)",
     ),
-    u("01 0 11110 1 111100 01111 10 xxxxx xxxxx"),
+    s("01 0 11110 1 111100 01110 10 xxxxx xxxxx", "fcmlt (h)"),
     s(
         "01 1 11110 1 111100 0110x 10 xxxxx xxxxx",
         "fcmge/fcmle (h)",
