@@ -20,6 +20,7 @@ mod kernel;
 mod kretprobes;
 mod management;
 mod memory_calls;
+mod vex;
 mod refusals;
 mod sweep;
 mod traps;
@@ -130,6 +131,7 @@ pub fn run_all(sync_core: bool) -> bool {
     kretprobes::run(&mut r);
     management::run(&mut r);
     memory_calls::run(&mut r);
+    vex::run(&mut r);
     traps::run(&mut r);
     kernel::run(&mut r);
     concurrency::run(&mut r);
