@@ -209,6 +209,12 @@ const fn s(pattern: &str, mnemonic: &'static str) -> Entry {
     step(mask, bits, mnemonic)
 }
 
+/// A refused row matched by [`pat`].
+const fn r(pattern: &str, mnemonic: &'static str, reason: &'static str) -> Entry {
+    let (mask, bits) = pat(pattern);
+    refuse(mask, bits, mnemonic, reason)
+}
+
 /// An unallocated row matched by [`pat`].
 const fn u(pattern: &str) -> Entry {
     let (mask, bits) = pat(pattern);

@@ -6,13 +6,15 @@
 //! \[24:21\], `op3` = bits \[15:10\]. Patterns are written bit 31 first, with
 //! spaces between the fields of the class's encoding diagram.
 //!
-//! The pointer-authentication instructions of "Data-processing (1 source)"
-//! (`pacia`, `autia`, `xpaci`, … with a register operand) are stepped as
-//! before; the FEAT_PAuth_LR forms that sign or authenticate with the pc
+//! The pointer-authentication instructions of "Data-processing (1 source)":
+//! the signing ones (`pacia`, `paciza`, … with a register operand) and
+//! `xpaci`/`xpacd` are stepped; every `aut*` is refused, as Linux refuses
+//! the `aut*` hints (with FEAT_FPAC a failed authentication faults in the
+//! slot); the FEAT_PAuth_LR forms that sign or authenticate with the pc
 //! (`paciasppc`, `autiasppc`, …) are not allocated here, so they are
 //! refused.
 
-use super::{s, table, u, Entry};
+use super::{r, s, table, u, Entry, WHY_AUT};
 
 /// C4.1.89 "Data Processing -- Register": the class of each `op0`, `op1`,
 /// `op2`, `op3`.
@@ -116,8 +118,11 @@ const DP_1SRC: &[Entry] = &[
     s("x 1 0 11010110 00000 00011x xxxxx xxxxx", "ctz/cnt"),
     s("x 1 0 11010110 00000 001000 xxxxx xxxxx", "abs"),
     // FEAT_PAuth (opcode2 = 00001, sf = 1).
-    s("1 1 0 11010110 00001 000xxx xxxxx xxxxx", "pac*/aut*"),
-    s("1 1 0 11010110 00001 001xxx 11111 xxxxx", "pac*z*/aut*z*"),
+    s("1 1 0 11010110 00001 0000xx xxxxx xxxxx", "pac*"),
+    r("1 1 0 11010110 00001 0001xx xxxxx xxxxx", "aut*", WHY_AUT),
+    s("1 1 0 11010110 00001 00100x 11111 xxxxx", "pac*z*"),
+    s("1 1 0 11010110 00001 00101x 11111 xxxxx", "pac*z*"),
+    r("1 1 0 11010110 00001 0011xx 11111 xxxxx", "aut*z*", WHY_AUT),
     s("1 1 0 11010110 00001 01000x 11111 xxxxx", "xpaci/xpacd"),
     u("xxxx xxxx xxxx xxxx xxxx xxxx xxxx xxxx"),
 ];
