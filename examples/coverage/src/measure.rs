@@ -93,6 +93,9 @@ impl ModeCounts {
 #[derive(Default)]
 pub struct Report {
     pub insns: u64,
+    /// Zero-filled words outside every function symbol (padding between
+    /// functions), not counted in `insns`.
+    pub outside_functions: u64,
     /// Instructions the disassembler could not decode (`(bad)`, `.word`…).
     pub dis_unknown: u64,
     /// Instructions that read (or write) the pc, by the disassembler.
@@ -308,6 +311,22 @@ pub fn measure<A: Arch>(
                 continue;
             };
             if off >= unit.bytes.len() {
+                continue;
+            }
+            // Zero-filled padding between functions is no instruction of
+            // the program (`udf #0`, `c.unimp`): nobody probes it, and
+            // Linux's rules are measured on the same set. Code outside the
+            // symbols a corpus has (static functions of a library known by
+            // `.dynsym` only) is counted.
+            let inside = {
+                let i = unit.symbols.partition_point(|s| s.0 <= insn.addr);
+                i.checked_sub(1)
+                    .is_some_and(|j| insn.addr < unit.symbols[j].0 + unit.symbols[j].1)
+            };
+            let len = (insn.len as usize).min(unit.bytes.len() - off);
+            let zero = len > 0 && unit.bytes[off..off + len].iter().all(|&b| b == 0);
+            if !inside && zero && !unit.symbols.is_empty() {
+                r.outside_functions += 1;
                 continue;
             }
             r.insns += 1;

@@ -85,6 +85,10 @@ pub fn print(corpus: &Corpus, r: &Report, loaded: Duration, measured: Duration) 
         "instructions              {:>9}   (disassembler could not decode {}; reading/writing pc: {} pc-relative, {} other transfers)",
         r.insns, r.dis_unknown, r.pc_relative, r.pc_transfer
     );
+    println!(
+        "zero padding              {:>9}   (zero words outside every function symbol: not counted)",
+        r.outside_functions
+    );
     println!("kernel mode (kprobes):");
     print_mode(k, r.insns);
     println!(
