@@ -51,14 +51,14 @@ fn invoke() -> u64 {
     // SAFETY: `vx_cmp` follows the System V ABI, takes no argument, reads
     // only its constants and clears the upper ymm state before returning;
     // the caller checked that the CPU has AVX2.
-    unsafe { call(vx_cmp as usize, 0, 0, 0).ret & 0xffff_ffff }
+    unsafe { call(vx_cmp as *const () as usize, 0, 0, 0).ret & 0xffff_ffff }
 }
 
 fn rip_relative_vex() -> CheckResult {
     if !std::arch::is_x86_feature_detected!("avx2") {
         return Ok("skipped: this CPU has no AVX2".into());
     }
-    let site = vx_cmp_site as usize;
+    let site = vx_cmp_site as *const () as usize;
     let d = decode(site)?;
     ensure!(
         matches!(d.handling, Handling::StepOutOfLine { .. }),
