@@ -542,10 +542,16 @@ fn every_aut_is_refused_and_pac_is_stepped() {
     // autia x0, x1 / autdzb x3: refused; pacia x0, x1 / paciza x2: stepped.
     for word in [0xdac1_1020u32, 0xdac1_3fe3] {
         let e = Aarch64::decode(0x1000, &word.to_le_bytes(), ExecMode::Kernel).unwrap_err();
-        assert!(matches!(e.kind(), ProbeErrorKind::Refused(_)), "{word:#x}: {e}");
+        assert!(
+            matches!(e.kind(), ProbeErrorKind::Refused(_)),
+            "{word:#x}: {e}"
+        );
     }
     for word in [0xdac1_0020u32, 0xdac1_23e2] {
         let d = Aarch64::decode(0x1000, &word.to_le_bytes(), ExecMode::Kernel).unwrap();
-        assert!(matches!(d.handling, Handling::StepOutOfLine { .. }), "{word:#x}");
+        assert!(
+            matches!(d.handling, Handling::StepOutOfLine { .. }),
+            "{word:#x}"
+        );
     }
 }

@@ -20,10 +20,10 @@ mod kernel;
 mod kretprobes;
 mod management;
 mod memory_calls;
-mod vex;
 mod refusals;
 mod sweep;
 mod traps;
+mod vex;
 
 use hal_x86_64::{Insn, X86_64};
 use probe_core::{Arch, ExecMode, KernelServices, Kprobe, ProbeError, ProbeId, Space};
