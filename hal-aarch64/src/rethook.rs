@@ -151,12 +151,8 @@ mod imp {
         frame.pc = start();
         // SAFETY: the trampoline masked DAIF before calling (return handlers
         // run masked, like trap handlers) and runs on behalf of the task
-        // whose return it caught. (`unused_unsafe`: older probe-hal has a
-        // safe `dispatch_return`.)
-        #[allow(unused_unsafe)]
-        unsafe {
-            probe_hal::rethook::dispatch_return(frame)
-        }
+        // whose return it caught.
+        unsafe { probe_hal::rethook::dispatch_return(frame) }
     }
 
     pub(super) fn start() -> usize {

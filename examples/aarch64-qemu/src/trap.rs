@@ -378,9 +378,7 @@ fn breakpoint(frame: &mut TrapFrame, mode: ExecMode) {
     crate::smp::icache_point(crate::sysreg::cpu_id());
     // SAFETY: exceptions are taken with DAIF masked and the kernel never
     // unmasks them, on the CPU `cpu_id` reads; user traps come from the
-    // task the services name. (`unused_unsafe`: older engines had a safe
-    // entry point.)
-    #[allow(unused_unsafe)]
+    // task the services name.
     let outcome = unsafe { ENGINE.handle_breakpoint(&mut frame.regs, mode) };
     match outcome {
         TrapOutcome::Handled => {}
@@ -418,7 +416,6 @@ fn breakpoint(frame: &mut TrapFrame, mode: ExecMode) {
 fn fault(frame: &mut TrapFrame, mode: ExecMode) {
     let elr = frame.regs.pc;
     // SAFETY: as in `breakpoint`.
-    #[allow(unused_unsafe)]
     let outcome = unsafe { ENGINE.handle_fault(&mut frame.regs, mode) };
     let record = FaultRecord {
         ec: ec_of(frame.esr),

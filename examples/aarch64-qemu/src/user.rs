@@ -246,9 +246,7 @@ pub fn run(func: usize, a0: usize, a1: usize) -> UserRun {
         .unwrap_or(Ending::BadSyscall);
     if ending != Ending::Exit {
         // SAFETY: the task died on this CPU and never runs again; DAIF is
-        // masked in the kernel. (`unused_unsafe`: older engines had a safe
-        // `release_task`.)
-        #[allow(unused_unsafe)]
+        // masked in the kernel.
         unsafe {
             ENGINE.release_task(kernel::task(USER_TASK))
         };
