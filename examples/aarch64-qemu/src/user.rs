@@ -247,9 +247,7 @@ pub fn run(func: usize, a0: usize, a1: usize) -> UserRun {
     if ending != Ending::Exit {
         // SAFETY: the task died on this CPU and never runs again; DAIF is
         // masked in the kernel.
-        unsafe {
-            ENGINE.release_task(kernel::task(USER_TASK))
-        };
+        unsafe { ENGINE.release_task(kernel::task(USER_TASK)) };
     }
     UserRun {
         value: exit.value,

@@ -85,6 +85,7 @@ fn text_fingerprint() -> u64 {
 pub fn run_all() -> ! {
     let mut r = Report::new();
     let before = text_fingerprint();
+    handlers::set_link_register(handlers::LINK_REGISTER);
 
     cases::run_simulated(&mut r);
     cases::run_stepped(&mut r);
