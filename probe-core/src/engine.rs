@@ -208,10 +208,7 @@ impl<
         for (i, m) in self.slot_pages.iter().enumerate() {
             match reg.xol.page(i) {
                 Some((space, base)) => {
-                    let (user, id) = match space {
-                        Space::Kernel => (false, 0),
-                        Space::User(id) => (true, id),
-                    };
+                    let (user, id) = space.parts();
                     m.user.store(user, Ordering::Relaxed);
                     m.id.store(id, Ordering::Relaxed);
                     m.base.store(base, Ordering::Release);
@@ -228,10 +225,7 @@ impl<
     /// pc inside a slot, and must be waited for.
     pub fn in_slot(&self, space: Space, pc: usize) -> bool {
         let page = self.services.slot_page_size();
-        let (user, id) = match space {
-            Space::Kernel => (false, 0),
-            Space::User(id) => (true, id),
-        };
+        let (user, id) = space.parts();
         self.slot_pages.iter().any(|m| {
             let base = m.base.load(Ordering::Acquire);
             base != 0

@@ -133,10 +133,7 @@ impl<A: Arch> ProbePoint<A> {
     /// the trap path (not in the table, no grace period pending).
     pub(crate) unsafe fn set_info(&self, info: Option<PointInfo<A>>) {
         if let Some(i) = &info {
-            let (user, id) = match i.space {
-                Space::Kernel => (false, 0),
-                Space::User(id) => (true, id),
-            };
+            let (user, id) = i.space.parts();
             self.space_user.store(user, Ordering::Relaxed);
             self.space_id.store(id, Ordering::Relaxed);
             self.addr.store(i.addr, Ordering::Relaxed);

@@ -71,10 +71,7 @@ impl RecentlyRemoved {
         }
         let n = self.next.load(Ordering::Relaxed);
         let e = &self.entries[n % ENTRIES];
-        let (user, id) = match space {
-            Space::Kernel => (false, 0),
-            Space::User(id) => (true, id),
-        };
+        let (user, id) = space.parts();
         // Invalidate the entry while it changes.
         e.addr.store(0, Ordering::Release);
         e.user.store(user, Ordering::Release);
@@ -97,10 +94,7 @@ impl RecentlyRemoved {
         if self.overflow.load(Ordering::Acquire) {
             return true;
         }
-        let (user, id) = match space {
-            Space::Kernel => (false, 0),
-            Space::User(id) => (true, id),
-        };
+        let (user, id) = space.parts();
         let mut i = 0;
         while i < ENTRIES {
             let e = &self.entries[i];

@@ -14,6 +14,17 @@ pub enum Space {
 }
 
 impl Space {
+    /// The space as two plain words (user or not, the id), for the
+    /// lock-free tables that keep it in atomics: injective, so no user
+    /// space ever reads as the kernel.
+    #[inline(always)]
+    pub(crate) const fn parts(self) -> (bool, usize) {
+        match self {
+            Space::Kernel => (false, 0),
+            Space::User(id) => (true, id),
+        }
+    }
+
     /// The privilege level code in this space runs at.
     pub const fn mode(self) -> probe_hal::ExecMode {
         match self {
