@@ -1,4 +1,4 @@
-//! # hal-aarch64: the AArch64 backend of the probe engine
+//! # probe-hal-aarch64: the AArch64 backend of the probe engine
 //!
 //! [`Aarch64`] implements [`probe_hal::Arch`] for A64 with Linux arm64's
 //! rules (`arch/arm64/kernel/probes/`):
@@ -52,7 +52,7 @@
 //! aarch64), so the decoder and simulator are tested on the build host.
 //!
 //! ```
-//! use hal_aarch64::Aarch64;
+//! use probe_hal_aarch64::Aarch64;
 //! use probe_hal::{Arch, ExecMode, Handling};
 //! // cbz x0, +8
 //! let d = Aarch64::decode(0x1000, &0xb400_0040u32.to_le_bytes(), ExecMode::Kernel).unwrap();

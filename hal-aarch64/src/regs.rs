@@ -44,7 +44,7 @@ pub const ZR: usize = 31;
 /// pointer is [`Registers::sp`].
 ///
 /// ```
-/// use hal_aarch64::PtRegs;
+/// use probe_hal_aarch64::PtRegs;
 /// use probe_hal::Registers;
 /// let mut f = PtRegs::new();
 /// f.set_gpr(0, 7);

@@ -7,16 +7,16 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use hal_aarch64::decode::{
-    WHY_AUT, WHY_BRK, WHY_ERET, WHY_EXCEPTION, WHY_EXCLUSIVE, WHY_HINT, WHY_MRS_DAIF, WHY_MRS_EXC,
-    WHY_MSR, WHY_PAC_BRANCH, WHY_SIMD_LITERAL, WHY_UDF,
-};
-use hal_aarch64::sequence::WHY_INSIDE_EXCLUSIVE;
-use hal_aarch64::slot::{KPROBE_BRK, KPROBE_STEP_END, UPROBE_BRK};
-use hal_aarch64::{Aarch64, PtRegs};
 use probe_hal::{
     Arch, DataAccess, Decoded, ExecMode, Handling, MemoryFault, ProbeErrorKind, Refusal, Registers,
 };
+use probe_hal_aarch64::decode::{
+    WHY_AUT, WHY_BRK, WHY_ERET, WHY_EXCEPTION, WHY_EXCLUSIVE, WHY_HINT, WHY_MRS_DAIF, WHY_MRS_EXC,
+    WHY_MSR, WHY_PAC_BRANCH, WHY_SIMD_LITERAL, WHY_UDF,
+};
+use probe_hal_aarch64::sequence::WHY_INSIDE_EXCLUSIVE;
+use probe_hal_aarch64::slot::{KPROBE_BRK, KPROBE_STEP_END, UPROBE_BRK};
+use probe_hal_aarch64::{Aarch64, PtRegs};
 
 /// Byte-addressed memory for literal loads; reads outside it fault.
 #[derive(Default)]
@@ -112,7 +112,7 @@ fn breakpoints_are_linux_arm64_brk_immediates() {
         0xd420_00a0u32.to_le_bytes()
     );
     assert_eq!(Aarch64::trap_address(ADDR), ADDR);
-    assert_eq!(hal_aarch64::slot::brk_immediate(0xf200_0006), 6);
+    assert_eq!(probe_hal_aarch64::slot::brk_immediate(0xf200_0006), 6);
 }
 
 #[test]
@@ -523,7 +523,7 @@ fn exclusive_windows_are_refused_up_to_the_store() {
 #[test]
 fn every_row_is_consistent() {
     let mut n = 0;
-    hal_aarch64::decode::for_each_row(&mut |e| {
+    probe_hal_aarch64::decode::for_each_row(&mut |e| {
         n += 1;
         assert_eq!(
             e.bits & !e.mask,
@@ -537,8 +537,8 @@ fn every_row_is_consistent() {
 
 #[test]
 fn every_aut_is_refused_and_pac_is_stepped() {
-    use hal_aarch64::Aarch64;
     use probe_hal::{Arch, ExecMode, Handling, ProbeErrorKind};
+    use probe_hal_aarch64::Aarch64;
     // autia x0, x1 / autdzb x3: refused; pacia x0, x1 / paciza x2: stepped.
     for word in [0xdac1_1020u32, 0xdac1_3fe3] {
         let e = Aarch64::decode(0x1000, &word.to_le_bytes(), ExecMode::Kernel).unwrap_err();

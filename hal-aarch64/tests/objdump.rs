@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use hal_aarch64::decode::{decode_word, Op, Verdict};
+use probe_hal_aarch64::decode::{decode_word, Op, Verdict};
 
 /// objdump mnemonics (with `-M no-aliases`) of instructions we simulate;
 /// `b.<cond>` and `bc.<cond>` are matched by prefix, literal loads by

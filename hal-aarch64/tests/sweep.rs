@@ -1,7 +1,7 @@
 //! Every one of the 2^32 instruction words through the decoder.
 //!
 //! Run it (once, in release) with
-//! `cargo test -p hal-aarch64 --release -- --ignored sweep`.
+//! `cargo test -p probe-hal-aarch64 --release -- --ignored sweep`.
 //!
 //! The pc test below is written from the top-level encoding tables of the
 //! Arm ARM (C4.1) on their own, not from the decoder's tables, so the sweep
@@ -9,8 +9,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hal_aarch64::Aarch64;
 use probe_hal::{Arch, ExecMode, Handling, ProbeErrorKind};
+use probe_hal_aarch64::Aarch64;
 
 /// The word reads or writes the pc: an immediate branch (`b`, `bl`,
 /// `cbz`/`cbnz`, `tbz`/`tbnz`, `b.cond` and its neighbours), a register

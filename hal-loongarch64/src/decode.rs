@@ -777,7 +777,7 @@ pub(crate) fn lookup(word: u32) -> Option<&'static Entry> {
 /// Decide about one instruction word.
 ///
 /// ```
-/// use hal_loongarch64::decode::{decode_word, Op, Simulated, Verdict};
+/// use probe_hal_loongarch64::decode::{decode_word, Op, Simulated, Verdict};
 /// // add.d $a0, $a0, $a1
 /// assert!(matches!(decode_word(0x0010_9484), Verdict::Accept(i) if i.op == Op::Step));
 /// // ret (jirl $zero, $ra, 0)

@@ -7,7 +7,7 @@
 /// restores it last.
 ///
 /// ```text
-/// core::arch::global_asm!("…", hal_loongarch64::restore_gprs_from_sp!(), "ld.d $sp, $sp, 24", "ertn");
+/// core::arch::global_asm!("…", probe_hal_loongarch64::restore_gprs_from_sp!(), "ld.d $sp, $sp, 24", "ertn");
 /// ```
 #[macro_export]
 macro_rules! restore_gprs_from_sp {

@@ -1,4 +1,4 @@
-//! # hal-loongarch64: the LoongArch64 backend of the probe engine
+//! # probe-hal-loongarch64: the LoongArch64 backend of the probe engine
 //!
 //! [`LoongArch64`] implements [`probe_hal::Arch`] for LA64:
 //!
@@ -36,7 +36,7 @@
 //! loongarch64), so the decoder and simulator are tested on the build host.
 //!
 //! ```
-//! use hal_loongarch64::LoongArch64;
+//! use probe_hal_loongarch64::LoongArch64;
 //! use probe_hal::{Arch, ExecMode, Handling};
 //! // beqz $a0, 8
 //! let d = LoongArch64::decode(0x1000, &0x4000_0880u32.to_le_bytes(), ExecMode::Kernel).unwrap();

@@ -31,7 +31,7 @@ pub const SP: usize = 3;
 /// should map `flags`/`set_flags` to its saved PRMD the same way.
 ///
 /// ```
-/// use hal_loongarch64::PtRegs;
+/// use probe_hal_loongarch64::PtRegs;
 /// use probe_hal::Registers;
 /// let mut f = PtRegs::new();
 /// f.set_gpr(4, 7);

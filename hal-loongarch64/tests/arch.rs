@@ -4,12 +4,12 @@
 //! Reference Manual's formats and checked against `llvm-objdump` (the
 //! disassembly is in the comment next to it).
 
-use hal_loongarch64::decode::{WHY_ATOMIC, WHY_CSR, WHY_FCC_BRANCH, WHY_LLSC, WHY_TRAP};
-use hal_loongarch64::sequence::WHY_INSIDE_LLSC;
-use hal_loongarch64::{LoongArch64, PtRegs};
 use probe_hal::{
     Arch, DataAccess, Decoded, ExecMode, Handling, MemoryFault, ProbeErrorKind, Refusal, Registers,
 };
+use probe_hal_loongarch64::decode::{WHY_ATOMIC, WHY_CSR, WHY_FCC_BRANCH, WHY_LLSC, WHY_TRAP};
+use probe_hal_loongarch64::sequence::WHY_INSIDE_LLSC;
+use probe_hal_loongarch64::{LoongArch64, PtRegs};
 
 /// Simulation and stepping must never touch data memory on loongarch64.
 struct NoMemory;

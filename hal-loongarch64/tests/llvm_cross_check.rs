@@ -1,6 +1,6 @@
 //! Our decisions against LLVM's LoongArch disassembler.
 //!
-//! Run with `cargo test -p hal-loongarch64 --release -- --ignored llvm`.
+//! Run with `cargo test -p probe-hal-loongarch64 --release -- --ignored llvm`.
 //! Needs `llvm-objdump` and `llvm-objcopy` from nightly's `llvm-tools`
 //! (`rustup component add llvm-tools --toolchain nightly`; Debian's
 //! llvm-objdump cannot disassemble LoongArch). `LLVM_OBJDUMP` and
@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hal_loongarch64::decode::{decode_word, Op, Verdict};
+use probe_hal_loongarch64::decode::{decode_word, Op, Verdict};
 
 /// Mnemonics (LLVM spelling, aliases included) of instructions we simulate.
 const SIMULATED: &[&str] = &[

@@ -1,7 +1,7 @@
 //! Every one of the 2^32 instruction words through the decoder.
 //!
 //! Run it (once, in release) with
-//! `cargo test -p hal-loongarch64 --release -- --ignored sweep`.
+//! `cargo test -p probe-hal-loongarch64 --release -- --ignored sweep`.
 //!
 //! The pc test below is written from the opcode map of the LoongArch
 //! Reference Manual (vol. 1, appendix B) on its own, not from the decoder's
@@ -9,8 +9,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hal_loongarch64::LoongArch64;
 use probe_hal::{Arch, ExecMode, Handling, ProbeErrorKind};
+use probe_hal_loongarch64::LoongArch64;
 
 /// The word reads or writes the pc: a branch or jump (major opcodes
 /// 0x10-0x1b: `beqz`, `bnez`, `bceqz`/`bcnez`/`jiscr*`, `jirl`, `b`, `bl`,

@@ -1,4 +1,4 @@
-//! # hal-riscv64: the RV64GC backend of the probe engine
+//! # probe-hal-riscv64: the RV64GC backend of the probe engine
 //!
 //! [`Riscv64`] implements [`probe_hal::Arch`] for riscv64 with the C
 //! extension, in kernel (S-mode) and user (U-mode) code:

@@ -23,7 +23,7 @@ pub const SSTATUS_SPIE: usize = 1 << 5;
 /// not x0); [`Registers::flags`] is the `status` image.
 ///
 /// ```
-/// use hal_riscv64::PtRegs;
+/// use probe_hal_riscv64::PtRegs;
 /// use probe_hal::Registers;
 /// let mut regs = PtRegs::default();
 /// regs.set_gpr(10, 7);

@@ -1,9 +1,9 @@
 //! Breakpoints, slots, the out-of-line step, return hooks and the LR/SC
 //! look-back, through the `Arch` entry points.
 
-use hal_riscv64::regs::SSTATUS_SPIE;
-use hal_riscv64::{PtRegs, Riscv64, StepState};
 use probe_hal::{Arch, DataAccess, Decoded, ExecMode, MemoryFault, ProbeErrorKind};
+use probe_hal_riscv64::regs::SSTATUS_SPIE;
+use probe_hal_riscv64::{PtRegs, Riscv64, StepState};
 
 struct NoMemory;
 
@@ -19,7 +19,7 @@ impl DataAccess for NoMemory {
 const K: ExecMode = ExecMode::Kernel;
 const U: ExecMode = ExecMode::User;
 
-fn decode(bytes: &[u8], mode: ExecMode) -> Decoded<hal_riscv64::Insn> {
+fn decode(bytes: &[u8], mode: ExecMode) -> Decoded<probe_hal_riscv64::Insn> {
     Riscv64::decode(0x8020_0000, bytes, mode).expect("decodes")
 }
 

@@ -1,9 +1,9 @@
 //! The decoder against hand-checked encodings of every instruction class
 //! (each encoding was also confirmed with GNU as 2.40, `-march=rv64gc`).
 
-use hal_riscv64::decode::{decode_insn, Decision, Verdict};
-use hal_riscv64::{Cond, Flow, Riscv64};
 use probe_hal::{Arch, ExecMode, Handling, ProbeErrorKind};
+use probe_hal_riscv64::decode::{decode_insn, Decision, Verdict};
+use probe_hal_riscv64::{Cond, Flow, Riscv64};
 
 fn d32(word: u32) -> Decision {
     decode_insn(&word.to_le_bytes()).expect("4 bytes decode")

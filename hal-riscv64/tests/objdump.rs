@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use hal_riscv64::decode::{decode_insn, Decision, Verdict};
+use probe_hal_riscv64::decode::{decode_insn, Decision, Verdict};
 
 /// objdump's view of one encoding.
 #[derive(Debug)]

@@ -1,8 +1,8 @@
 //! The simulator: each simulated instruction run on a trap frame, through
 //! the `Arch` entry points, with exact register results.
 
-use hal_riscv64::{PtRegs, Riscv64};
 use probe_hal::{Arch, DataAccess, ExecMode, Handling, MemoryFault, Registers};
+use probe_hal_riscv64::{PtRegs, Riscv64};
 
 /// Simulation never touches memory: any access fails the test.
 struct NoMemory;

@@ -6,10 +6,10 @@
 //! ISA manual's tables give (counted here by hand from the field widths).
 //!
 //! Slow in a debug build; run in release:
-//! `cargo test -p hal-riscv64 --release -- --ignored`.
+//! `cargo test -p probe-hal-riscv64 --release -- --ignored`.
 
-use hal_riscv64::{PtRegs, Riscv64};
 use probe_hal::{Arch, DataAccess, ExecMode, Handling, MemoryFault, ProbeErrorKind};
+use probe_hal_riscv64::{PtRegs, Riscv64};
 
 struct NoMemory;
 

@@ -1,4 +1,4 @@
-//! # hal-x86_64: the x86_64 backend of the probe engine
+//! # probe-hal-x86_64: the x86_64 backend of the probe engine
 //!
 //! Implements [`probe_hal::Arch`] for x86_64 as [`X86_64`], following what
 //! Linux does for kprobes and uprobes on x86 (arch/x86/kernel/kprobes/,

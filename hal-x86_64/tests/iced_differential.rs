@@ -1,4 +1,4 @@
-//! hal-x86_64's decoder against `iced-x86` (test-only oracle), through the
+//! probe-hal-x86_64's decoder against `iced-x86` (test-only oracle), through the
 //! harness in `iced_oracle`.
 //!
 //! - `iced_differential_small`: ~10^5 mixed strings, in every `cargo test`;
@@ -195,8 +195,8 @@ fn gap_reproducers_in_docs_hold() {
             let (mnemonic, ours) = (cells[3], cells[4]);
             let yax = yaxpeax_x86::long_mode::InstDecoder::default();
             let ic = iced_oracle::iced(&bytes, DecoderOptions::NONE);
-            let ours_len = hal_x86_64::X86_64::insn_len(&bytes);
-            let decoded = hal_x86_64::X86_64::decode(0x1000, &bytes, ExecMode::Kernel);
+            let ours_len = probe_hal_x86_64::X86_64::insn_len(&bytes);
+            let decoded = probe_hal_x86_64::X86_64::decode(0x1000, &bytes, ExecMode::Kernel);
             match ours {
                 "accepted-ud" => {
                     assert!(ic.insn.is_invalid(), "{what}: iced decodes it");
@@ -213,7 +213,10 @@ fn gap_reproducers_in_docs_hold() {
                     if ours == "stepped" {
                         assert_eq!(ours_len, Some(bytes.len()), "{what}");
                         let d = decoded.unwrap_or_else(|e| panic!("{what}: {e}"));
-                        assert!(matches!(d.insn.op(), hal_x86_64::Op::Step(_)), "{what}");
+                        assert!(
+                            matches!(d.insn.op(), probe_hal_x86_64::Op::Step(_)),
+                            "{what}"
+                        );
                     } else {
                         assert_eq!(ours_len, None, "{what}");
                         let e = decoded.expect_err(what);

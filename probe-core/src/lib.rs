@@ -59,13 +59,13 @@ pub use probe_hal::{Arch, ExecMode, ProbeError, ProbeErrorKind, Registers};
 
 /// The backend of the compilation target (with the `native` feature).
 #[cfg(all(feature = "native", target_arch = "x86_64"))]
-pub type NativeArch = hal_x86_64::X86_64;
+pub type NativeArch = probe_hal_x86_64::X86_64;
 /// The backend of the compilation target (with the `native` feature).
 #[cfg(all(feature = "native", target_arch = "riscv64"))]
-pub type NativeArch = hal_riscv64::Riscv64;
+pub type NativeArch = probe_hal_riscv64::Riscv64;
 /// The backend of the compilation target (with the `native` feature).
 #[cfg(all(feature = "native", target_arch = "loongarch64"))]
-pub type NativeArch = hal_loongarch64::LoongArch64;
+pub type NativeArch = probe_hal_loongarch64::LoongArch64;
 /// The backend of the compilation target (with the `native` feature).
 #[cfg(all(feature = "native", target_arch = "aarch64"))]
-pub type NativeArch = hal_aarch64::Aarch64;
+pub type NativeArch = probe_hal_aarch64::Aarch64;

@@ -4,8 +4,8 @@
 //! instruction set (how a breakpoint is encoded, which instructions can be
 //! executed out of line, which must be simulated and which must be refused,
 //! how a single step ends, how a function's return is redirected) lives behind
-//! this trait. One crate per ISA implements it (`hal-x86_64`, `hal-riscv64`,
-//! `hal-loongarch64`); an out-of-tree ISA implements it the same way, without
+//! this trait. One crate per ISA implements it (`probe-hal-x86_64`, `probe-hal-riscv64`,
+//! `probe-hal-loongarch64`); an out-of-tree ISA implements it the same way, without
 //! touching the engine (see `docs/porting.md`).
 //!
 //! The kernel's own trap frame is reached through [`Registers`], so a kernel

@@ -42,22 +42,22 @@ const LIBRARIES: &[Library] = &[
         targets: &[X86_64, RISCV64, LOONGARCH64, AARCH64],
     },
     Library {
-        package: "hal-x86_64",
+        package: "probe-hal-x86_64",
         dir: "hal-x86_64",
         targets: &[X86_64],
     },
     Library {
-        package: "hal-riscv64",
+        package: "probe-hal-riscv64",
         dir: "hal-riscv64",
         targets: &[RISCV64],
     },
     Library {
-        package: "hal-loongarch64",
+        package: "probe-hal-loongarch64",
         dir: "hal-loongarch64",
         targets: &[LOONGARCH64],
     },
     Library {
-        package: "hal-aarch64",
+        package: "probe-hal-aarch64",
         dir: "hal-aarch64",
         targets: &[AARCH64],
     },

@@ -21,9 +21,9 @@
 use core::ops::Range;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use hal_aarch64::Aarch64;
 use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
+use probe_hal_aarch64::Aarch64;
 
 use crate::smp::CPUS;
 
@@ -301,7 +301,7 @@ pub fn init() {
         [
             linker_addr!(__kernel_start)..crate::trap::entry_range().start,
             crate::trap::entry_range(),
-            hal_aarch64::rethook::trampoline_range().unwrap_or(0..0),
+            probe_hal_aarch64::rethook::trampoline_range().unwrap_or(0..0),
         ]
     });
     if probe_hal::rethook::set_return_hook(&ENGINE).is_err() {

@@ -3,7 +3,7 @@
 //! A bare-metal kernel for `qemu-system-aarch64 -machine virt -cpu max`
 //! that starts at EL1 from its ELF, turns the MMU on (an identity map with
 //! one EL0-accessible block for user tasks), takes its own exceptions and
-//! hands `brk` traps and faults to `probe-core` with the `hal-aarch64`
+//! hands `brk` traps and faults to `probe-core` with the `probe-hal-aarch64`
 //! backend. It then runs checks, each printed as one line, and ends with
 //! `N passed, M failed`; it leaves QEMU through semihosting with status 0
 //! when every check passed and 1 otherwise.

@@ -1,6 +1,6 @@
 //! The exception vectors (`VBAR_EL1`, 16 entries of 128 bytes). Every
 //! entry saves the full context into a [`TrapFrame`] (a
-//! [`hal_aarch64::PtRegs`], then ESR, FAR, the vector number and the
+//! [`probe_hal_aarch64::PtRegs`], then ESR, FAR, the vector number and the
 //! FP/SIMD state, which the Rust handlers may use), calls
 //! [`trap_dispatch`], and returns with `eret` to whatever ELR, SPSR (and,
 //! for EL0, `SP_EL0`) the handlers left in the frame.
@@ -21,9 +21,9 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use hal_aarch64::regs::PSR_MODE_MASK;
-use hal_aarch64::PtRegs;
 use probe_core::{ExecMode, FaultOutcome, TrapOutcome};
+use probe_hal_aarch64::regs::PSR_MODE_MASK;
+use probe_hal_aarch64::PtRegs;
 
 use crate::kernel::ENGINE;
 
@@ -387,7 +387,7 @@ fn breakpoint(frame: &mut TrapFrame, mode: ExecMode) {
             ExecMode::Kernel => {
                 crate::println!(
                     "unexpected kernel brk #{:#x} at {:#x}",
-                    hal_aarch64::slot::brk_immediate(frame.esr),
+                    probe_hal_aarch64::slot::brk_immediate(frame.esr),
                     frame.regs.pc
                 );
                 crate::exit::fail()

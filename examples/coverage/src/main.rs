@@ -71,12 +71,16 @@ fn parse_args() -> Result<Options, String> {
 
 fn run(corpus: &Corpus) -> Report {
     match corpus.isa {
-        Isa::X86_64 => measure::<hal_x86_64::X86_64>(&corpus.units, classify::x86_64, None),
-        Isa::Riscv64 => measure::<hal_riscv64::Riscv64>(&corpus.units, classify::riscv64, None),
-        Isa::Loongarch64 => {
-            measure::<hal_loongarch64::LoongArch64>(&corpus.units, classify::loongarch64, None)
+        Isa::X86_64 => measure::<probe_hal_x86_64::X86_64>(&corpus.units, classify::x86_64, None),
+        Isa::Riscv64 => {
+            measure::<probe_hal_riscv64::Riscv64>(&corpus.units, classify::riscv64, None)
         }
-        Isa::Aarch64 => measure::<hal_aarch64::Aarch64>(
+        Isa::Loongarch64 => measure::<probe_hal_loongarch64::LoongArch64>(
+            &corpus.units,
+            classify::loongarch64,
+            None,
+        ),
+        Isa::Aarch64 => measure::<probe_hal_aarch64::Aarch64>(
             &corpus.units,
             classify::aarch64,
             Some(linux::aarch64_refuses),

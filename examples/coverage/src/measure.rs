@@ -506,7 +506,7 @@ mod tests {
                 insn(0x1007, 1, "ret"),
             ],
         );
-        let r = measure::<hal_x86_64::X86_64>(&[u], classify::x86_64, None);
+        let r = measure::<probe_hal_x86_64::X86_64>(&[u], classify::x86_64, None);
         assert_eq!(r.insns, 2);
         assert_eq!(r.kernel.stepped, 1);
         assert_eq!(r.kernel.fixed_up, 1);
@@ -521,7 +521,7 @@ mod tests {
         // A nop the disassembler (here: the test) calls a relative jump:
         // the backend steps it unchanged, which the rule must report.
         let u = unit(&[0x90], vec![insn(0x1000, 1, "jmp 1234 <f>")]);
-        let r = measure::<hal_x86_64::X86_64>(&[u], classify::x86_64, None);
+        let r = measure::<probe_hal_x86_64::X86_64>(&[u], classify::x86_64, None);
         assert_eq!(r.kernel.unsafe_steps, 1);
         assert_eq!(r.user.unsafe_steps, 1);
     }
@@ -535,7 +535,7 @@ mod tests {
             &[0x90, 0x90, 0x90],
             vec![insn(0x1000, 2, "xchg %ax,%ax"), insn(0x1002, 1, "nop")],
         );
-        let r = measure::<hal_x86_64::X86_64>(&[u], classify::x86_64, None);
+        let r = measure::<probe_hal_x86_64::X86_64>(&[u], classify::x86_64, None);
         assert_eq!(r.len_disagree, 1);
         assert_eq!(r.walk_lost, 0);
         // `push %es` does not exist in 64-bit mode: the walk stops there,
@@ -544,7 +544,7 @@ mod tests {
             &[0x06, 0x90],
             vec![insn(0x1000, 1, "(bad)"), insn(0x1001, 1, "nop")],
         );
-        let r = measure::<hal_x86_64::X86_64>(&[u], classify::x86_64, None);
+        let r = measure::<probe_hal_x86_64::X86_64>(&[u], classify::x86_64, None);
         assert_eq!(r.dis_unknown, 1);
         assert_eq!(r.walk_stops, 1);
         assert_eq!(r.walk_lost, 1);

@@ -68,7 +68,7 @@ impl Which {
 
     fn label(self) -> &'static str {
         match self {
-            Which::Ours => "probe-core + hal-x86_64",
+            Which::Ours => "probe-core + probe-hal-x86_64",
             Which::Theirs => "kprobe 0.6.0",
             Which::Harness => "no engine (harness alone)",
         }

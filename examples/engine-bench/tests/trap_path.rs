@@ -6,11 +6,11 @@
 //! release; its `trap-path` step also disassembles that section and fails
 //! on any call that leaves it, except the documented list).
 
-use hal_x86_64::{PtRegs, X86_64};
 use probe_core::{
     ExecMode, KernelServices, Kprobe, ProbeErrorKind, Space, TaskState, TextPatchError, TrapOutcome,
 };
 use probe_hal::{Arch, DataAccess, Decoded, MemoryFault, Registers};
+use probe_hal_x86_64::{PtRegs, X86_64};
 
 struct NoKernel;
 static TASK: TaskState<X86_64> = TaskState::new();
@@ -98,7 +98,7 @@ fn trap_path_functions_are_blacklisted() {
         refused(&engine, name, addr);
     }
     // Inside the return trampoline, not only at its start.
-    let tramp = hal_x86_64::trampoline_address().expect("built on x86_64 ELF hosts");
+    let tramp = probe_hal_x86_64::trampoline_address().expect("built on x86_64 ELF hosts");
     refused(&engine, "return trampoline", tramp);
     refused(&engine, "inside the return trampoline", tramp + 4);
     // Control: an ordinary function is not refused as blacklisted (here

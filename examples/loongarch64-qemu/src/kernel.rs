@@ -18,9 +18,9 @@
 use core::ops::Range;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use hal_loongarch64::LoongArch64;
 use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
+use probe_hal_loongarch64::LoongArch64;
 
 use crate::smp::CPUS;
 
@@ -297,7 +297,7 @@ pub fn init() {
         [
             linker_addr!(__kernel_start)..crate::trap::entry_range().start,
             crate::trap::entry_range(),
-            hal_loongarch64::rethook::trampoline_range().unwrap_or(0..0),
+            probe_hal_loongarch64::rethook::trampoline_range().unwrap_or(0..0),
         ]
     });
     if probe_hal::rethook::set_return_hook(&ENGINE).is_err() {

@@ -2,7 +2,7 @@
 //!
 //! A bare-metal kernel for `qemu-system-loongarch64 -machine virt` that
 //! boots from its ELF (no firmware), takes its own exceptions and hands
-//! `break` traps and faults to `probe-core` with the `hal-loongarch64`
+//! `break` traps and faults to `probe-core` with the `probe-hal-loongarch64`
 //! backend. It then runs checks, each printed as one line, and ends with
 //! `N passed, M failed`: QEMU exits 0 when every check passed (GED power
 //! off) and 1 otherwise (pvpanic).

@@ -1,6 +1,6 @@
 //! The exception entry: one 4 KiB-aligned entry (`EENTRY`, vector spacing
 //! 0) for every exception. It saves every general register and ERA, BADV,
-//! CRMD, PRMD, EUEN, ECFG, ESTAT into a [`hal_loongarch64::PtRegs`]
+//! CRMD, PRMD, EUEN, ECFG, ESTAT into a [`probe_hal_loongarch64::PtRegs`]
 //! (followed by the floating-point state, which the Rust handlers may
 //! use), calls [`trap_dispatch`], and returns with `ertn` to whatever ERA
 //! and PRMD the handlers left in the frame.
@@ -20,8 +20,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use hal_loongarch64::PtRegs;
 use probe_core::{ExecMode, FaultOutcome, TrapOutcome};
+use probe_hal_loongarch64::PtRegs;
 
 use crate::csr;
 use crate::kernel::ENGINE;
@@ -257,7 +257,7 @@ core::arch::global_asm!(
     "csrwr $t0, {era}",
     "ld.d $t0, $sp, 288",
     "csrwr $t0, {prmd}",
-    hal_loongarch64::restore_gprs_from_sp!(),
+    probe_hal_loongarch64::restore_gprs_from_sp!(),
     "ld.d $sp, $sp, 24",
     "ertn",
     // TLB refill (hardware switches to direct address mode): nothing here

@@ -7,9 +7,9 @@
 
 use core::ffi::c_void;
 
-use hal_x86_64::{PtRegs, CALL_ABI};
 use libc::{c_int, greg_t, ucontext_t, user_regs_struct};
 use probe_hal::{CallAbi, Registers};
+use probe_hal_x86_64::{PtRegs, CALL_ABI};
 
 /// `gregs` index of each general register, in encoding order (0 = rax …
 /// 15 = r15, the numbering of [`Registers::gpr`]).

@@ -1,6 +1,6 @@
 //! # x86_64-linux: the x86_64 backend and the probe engine on real traps
 //!
-//! Two programs prove `hal-x86_64` and `probe-core` on a real CPU:
+//! Two programs prove `probe-hal-x86_64` and `probe-core` on a real CPU:
 //! - `x86_64-linux` probes its own code: real `int3` traps arrive as
 //!   `SIGTRAP`, and the signal handler plays the kernel (it hands the
 //!   `ucontext` to the engine as the trap frame and supplies the kernel

@@ -29,7 +29,7 @@ pub struct Seen {
 impl Seen {
     /// Stack pointer.
     pub fn sp(&self) -> u64 {
-        self.gpr[hal_x86_64::gpr::RSP]
+        self.gpr[probe_hal_x86_64::gpr::RSP]
     }
 }
 

@@ -19,9 +19,9 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use hal_x86_64::X86_64;
 use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
+use probe_hal_x86_64::X86_64;
 
 use crate::threads;
 use x86_64_linux::testfns;

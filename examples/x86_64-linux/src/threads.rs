@@ -28,9 +28,9 @@
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hal_x86_64::X86_64;
 use probe_core::{Registers, TaskState};
 use probe_hal::rethook::ReturnHook;
+use probe_hal_x86_64::X86_64;
 
 use crate::{services, ENGINE};
 

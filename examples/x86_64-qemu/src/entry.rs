@@ -25,8 +25,8 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use hal_x86_64::PtRegs;
 use probe_core::{ExecMode, FaultOutcome, TrapOutcome};
+use probe_hal_x86_64::PtRegs;
 
 use crate::exit_code::{exit, Verdict};
 use crate::services::{in_slot_area, ENGINE};

@@ -48,7 +48,7 @@ extern "C" fn kernel_main() -> ! {
     use exit_code::{exit, Verdict};
 
     serial::Com1::init();
-    println!("x86_64-qemu: kprobes and kretprobes in ring 0, hal-x86_64 under QEMU");
+    println!("x86_64-qemu: kprobes and kretprobes in ring 0, probe-hal-x86_64 under QEMU");
     idt::install();
     cpu::mask_legacy_pic();
     services::init();

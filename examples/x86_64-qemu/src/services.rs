@@ -24,9 +24,9 @@ use core::ops::Range;
 use core::ptr;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-use hal_x86_64::X86_64;
 use probe_core::{Engine, KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
+use probe_hal_x86_64::X86_64;
 
 use crate::boot::{MAPPED_END, MAPPED_START};
 use crate::{cpu, entry, symbols};

@@ -1,4 +1,4 @@
-//! The one `iced-x86` differential harness for hal-x86_64's decoder.
+//! The one `iced-x86` differential harness for probe-hal-x86_64's decoder.
 //!
 //! `iced-x86` is a dev-dependency used as an independent oracle (it needs
 //! `alloc`/`std`, which only tests may use). Every byte string is decoded by
@@ -30,12 +30,12 @@ use std::fmt::Write as _;
 use std::string::String;
 use std::vec::Vec;
 
-use hal_x86_64::{Emulation, LoopKind, MemOperand, Op, PtRegs, X86_64};
 use iced_x86::{
     Code, ConditionCode, Decoder, DecoderOptions, FlowControl, Instruction, MemorySize, Mnemonic,
     OpKind, Register,
 };
 use probe_hal::{Arch, ExecMode, Handling, ProbeErrorKind, Registers};
+use probe_hal_x86_64::{Emulation, LoopKind, MemOperand, Op, PtRegs, X86_64};
 
 /// Where the decoded instructions pretend to sit (a kernel text address, so
 /// targets and rip-relative addresses wrap like the CPU's).

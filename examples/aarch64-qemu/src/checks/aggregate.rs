@@ -3,8 +3,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use hal_aarch64::slot::KPROBE_BRK;
 use probe_core::{Kprobe, PreAction, ProbeContext, ProbeSpec, Registers};
+use probe_hal_aarch64::slot::KPROBE_BRK;
 
 use super::handlers::{post_count, pre_count, seen, Seen};
 use super::Report;

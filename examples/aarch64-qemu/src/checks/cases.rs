@@ -8,8 +8,8 @@
 
 use core::cell::UnsafeCell;
 
-use hal_aarch64::slot::KPROBE_BRK;
 use probe_core::Kprobe;
+use probe_hal_aarch64::slot::KPROBE_BRK;
 
 use super::handlers::{post_count, pre_count, Seen};
 use super::Report;

@@ -41,7 +41,7 @@ fn ret_times_ten(_: &ProbeContext, regs: &mut dyn Registers, data: &mut [u8]) {
 pub fn run(r: &mut Report) {
     let recur = addr::t_recur();
     let inner_return = recur + 20;
-    let trampoline = hal_aarch64::rethook::kernel_trampoline().unwrap_or(0);
+    let trampoline = probe_hal_aarch64::rethook::kernel_trampoline().unwrap_or(0);
     let task = kernel::task(0);
 
     // Every level of a recursion, in order.

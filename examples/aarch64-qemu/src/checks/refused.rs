@@ -107,12 +107,12 @@ pub fn run(r: &mut Report) {
         format_args!("refused: the kernel's exception vectors (blacklist)"),
     );
     r.check_eq(
-        kind_of(hal_aarch64::rethook::kernel_trampoline().unwrap_or(0)),
+        kind_of(probe_hal_aarch64::rethook::kernel_trampoline().unwrap_or(0)),
         Some(ProbeErrorKind::Blacklisted),
         format_args!("refused: the return trampoline"),
     );
     let engine_trap_path =
-        ProbeEngine::handle_breakpoint::<hal_aarch64::PtRegs> as *const () as usize;
+        ProbeEngine::handle_breakpoint::<probe_hal_aarch64::PtRegs> as *const () as usize;
     r.check_eq(
         kind_of(engine_trap_path),
         Some(ProbeErrorKind::Blacklisted),

@@ -6,9 +6,9 @@
 
 use core::sync::atomic::Ordering;
 
-use hal_aarch64::regs::PSR_MODE_MASK;
-use hal_aarch64::slot::UPROBE_BRK;
 use probe_core::{Kprobe, Kretprobe, Space};
+use probe_hal_aarch64::regs::PSR_MODE_MASK;
+use probe_hal_aarch64::slot::UPROBE_BRK;
 
 use super::handlers::{entry_record, post_count, pre_count, ret_record, Returns, Seen};
 use super::Report;

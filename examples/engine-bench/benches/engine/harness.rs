@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use hal_x86_64::PtRegs;
+use probe_hal_x86_64::PtRegs;
 
 use crate::region::{Region, INSN_LEN};
 

@@ -1,15 +1,15 @@
-//! Our engine (probe-core with the hal-x86_64 backend) on the host: kernel
+//! Our engine (probe-core with the probe-hal-x86_64 backend) on the host: kernel
 //! services over a [`Region`], driven with synthetic `PtRegs` frames.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hal_x86_64::{PtRegs, X86_64};
 use probe_core::{
     ExecMode, KernelServices, Kprobe, PreAction, ProbeContext, ProbeId, ProbeSpec, Space, Symbol,
     TaskState, TextPatchError, TrapOutcome,
 };
 use probe_hal::{MemoryFault, Registers};
+use probe_hal_x86_64::{PtRegs, X86_64};
 
 use crate::counters;
 use crate::region::{Region, INSN_LEN, PAGE};

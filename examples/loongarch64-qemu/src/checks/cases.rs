@@ -8,8 +8,8 @@
 
 use core::cell::UnsafeCell;
 
-use hal_loongarch64::slot::KPROBE_BREAK;
 use probe_core::Kprobe;
+use probe_hal_loongarch64::slot::KPROBE_BREAK;
 
 use super::handlers::{post_count, pre_count, Seen};
 use super::Report;

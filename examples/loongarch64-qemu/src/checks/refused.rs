@@ -99,12 +99,12 @@ pub fn run(r: &mut Report) {
         format_args!("refused: the kernel's exception entry (blacklist)"),
     );
     r.check_eq(
-        kind_of(hal_loongarch64::rethook::kernel_trampoline().unwrap_or(0)),
+        kind_of(probe_hal_loongarch64::rethook::kernel_trampoline().unwrap_or(0)),
         Some(ProbeErrorKind::Blacklisted),
         format_args!("refused: the return trampoline"),
     );
     let engine_trap_path =
-        ProbeEngine::handle_breakpoint::<hal_loongarch64::PtRegs> as *const () as usize;
+        ProbeEngine::handle_breakpoint::<probe_hal_loongarch64::PtRegs> as *const () as usize;
     r.check_eq(
         kind_of(engine_trap_path),
         Some(ProbeErrorKind::Blacklisted),

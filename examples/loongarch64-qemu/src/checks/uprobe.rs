@@ -5,8 +5,8 @@
 
 use core::sync::atomic::Ordering;
 
-use hal_loongarch64::slot::UPROBE_BREAK;
 use probe_core::{Kprobe, Kretprobe, Space};
+use probe_hal_loongarch64::slot::UPROBE_BREAK;
 
 use super::handlers::{entry_record, post_count, pre_count, ret_record, Returns, Seen};
 use super::Report;

@@ -6,8 +6,8 @@
 //! put the pc back on the probed instruction, so the kernel's fix-up (a
 //! stand-in for enabling the unit) sees the original address.
 
-use hal_loongarch64::decode::{decode_word, Op, Verdict};
 use probe_core::Kprobe;
+use probe_hal_loongarch64::decode::{decode_word, Op, Verdict};
 
 use super::handlers::{post_count, pre_count, Seen};
 use super::Report;

@@ -22,9 +22,9 @@ use core::cell::UnsafeCell;
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use hal_riscv64::Riscv64;
 use probe_core::{Engine, KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
+use probe_hal_riscv64::Riscv64;
 
 use super::layout::{self, MAX_HARTS};
 use super::lock::RegistrationLock;

@@ -6,8 +6,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use hal_riscv64::Riscv64;
 use probe_core::TaskState;
+use probe_hal_riscv64::Riscv64;
 
 use super::layout::MAX_HARTS;
 use super::trap::hart_id;

@@ -2,7 +2,7 @@
 //!
 //! `strap_entry` (installed in `stvec`) saves every general register, the
 //! trap CSRs and the floating-point registers into a [`TrapFrame`] on the
-//! kernel stack: its first 288 bytes are a [`hal_riscv64::PtRegs`], which is
+//! kernel stack: its first 288 bytes are a [`probe_hal_riscv64::PtRegs`], which is
 //! the frame the engine gets. `sscratch` tells where the trap came from: 0
 //! while the hart runs in S-mode, the kernel stack pointer while it runs in
 //! U-mode (set by [`super::user`] and on every return to U-mode), as in
@@ -25,8 +25,8 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use hal_riscv64::PtRegs;
 use probe_core::{ExecMode, FaultOutcome, TrapOutcome};
+use probe_hal_riscv64::PtRegs;
 
 use super::console::print_unlocked;
 use super::layout::MAX_HARTS;

@@ -6,8 +6,8 @@
 //! point, and the number of SIGTRAPs must match the backend's decision
 //! (one per hit when simulated or boosted, two when stepped).
 
-use hal_x86_64::gpr::*;
 use probe_hal::Handling;
+use probe_hal_x86_64::gpr::*;
 use x86_64_linux::recorder::{Recorder, Seen};
 use x86_64_linux::report::Report;
 use x86_64_linux::testfns;

@@ -1,5 +1,5 @@
 //! Return probes on real returns: the entry breakpoint swaps the return
-//! address for the backend's code trampoline (`hal-x86_64`'s assembly),
+//! address for the backend's code trampoline (`probe-hal-x86_64`'s assembly),
 //! which calls back into the engine through probe-hal's return hook.
 
 use core::sync::atomic::Ordering;

@@ -5,11 +5,11 @@
 
 use core::sync::atomic::Ordering;
 
-use hal_x86_64::gpr::RAX;
 use probe_core::{
     Kprobe, Kretprobe, PreAction, ProbeContext, ProbeErrorKind, ProbeId, ProbeKind, ProbeSpec,
     Registers, Space,
 };
+use probe_hal_x86_64::gpr::RAX;
 use x86_64_linux::recorder::{entry_record, post_record, pre_record, ret_record, Recorder};
 use x86_64_linux::report::Report;
 use x86_64_linux::testfns;
@@ -299,7 +299,7 @@ fn errors() -> CheckResult {
         ProbeErrorKind::Blacklisted,
         "the services' copy routine"
     );
-    let tramp = hal_x86_64::trampoline_address().ok_or("no trampoline")?;
+    let tramp = probe_hal_x86_64::trampoline_address().ok_or("no trampoline")?;
     let e = ENGINE
         .register_kprobe(&Kprobe::at(tramp).pre(pre_record))
         .unwrap_err();

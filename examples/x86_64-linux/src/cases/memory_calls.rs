@@ -18,10 +18,10 @@ use core::arch::global_asm;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use hal_x86_64::{Base, Emulation, Op};
 use libc::{c_int, siginfo_t};
 use probe_core::{ExecMode, Registers, TrapOutcome};
 use probe_hal::Handling;
+use probe_hal_x86_64::{Base, Emulation, Op};
 use x86_64_linux::call::call;
 use x86_64_linux::frame::SignalFrame;
 use x86_64_linux::recorder::Recorder;

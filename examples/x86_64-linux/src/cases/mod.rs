@@ -25,9 +25,9 @@ mod sweep;
 mod traps;
 mod vex;
 
-use hal_x86_64::{Insn, X86_64};
 use probe_core::{Arch, ExecMode, KernelServices, Kprobe, ProbeError, ProbeId, Space};
 use probe_hal::Decoded;
+use probe_hal_x86_64::{Insn, X86_64};
 use x86_64_linux::call::{call, Call};
 use x86_64_linux::recorder::{post_record, pre_record, Recorder};
 use x86_64_linux::report::Report;

@@ -6,9 +6,9 @@
 //! exception table's fix-up both times, the probed one through the
 //! engine's `TrapOutcome::Fault` at the probe address.
 
-use hal_x86_64::{Base, Emulation, Op, X86_64};
 use probe_core::{Arch, ExecMode, Kprobe};
 use probe_hal::Handling;
+use probe_hal_x86_64::{Base, Emulation, Op, X86_64};
 
 use super::{counting_traps, kprobe, unregister};
 use crate::entry;

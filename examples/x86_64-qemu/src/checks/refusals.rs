@@ -97,7 +97,7 @@ fn refusal(r: Result<ProbeId, ProbeError>) -> Option<ProbeErrorKind> {
 fn blacklisted() {
     let name = "the int3 entry and the return trampoline are refused (blacklisted)";
     let entry = entry::int3_entry();
-    let tramp = hal_x86_64::trampoline_address().unwrap_or(0);
+    let tramp = probe_hal_x86_64::trampoline_address().unwrap_or(0);
     let a = refusal(ENGINE.register_kprobe(&Kprobe::at(entry).pre(count_pre).data(fresh())));
     let b = refusal(ENGINE.register_kprobe(&Kprobe::at(tramp).pre(count_pre).data(fresh())));
     check(

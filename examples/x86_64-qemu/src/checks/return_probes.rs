@@ -1,4 +1,4 @@
-//! Kretprobes: returns go through hal-x86_64's code trampoline (no trap at
+//! Kretprobes: returns go through probe-hal-x86_64's code trampoline (no trap at
 //! return), every return of a recursion is seen in order with its value,
 //! a return handler can change the result, `maxactive` is honoured, and
 //! every instance goes back to the pool.
@@ -43,7 +43,7 @@ fn recursion_through_the_trampoline() {
     let values: [u64; 5] = core::array::from_fn(|i| log[i].value);
     let args: [u64; 5] = core::array::from_fn(|i| log[i].arg);
     let back = addr(xq_sum_back) as u64;
-    let tramp = hal_x86_64::trampoline_address().unwrap_or(0) as u64;
+    let tramp = probe_hal_x86_64::trampoline_address().unwrap_or(0) as u64;
     let inner_to_back = log[..4].iter().all(|r| r.to == back);
     let at_trampoline = log[..n.min(5)].iter().all(|r| r.pc == tramp);
     let hits = info.map(|i| i.hits).unwrap_or(0);

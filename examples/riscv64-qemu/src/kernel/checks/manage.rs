@@ -5,10 +5,10 @@
 
 use core::sync::atomic::Ordering;
 
-use hal_riscv64::breakpoint::{C_EBREAK, EBREAK};
-use hal_riscv64::decode::Verdict;
 use probe_core::{Kprobe, PreAction, ProbeContext, ProbeId, Space};
 use probe_hal::Registers;
+use probe_hal_riscv64::breakpoint::{C_EBREAK, EBREAK};
+use probe_hal_riscv64::decode::Verdict;
 
 use super::regfile::call2;
 use super::report::{check, ensure, ensure_eq, note, Outcome};

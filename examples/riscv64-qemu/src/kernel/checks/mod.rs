@@ -19,8 +19,8 @@ mod system;
 mod two_harts;
 mod user_mode;
 
-use hal_riscv64::decode::{self, Verdict};
 use probe_core::{Kprobe, Space};
+use probe_hal_riscv64::decode::{self, Verdict};
 
 use self::regfile::RegFile;
 use self::report::{ensure, ensure_eq, note, Outcome};

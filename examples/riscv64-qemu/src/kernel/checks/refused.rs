@@ -7,9 +7,9 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use hal_riscv64::Riscv64;
 use probe_core::{Kprobe, Kretprobe, ProbeError, ProbeErrorKind};
 use probe_hal::Arch;
+use probe_hal_riscv64::Riscv64;
 
 use super::regfile::call2;
 use super::report::{check, ensure, ensure_eq, note, Fail, Outcome};

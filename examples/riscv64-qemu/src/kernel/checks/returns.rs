@@ -6,9 +6,9 @@
 
 use core::sync::atomic::Ordering;
 
-use hal_riscv64::Riscv64;
 use probe_core::{EntryAction, Kprobe, Kretprobe, ProbeContext};
 use probe_hal::{Arch, Registers};
+use probe_hal_riscv64::Riscv64;
 
 use super::regfile::call2;
 use super::report::{check, ensure, ensure_eq, note, Outcome};

@@ -5,8 +5,8 @@
 //! floating point (with `sstatus.FS` on). Every instruction of each function
 //! is probed in turn and the registers compared with the unprobed call.
 
-use hal_riscv64::breakpoint::EBREAK;
 use probe_core::Kprobe;
+use probe_hal_riscv64::breakpoint::EBREAK;
 
 use super::report::{check, ensure, ensure_eq, note};
 use super::{key_offset, probe_each_kernel_insn, Case};

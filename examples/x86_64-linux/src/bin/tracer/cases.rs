@@ -2,10 +2,10 @@
 
 use core::sync::atomic::{AtomicI32, Ordering};
 
-use hal_x86_64::gpr::{RAX, RDI, RSP};
-use hal_x86_64::X86_64;
 use probe_core::{Kprobe, Kretprobe, PreAction, ProbeContext, ProbeId, Registers, Space};
 use probe_hal::Handling;
+use probe_hal_x86_64::gpr::{RAX, RDI, RSP};
+use probe_hal_x86_64::X86_64;
 use x86_64_linux::call::call_named as call_own;
 use x86_64_linux::recorder::{
     entry_record, post_record, pre_record, ret_record, Recorder, ENTRY, INSTANCE, RETURN,

@@ -12,9 +12,9 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use hal_x86_64::X86_64;
 use libc::pid_t;
 use probe_core::TaskState;
+use probe_hal_x86_64::X86_64;
 use x86_64_linux::call::call;
 use x86_64_linux::testfns;
 

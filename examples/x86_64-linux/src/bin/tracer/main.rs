@@ -23,8 +23,8 @@ mod trace;
 
 use std::process::ExitCode;
 
-use hal_x86_64::X86_64;
 use probe_core::Engine;
+use probe_hal_x86_64::X86_64;
 
 use crate::services::TracerServices;
 

@@ -13,10 +13,10 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use hal_x86_64::X86_64;
 use libc::pid_t;
 use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
+use probe_hal_x86_64::X86_64;
 use x86_64_linux::testfns;
 
 use crate::ptrace::{self, Memory};
