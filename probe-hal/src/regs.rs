@@ -100,4 +100,18 @@ pub trait Registers {
         let r = self.call_abi().ret[0];
         self.set_gpr(r, value)
     }
+
+    /// The frame as [`Any`](core::any::Any), so that a handler can reach
+    /// the concrete frame type without a copy when it knows it: each hal's
+    /// `PtRegs` (and the frame its return trampoline builds) returns
+    /// `Some(self)`, and the hal offers a downcast helper that gives a
+    /// Linux `pt_regs` view, zero-copy when the frame is one (the case eBPF
+    /// programs want). The default, `None`, is right for a kernel's own
+    /// frame type (and required for one that borrows, which is not
+    /// `'static`): the hal helpers then convert into a caller-provided
+    /// `PtRegs` and write back what changed.
+    #[inline(always)]
+    fn as_any_mut(&mut self) -> Option<&mut dyn core::any::Any> {
+        None
+    }
 }
