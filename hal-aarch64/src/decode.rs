@@ -22,7 +22,11 @@
 //!   unallocated groups and the unallocated encodings of every group,
 //!   down to the classes of the load/store, data processing (register) and
 //!   SIMD&FP groups (`decode/ldst.rs`, `decode/dpreg.rs`,
-//!   `decode/simd.rs`); SVE and SME are refused as a whole.
+//!   `decode/simd.rs`). Of SVE (`decode/sve.rs`), the contiguous loads
+//!   and stores, register fills and spills, `while*`, `ptrue`, the
+//!   element counts and `dup` (scalar) are stepped, with their unallocated
+//!   encodings undecodable; the other SVE classes and SME are refused as
+//!   not decoded ([`WHY_SVE`]).
 //!
 //! `prfm` (literal) reads the pc to form an address; it is simulated as
 //! what it is architecturally, a hint without effect (Linux refuses it with
@@ -55,6 +59,7 @@ use probe_hal::Refusal;
 mod dpreg;
 mod ldst;
 mod simd;
+mod sve;
 
 /// A pc-reading or pc-writing instruction the backend emulates on the trap
 /// frame instead of stepping it out of line (where its pc would be wrong).
@@ -305,9 +310,10 @@ pub const WHY_SIMD_LITERAL: &str = "a pc-relative load into a SIMD&FP register: 
      and the trap frame holds no SIMD&FP registers to simulate it on";
 /// Reason given for `udf`.
 pub const WHY_UDF: &str = "permanently undefined: it exists to raise an exception";
-/// Reason given for SVE and SME.
-pub const WHY_SVE: &str = "SVE and SME instructions are not decoded by this backend; probe a \
-     neighbouring instruction";
+/// Reason given for the SVE classes `decode/sve.rs` does not take apart,
+/// and for SME.
+pub const WHY_SVE: &str = "an SVE or SME class this backend does not decode (so it cannot tell \
+     an allocated word from an unallocated one); probe a neighbouring instruction";
 
 // ---------------------------------------------------------------------------
 // The tables, one per top-level group.
@@ -319,8 +325,8 @@ const RESERVED: &[Entry] = &[
     unallocated(0, 0),
 ];
 
-/// `op0` = 0010: SVE.
-const SVE: &[Entry] = &[refuse(0, 0, "sve", WHY_SVE)];
+/// `op0` = 0010: SVE (Arm ARM C4.1.2, `sve.rs`).
+const SVE: &[Entry] = sve::SVE;
 
 /// `op0` = 0001, 0011: unallocated.
 const UNALLOCATED: &[Entry] = &[unallocated(0, 0)];

@@ -12,7 +12,7 @@ use probe_hal::{
 };
 use probe_hal_aarch64::decode::{
     WHY_AUT, WHY_BRK, WHY_ERET, WHY_EXCEPTION, WHY_EXCLUSIVE, WHY_HINT, WHY_MRS_DAIF, WHY_MRS_EXC,
-    WHY_MSR, WHY_PAC_BRANCH, WHY_SIMD_LITERAL, WHY_UDF,
+    WHY_MSR, WHY_PAC_BRANCH, WHY_SIMD_LITERAL, WHY_SVE, WHY_UDF,
 };
 use probe_hal_aarch64::sequence::WHY_INSIDE_EXCLUSIVE;
 use probe_hal_aarch64::slot::{KPROBE_BRK, KPROBE_STEP_END, UPROBE_BRK};
@@ -388,7 +388,12 @@ fn stepped_instructions_and_steppable_hints() {
         (0xd503_20ff, "xpaclri"),
         (0x9100_0400, "add/sub (immediate)"), // add x0, x0, #1
     ];
-    for (word, mnemonic) in cases {
+    assert_stepped(&cases);
+}
+
+/// Each word is stepped out of line, decided by the row `mnemonic`.
+fn assert_stepped(cases: &[(u32, &str)]) {
+    for &(word, mnemonic) in cases {
         let d = decode(word);
         assert_eq!(
             (d.handling, d.insn.mnemonic),
@@ -440,6 +445,47 @@ fn return_hijack_uses_x30_and_the_stack_pointer() {
     assert_eq!(Aarch64::entry_frame(&f), f.sp);
     assert_eq!(Aarch64::return_frame(&f), f.sp);
     assert_eq!(f.call_abi().ret, [0, 1]);
+}
+
+/// The SVE classes `decode/sve.rs` takes apart are stepped (glibc's SVE
+/// `memcpy`: `whilelo`, `ptrue`, `cntb`, `ld1b`, `st1b`, `dup`), their
+/// unallocated encodings are undecodable, the other SVE classes and SME are
+/// refused as not decoded, and `smstart`/`smstop` (msr SVCR*) stay refused
+/// as `msr` (immediate).
+#[test]
+fn sve_classes_stepped_unallocated_undecodable_rest_refused() {
+    let stepped: [(u32, &str); 11] = [
+        (0x0420_e3e7, "cntb/cnth/cntw/cntd"),                 // cntb x7
+        (0x04a0_e3e0, "cntb/cnth/cntw/cntd"),                 // cntw x0
+        (0x2522_1cc1, "while*"),                              // whilelo p1.b, x6, x2
+        (0x2518_e3e0, "ptrue/ptrues"),                        // ptrue p0.b
+        (0xa400_a020, "ld1*/ldnf1* (scalar plus immediate)"), // ld1b {z0.b}, p0/z, [x1]
+        (0xa5e0_e000, "ldnt1*/ld2*/ld3*/ld4* (scalar plus immediate)"), // ld4d
+        (0xe400_e000, "st1b (scalar plus immediate)"),        // st1b {z0.b}, p0, [x0]
+        (0xe400_4000, "st1b (scalar plus scalar)"),           // st1b {z0.b}, p0, [x0, x0]
+        (0x0520_3820, "dup (scalar)"),                        // dup z0.b, w1
+        (0x8580_4000, "ldr (vector)"),                        // ldr z0, [x0]
+        (0xe580_4000, "str (vector)"),                        // str z0, [x0]
+    ];
+    assert_stepped(&stepped);
+    for word in [
+        0xa41f_4000u32, // ld1b (scalar plus scalar) with Rm = 11111
+        0xe41f_4000,    // st1b (scalar plus scalar) with Rm = 11111
+        0x0420_c000,    // inc (vector) with size = 00
+    ] {
+        let e = Aarch64::decode(ADDR, &word.to_le_bytes(), ExecMode::Kernel).unwrap_err();
+        assert_eq!(e.kind(), ProbeErrorKind::Undecodable, "{word:#010x}");
+    }
+    assert_eq!(refusal(0x0420_4000), Refusal::new("sve", WHY_SVE)); // index z0.b, #0, #0
+    assert_eq!(refusal(0xc008_0000), Refusal::new("sme", WHY_SVE)); // zero {}
+    assert_eq!(
+        refusal(0xd503_477f),
+        Refusal::new("msr (immediate)", WHY_MSR)
+    ); // smstart
+    assert_eq!(
+        refusal(0xd503_467f),
+        Refusal::new("msr (immediate)", WHY_MSR)
+    ); // smstop
 }
 
 /// Unallocated words of the load/store, data processing (register) and

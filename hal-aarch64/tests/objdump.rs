@@ -3,7 +3,8 @@
 //!
 //! About 1.3 million words (every value of the top 12 bits with 64
 //! pseudo-random fillings, every hint number, every `mrs` of op0 = 3 with
-//! op1 in 0..8, and 1 million pseudo-random words) are written to a file
+//! op1 in 0..8, 1,024 words of every stepped SVE row, and 1 million
+//! pseudo-random words) are written to a file
 //! and disassembled with `aarch64-linux-gnu-objdump -D -b binary -m aarch64
 //! -M no-aliases`. For each word:
 //! 1. objdump's mnemonic is a branch, `adr`/`adrp` or an integer literal
@@ -28,7 +29,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use probe_hal_aarch64::decode::{decode_word, Op, Verdict};
+use probe_hal_aarch64::decode::{decode_word, for_each_row, Action, Op, Verdict};
 
 /// objdump mnemonics (with `-M no-aliases`) of instructions we simulate;
 /// `b.<cond>` and `bc.<cond>` are matched by prefix, literal loads by
@@ -235,6 +236,18 @@ fn sample() -> Vec<u32> {
         // mrs x0, S3_<op1>_C<n>_C<m>_<op2>
         words.push(0xd538_0000 | sysreg << 5);
     }
+    // Every stepped row of the SVE group (op0 = 0010), densely: a random
+    // sample reaches its narrow classes too rarely.
+    for_each_row(&mut |e| {
+        if e.action == Action::Step
+            && e.mask & 0x1e00_0000 == 0x1e00_0000
+            && e.bits & 0x1e00_0000 == 0x0400_0000
+        {
+            for _ in 0..1024 {
+                words.push(e.bits | (rng.next() & !e.mask));
+            }
+        }
+    });
     // `AARCH64_OBJDUMP_RANDOM=<count>[,<seed>]` draws a different random
     // part (for a one-off deeper run).
     let (count, seed) = std::env::var("AARCH64_OBJDUMP_RANDOM").map_or((1_000_000, 0), |v| {
