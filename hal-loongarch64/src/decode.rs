@@ -17,7 +17,7 @@
 //! The LSX and LASX vector instructions and the LBT binary-translation
 //! instructions are stepped, as in Linux (`insns_not_supported` does not
 //! list them, so its kprobes and uprobes step them out of line), but only
-//! those we know: they are decoded one by one (see [`extensions`]); none
+//! those we know: they are decoded one by one (see `decode/extensions.rs`); none
 //! reads the pc.
 //!
 //! An instruction is one 32-bit little-endian word. Each table row is a
