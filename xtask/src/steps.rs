@@ -11,6 +11,8 @@ use crate::harness;
 use crate::no_alloc::check_no_alloc;
 use crate::setup::run_setup;
 
+mod publish;
+
 /// One named step of a command.
 pub struct Step {
     /// Short name, printed in headers and the summary, and usable as a
@@ -74,6 +76,13 @@ pub const TEST: &[Step] = &[
             "warnings",
         ]),
         timeout: minutes(30),
+    },
+    Step {
+        // The library crates' API docs, rustdoc warnings denied (broken
+        // intra-doc links, links to private items).
+        name: "doc",
+        action: Action::Check(publish::doc),
+        timeout: minutes(10),
     },
     Step {
         name: "test",

@@ -1,0 +1,78 @@
+//! The checks that the library crates can be published: their API docs
+//! build with rustdoc's warnings denied (what docs.rs would show), and
+//! `cargo publish --workspace --dry-run` packages and builds each of them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process;
+
+/// The crates published to crates.io, by package name and directory. Every
+/// other workspace member says `publish = false` (a test checks both).
+pub const LIBRARY_CRATES: &[(&str, &str)] = &[
+    ("probe-hal", "probe-hal"),
+    ("probe-core", "probe-core"),
+    ("probe-hal-x86_64", "hal-x86_64"),
+    ("probe-hal-riscv64", "hal-riscv64"),
+    ("probe-hal-loongarch64", "hal-loongarch64"),
+    ("probe-hal-aarch64", "hal-aarch64"),
+    ("probe-events", "probe-events"),
+];
+
+/// `RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps` for every library crate, in
+/// one cargo invocation (`--keep-going`: every crate's warnings, not only
+/// the first failing crate's).
+pub fn doc(root: &Path) -> Result<(), String> {
+    let mut cmd = Command::new("cargo");
+    cmd.env("RUSTDOCFLAGS", "-Dwarnings")
+        .args(["doc", "--no-deps", "--keep-going"])
+        .current_dir(root);
+    for (name, _) in LIBRARY_CRATES {
+        cmd.args(["-p", name]);
+    }
+    process::run(&mut cmd, Duration::from_secs(10 * 60)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The workspace members, from the root manifest's `members` list.
+    fn members(root: &Path) -> Vec<String> {
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let list = manifest
+            .split_once("members = [")
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .expect("a members list")
+            .0;
+        list.split(',')
+            .map(|m| m.trim().trim_matches('"').to_string())
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn the_library_crates_are_the_members_that_are_published() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut published = Vec::new();
+        for dir in members(root) {
+            let manifest = std::fs::read_to_string(root.join(&dir).join("Cargo.toml")).unwrap();
+            if manifest.lines().any(|l| l.trim() == "publish = false") {
+                continue;
+            }
+            let name = manifest
+                .lines()
+                .find_map(|l| l.strip_prefix("name = "))
+                .expect("a package name")
+                .trim_matches('"')
+                .to_string();
+            published.push((name, dir));
+        }
+        let expected: Vec<(String, String)> = LIBRARY_CRATES
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_string()))
+            .collect();
+        assert_eq!(published, expected);
+    }
+}
