@@ -85,6 +85,13 @@ pub const TEST: &[Step] = &[
         timeout: minutes(10),
     },
     Step {
+        // Every library crate packaged and built from its package, as
+        // crates.io would get it (`publish = false` leaves the rest out).
+        name: "publish-dry-run",
+        action: Action::Check(publish::dry_run),
+        timeout: minutes(20),
+    },
+    Step {
         name: "test",
         action: cargo(&["test", "--workspace"]),
         timeout: minutes(30),

@@ -34,6 +34,49 @@ pub fn doc(root: &Path) -> Result<(), String> {
     process::run(&mut cmd, Duration::from_secs(10 * 60)).map_err(|e| e.to_string())
 }
 
+/// `cargo publish --workspace --dry-run`: packages every library crate
+/// (the other members have `publish = false`), then builds each package
+/// against the others' packages, as crates.io would see them.
+///
+/// A clean checkout (CI) runs it as it is. With uncommitted changes in the
+/// packaged files cargo would refuse to package them; then it runs with
+/// `--allow-dirty`, says so, and checks the working tree as it is.
+pub fn dry_run(root: &Path) -> Result<(), String> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["publish", "--workspace", "--dry-run"])
+        .current_dir(root);
+    let changed = uncommitted(root)?;
+    if !changed.is_empty() {
+        println!(
+            "uncommitted changes in the packaged crates ({}), so --allow-dirty",
+            changed.join(", ")
+        );
+        cmd.arg("--allow-dirty");
+    }
+    process::run(&mut cmd, Duration::from_secs(20 * 60)).map_err(|e| e.to_string())
+}
+
+/// The files git reports as changed or untracked in the library crates'
+/// directories and the workspace manifest; none outside a git checkout
+/// (cargo checks nothing there either).
+fn uncommitted(root: &Path) -> Result<Vec<String>, String> {
+    let mut cmd = Command::new("git");
+    cmd.args(["status", "--porcelain", "--untracked-files=all", "--"])
+        .args(["Cargo.toml", "Cargo.lock"])
+        .args(LIBRARY_CRATES.iter().map(|(_, dir)| dir))
+        .current_dir(root);
+    let out = process::capture(&mut cmd, Duration::from_secs(60)).map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Ok(Vec::new());
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.get(3..))
+        .map(str::to_string)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
