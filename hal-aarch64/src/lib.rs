@@ -67,14 +67,20 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 pub mod decode;
+mod frame_macro;
+mod pt_regs_view;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;
 pub mod simulate;
 pub mod slot;
 
+pub use pt_regs_view::{pt_regs_mut, with_pt_regs};
 pub use regs::{PtRegs, CALL_ABI};
 pub use slot::StepState;
+
+#[doc(hidden)]
+pub use probe_hal as __probe_hal;
 
 use decode::{decode_word, Op, Verdict};
 use probe_hal::{

@@ -141,6 +141,13 @@ impl Registers for PtRegs {
         &CALL_ABI
     }
 
+    /// `Some(self)`: handlers reach this frame as a `PtRegs` without a copy
+    /// ([`pt_regs_mut`](crate::pt_regs_mut), [`with_pt_regs`](crate::with_pt_regs)).
+    #[inline(always)]
+    fn as_any_mut(&mut self) -> Option<&mut dyn core::any::Any> {
+        Some(self)
+    }
+
     /// `pstate`.
     #[link_section = "probe_trap_text"]
     fn flags(&self) -> usize {

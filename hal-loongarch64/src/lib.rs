@@ -50,14 +50,20 @@
 
 pub mod decode;
 mod frame_asm;
+mod frame_macro;
+mod pt_regs_view;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;
 pub mod simulate;
 pub mod slot;
 
+pub use pt_regs_view::{pt_regs_mut, with_pt_regs};
 pub use regs::{PtRegs, CALL_ABI};
 pub use slot::StepState;
+
+#[doc(hidden)]
+pub use probe_hal as __probe_hal;
 
 use decode::{decode_word, Op, Verdict};
 use probe_hal::{

@@ -42,6 +42,8 @@
 
 pub mod breakpoint;
 pub mod decode;
+mod frame_macro;
+mod pt_regs_view;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;
@@ -49,7 +51,11 @@ pub mod simulate;
 pub mod slot;
 
 pub use decode::{Cond, Flow, Insn};
+pub use pt_regs_view::{pt_regs_mut, with_pt_regs};
 pub use regs::{PtRegs, CALL_ABI};
+
+#[doc(hidden)]
+pub use probe_hal as __probe_hal;
 pub use slot::StepState;
 
 use probe_hal::{

@@ -9,6 +9,9 @@ pub static CALL_ABI: CallAbi = CallAbi {
     ret: [10, 11],
 };
 
+/// Register number of the stack pointer (`x2`, `sp`).
+pub const SP: usize = 2;
+
 /// Bit of `status` (`sstatus`) holding the interrupt-enable state of the
 /// interrupted context (SPIE, privileged manual §4.1.1).
 pub const SSTATUS_SPIE: usize = 1 << 5;
@@ -180,6 +183,13 @@ impl Registers for PtRegs {
     #[link_section = "probe_trap_text"]
     fn call_abi(&self) -> &'static CallAbi {
         &CALL_ABI
+    }
+
+    /// `Some(self)`: handlers reach this frame as a `PtRegs` without a copy
+    /// ([`pt_regs_mut`](crate::pt_regs_mut), [`with_pt_regs`](crate::with_pt_regs)).
+    #[inline(always)]
+    fn as_any_mut(&mut self) -> Option<&mut dyn core::any::Any> {
+        Some(self)
     }
 
     /// The `status` image (`sstatus`): riscv has no flags register, and this

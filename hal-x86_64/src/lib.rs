@@ -64,8 +64,10 @@
 
 mod boost;
 mod decode;
+mod frame_macro;
 mod memop;
 mod opmask;
+mod pt_regs_view;
 mod refusals;
 mod regs;
 mod rethook;
@@ -78,10 +80,14 @@ use probe_hal::{
 };
 
 pub use decode::{Insn, Op, RipRelative, Step};
+pub use pt_regs_view::{pt_regs_mut, with_pt_regs};
 pub use regs::{gpr, rflags, PtRegs, CALL_ABI};
 pub use rethook::trampoline_address;
 pub use simulate::{condition_holds, popf_result, Base, Emulation, LoopKind, MemOperand};
 pub use single_step::StepState;
+
+#[doc(hidden)]
+pub use probe_hal as __probe_hal;
 
 /// The x86_64 instruction set, as a [`probe_hal::Arch`] backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

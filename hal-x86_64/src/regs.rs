@@ -223,6 +223,13 @@ impl Registers for PtRegs {
     fn call_abi(&self) -> &'static CallAbi {
         &CALL_ABI
     }
+
+    /// `Some(self)`: handlers reach this frame as a `PtRegs` without a copy
+    /// ([`pt_regs_mut`](crate::pt_regs_mut), [`with_pt_regs`](crate::with_pt_regs)).
+    #[inline(always)]
+    fn as_any_mut(&mut self) -> Option<&mut dyn core::any::Any> {
+        Some(self)
+    }
     #[link_section = "probe_trap_text"]
     fn flags(&self) -> usize {
         self.eflags as usize

@@ -22,6 +22,7 @@ mod error;
 mod memory;
 mod regs;
 pub mod rethook;
+pub mod view;
 
 pub use arch::{Arch, Breakpoint};
 pub use decision::{Decoded, ExecMode, Handling, SlotImage, MAX_SLOT_LEN};
