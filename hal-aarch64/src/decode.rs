@@ -22,11 +22,12 @@
 //!   unallocated groups and the unallocated encodings of every group,
 //!   down to the classes of the load/store, data processing (register) and
 //!   SIMD&FP groups (`decode/ldst.rs`, `decode/dpreg.rs`,
-//!   `decode/simd.rs`). Of SVE (`decode/sve.rs`), the contiguous loads
-//!   and stores, register fills and spills, `while*`, `ptrue`, the
-//!   element counts and `dup` (scalar) are stepped, with their unallocated
-//!   encodings undecodable; the other SVE classes and SME are refused as
-//!   not decoded ([`WHY_SVE`]).
+//!   `decode/simd.rs`). Of SVE (`decode/sve.rs`), the classes compiled
+//!   code uses (integer and floating-point arithmetic, compares,
+//!   predicates, permutes, element counts, contiguous loads and stores)
+//!   are stepped, with their unallocated encodings undecodable; the other
+//!   SVE classes (gathers, scatters, conversions, SVE2's widening and
+//!   narrowing forms…) and SME are refused as not decoded ([`WHY_SVE`]).
 //!
 //! `prfm` (literal) reads the pc to form an address; it is simulated as
 //! what it is architecturally, a hint without effect (Linux refuses it with

@@ -15,8 +15,8 @@
 //!   pointer-authenticated branches, `mrs` of the exception registers the
 //!   probe's own trap rewrites (ELR, SPSR, ESR, FAR), `wfet`/`wfit`, the SVE
 //!   classes it does not decode and SME, and unallocated words of the groups
-//!   it takes apart (SVE's contiguous loads and stores, fills and spills,
-//!   `while*`, `ptrue`, element counts and `dup` are decoded). Everything else
+//!   it takes apart (the SVE classes compiled code uses are decoded and
+//!   stepped, see [`decode`]). Everything else
 //!   is **stepped** out of line, including the LSE atomics (`cas`, `ldadd`,
 //!   `swp`: no exclusive monitor involved).
 //! - **Exclusive windows** ([`sequence`]): an address after a

@@ -1,8 +1,13 @@
 //! SVE (Arm ARM C4.1.2 "SVE encodings", top-level `op0` = 0010), the
-//! classes this backend takes apart: the contiguous loads and stores, the
-//! vector and predicate register fills and spills, `while*`, `ptrue`, the
-//! element-count instructions and `dup` from a general register. These are
-//! what compilers and glibc's string functions emit (glibc's SVE
+//! classes this backend takes apart, named after the SVE encoding index:
+//! integer arithmetic (predicated and unpredicated), reductions, compares,
+//! element counts, `index`, `addvl`/`addpl`/`rdvl`, the vector `adr`,
+//! permutes (`dup`, `ext`, `tbl`, `zip`/`uzp`/`trn`, `sel`, unpacks,
+//! `insr`, `rev`), predicate logic and initialisation (`ptrue`, `pfalse`,
+//! `ptest`, `pfirst`, `pnext`, the FFR instructions, `while*`, `cntp`),
+//! floating-point arithmetic and multiply-add, and the contiguous loads,
+//! stores, prefetches, broadcasts, fills and spills. These are what
+//! compilers and glibc's string functions emit (glibc's SVE
 //! `memcpy`/`memmove`: `whilelo`, `ptrue`, `cntb`, `ld1b`, `st1b`, `dup`).
 //!
 //! No SVE instruction reads or writes the pc (the SVE `adr` is a vector
@@ -23,7 +28,94 @@ use super::{r, s, u, Entry, WHY_SVE};
 /// C4.1.2: the SVE group, class by class (classes of the SVE encoding
 /// index named in the comments).
 pub(super) const SVE: &[Entry] = &[
-    // SVE Element Count (op0 = 000): cnt*, inc*/dec*, saturating forms.
+    // ---- bits [31:29] = 000: integer arithmetic, element count, permutes.
+    // SVE Integer Binary Arithmetic - Predicated.
+    s(
+        "00000100 xx 0 00 00x 000 xxx xxxxx xxxxx",
+        "add/sub (vectors, predicated)",
+    ),
+    s(
+        "00000100 xx 0 00 011 000 xxx xxxxx xxxxx",
+        "subr (vectors, predicated)",
+    ),
+    s(
+        "00000100 xx 0 01 0xx 000 xxx xxxxx xxxxx",
+        "smax/umax/smin/umin (vectors, predicated)",
+    ),
+    s(
+        "00000100 xx 0 01 10x 000 xxx xxxxx xxxxx",
+        "sabd/uabd (predicated)",
+    ),
+    s(
+        "00000100 xx 0 10 000 000 xxx xxxxx xxxxx",
+        "mul (vectors, predicated)",
+    ),
+    s(
+        "00000100 xx 0 10 01x 000 xxx xxxxx xxxxx",
+        "smulh/umulh (predicated)",
+    ),
+    s(
+        "00000100 1x 0 10 1xx 000 xxx xxxxx xxxxx",
+        "sdiv/udiv/sdivr/udivr",
+    ),
+    s(
+        "00000100 xx 0 11 0xx 000 xxx xxxxx xxxxx",
+        "orr/eor/and/bic (vectors, predicated)",
+    ),
+    // SVE Integer Reduction (saddv does not take 64-bit elements).
+    u("00000100 11 0 00000 001 xxx xxxxx xxxxx"),
+    s("00000100 xx 0 0000x 001 xxx xxxxx xxxxx", "saddv/uaddv"),
+    s(
+        "00000100 xx 0 010xx 001 xxx xxxxx xxxxx",
+        "smaxv/umaxv/sminv/uminv",
+    ),
+    s("00000100 xx 0 1100x 001 xxx xxxxx xxxxx", "orv/eorv"),
+    s("00000100 xx 0 11010 001 xxx xxxxx xxxxx", "andv"),
+    s(
+        "00000100 xx 0 1000x 001 xxx xxxxx xxxxx",
+        "movprfx (predicated)",
+    ),
+    // SVE Integer Add/Subtract - Unpredicated, Bitwise Logical -
+    // Unpredicated, Index Generation, Stack Allocation, Multiply -
+    // Unpredicated, Address Generation.
+    s(
+        "00000100 xx 1 xxxxx 000 00x xxxxx xxxxx",
+        "add/sub (vectors, unpredicated)",
+    ),
+    s(
+        "00000100 xx 1 xxxxx 000 1xx xxxxx xxxxx",
+        "sqadd/uqadd/sqsub/uqsub (vectors)",
+    ),
+    s(
+        "00000100 xx 1 xxxxx 001100 xxxxx xxxxx",
+        "and/orr/eor/bic (vectors, unpredicated)",
+    ),
+    s("00000100 011 xxxxx 001110 xxxxx xxxxx", "bcax"),
+    s("00000100 xx 1 xxxxx 0100 xx xxxxx xxxxx", "index"),
+    s("00000100 0x1 xxxxx 01010 xxxxxx xxxxx", "addvl/addpl"),
+    s("00000100 101 11111 01010 xxxxxx xxxxx", "rdvl"),
+    s(
+        "00000100 xx 1 xxxxx 011 000 xxxxx xxxxx",
+        "mul (vectors, unpredicated)",
+    ),
+    s(
+        "00000100 00 1 xxxxx 011 001 xxxxx xxxxx",
+        "pmul (vectors, unpredicated)",
+    ),
+    s(
+        "00000100 xx 1 xxxxx 011 01x xxxxx xxxxx",
+        "smulh/umulh (unpredicated)",
+    ),
+    s(
+        "00000100 xx 1 xxxxx 011 10x xxxxx xxxxx",
+        "sqdmulh/sqrdmulh (vectors)",
+    ),
+    s("00000100 xx 1 xxxxx 1010 xx xxxxx xxxxx", "adr (vector)"),
+    s(
+        "00000100 00 1 00000 101111 xxxxx xxxxx",
+        "movprfx (unpredicated)",
+    ),
+    // SVE Element Count: cnt*, inc*/dec*, saturating forms.
     s(
         "00000100 xx 10 xxxx 111000 xxxxx xxxxx",
         "cntb/cnth/cntw/cntd",
@@ -45,16 +137,130 @@ pub(super) const SVE: &[Entry] = &[
         "00000100 xx 10 xxxx 1100 xx xxxxx xxxxx",
         "sqinc*/uqinc*/sqdec*/uqdec* (vector)",
     ),
-    // SVE Permute Vector - Unpredicated: dup (scalar).
+    // SVE Permute Vector - Extract, Unpredicated, Interleave; Select.
+    s("00000101 0x1 xxxxx 000 xxx xxxxx xxxxx", "ext"),
+    u("00000101 xx 1 00000 001000 xxxxx xxxxx"),
+    s("00000101 xx 1 xxxxx 001000 xxxxx xxxxx", "dup (indexed)"),
+    s(
+        "00000101 xx 1 xxxxx 001 01x xxxxx xxxxx",
+        "tbl/tbx (two registers)",
+    ),
+    s("00000101 xx 1 xxxxx 001100 xxxxx xxxxx", "tbl"),
     s("00000101 xx 100000 001110 xxxxx xxxxx", "dup (scalar)"),
-    // SVE Integer Compare - Scalars: while (op0 = 001).
-    s("00100101 xx 1 xxxxx 000 xxx xxxxx x xxxx", "while*"),
-    // SVE Predicate Initialize: ptrue, ptrues.
+    s("00000101 xx 1 x0100 001110 xxxxx xxxxx", "insr"),
+    s("00000101 01 1 100xx 001110 xxxxx xxxxx", "sunpk*/uunpk*"),
+    s("00000101 1x 1 100xx 001110 xxxxx xxxxx", "sunpk*/uunpk*"),
+    s("00000101 xx 1 11000 001110 xxxxx xxxxx", "rev (vector)"),
+    s(
+        "00000101 xx 1 xxxxx 011 0xx xxxxx xxxxx",
+        "zip*/uzp* (vectors)",
+    ),
+    s("00000101 xx 1 xxxxx 011 10x xxxxx xxxxx", "trn* (vectors)"),
+    s("00000101 xx 1 xxxxx 11 xxxx xxxxx xxxxx", "sel (vectors)"),
+    // ---- bits [31:29] = 001: integer compares, predicates.
+    // SVE Integer Compare - Vectors (no wide forms for 64-bit elements).
+    s("00100100 0x 0 xxxxx xxx xxx xxxxx x xxxx", "cmp* (vectors)"),
+    s("00100100 10 0 xxxxx xxx xxx xxxxx x xxxx", "cmp* (vectors)"),
+    s(
+        "00100100 11 0 xxxxx 000 xxx xxxxx x xxxx",
+        "cmphs/cmphi (vectors)",
+    ),
+    s(
+        "00100100 11 0 xxxxx 10x xxx xxxxx x xxxx",
+        "cmpge/cmpgt/cmpeq/cmpne (vectors)",
+    ),
+    // SVE Integer Compare - Unsigned Immediate, Signed Immediate.
+    s(
+        "00100100 xx 1 xxxxxxx x xxx xxxxx x xxxx",
+        "cmphs/cmphi/cmplo/cmpls (immediate)",
+    ),
+    s(
+        "00100101 xx 0 xxxxx 00x xxx xxxxx x xxxx",
+        "cmpge/cmpgt/cmplt/cmple (immediate)",
+    ),
+    s(
+        "00100101 xx 0 xxxxx 100 xxx xxxxx x xxxx",
+        "cmpeq/cmpne (immediate)",
+    ),
+    // SVE Predicate Logical (`eors` has no `sel` form).
+    s(
+        "00100101 00 00 xxxx 01 xxxx x xxxx x xxxx",
+        "and/bic/eor/sel (predicates)",
+    ),
+    s("00100101 01 00 xxxx 01 xxxx 0 xxxx x xxxx", "ands/bics"),
+    s("00100101 01 00 xxxx 01 xxxx 1 xxxx 0 xxxx", "eors"),
+    s(
+        "00100101 1x 00 xxxx 01 xxxx x xxxx x xxxx",
+        "orr/orn/nor/nand (predicates)",
+    ),
+    // SVE Predicate Misc.
+    s("00100101 01 010000 11 xxxx 0 xxxx 0 0000", "ptest"),
     s("00100101 xx 01100 x 111000 xxxxx 0 xxxx", "ptrue/ptrues"),
-    // SVE Memory - 32-bit Gather and Unsized Contiguous (op0 = 100): fills.
+    s("00100101 00 011000 111001 00000 0 xxxx", "pfalse"),
+    s("00100101 01 011000 110000 0 xxxx 0 xxxx", "pfirst"),
+    s("00100101 xx 011001 110001 0 xxxx 0 xxxx", "pnext"),
+    s("00100101 0x 011000 111100 0 xxxx 0 xxxx", "rdffr/rdffrs"),
+    s("00100101 00 101100 100100 00000 00000", "setffr"),
+    s("00100101 00 101000 100100 0xxxx 00000", "wrffr"),
+    // SVE Integer Compare - Scalars: while.
+    s("00100101 xx 1 xxxxx 000 xxx xxxxx x xxxx", "while*"),
+    // SVE Predicate Count.
+    s("00100101 xx 100 000 10 xxxx 0 xxxx xxxxx", "cntp"),
+    // SVE Integer Wide Immediate - Unpredicated: dup (immediate), no
+    // shifted byte immediate.
+    s("00100101 00 111000 110 xxxxxxxx xxxxx", "dup (immediate)"),
+    s("00100101 01 111000 11x xxxxxxxx xxxxx", "dup (immediate)"),
+    s("00100101 1x 111000 11x xxxxxxxx xxxxx", "dup (immediate)"),
+    // ---- bits [31:29] = 011: floating point (no 8-bit elements).
+    // SVE Floating Point Arithmetic - Unpredicated.
+    s(
+        "01100101 01 0 xxxxx 000 0xx xxxxx xxxxx",
+        "fadd/fsub/fmul/ftsmul (unpredicated)",
+    ),
+    s(
+        "01100101 1x 0 xxxxx 000 0xx xxxxx xxxxx",
+        "fadd/fsub/fmul/ftsmul (unpredicated)",
+    ),
+    s("01100101 01 0 xxxxx 000 11x xxxxx xxxxx", "frecps/frsqrts"),
+    s("01100101 1x 0 xxxxx 000 11x xxxxx xxxxx", "frecps/frsqrts"),
+    // SVE Floating Point Arithmetic - Predicated (opc 1011 and 111x
+    // unallocated).
+    s(
+        "01100101 01 00 0xxx 100 xxx xxxxx xxxxx",
+        "fadd/fsub/fmul/fsubr/fmax*/fmin* (predicated)",
+    ),
+    s(
+        "01100101 1x 00 0xxx 100 xxx xxxxx xxxxx",
+        "fadd/fsub/fmul/fsubr/fmax*/fmin* (predicated)",
+    ),
+    u("01100101 xx 00 1011 100 xxx xxxxx xxxxx"),
+    s("01100101 01 00 100x 100 xxx xxxxx xxxxx", "fabd/fscale"),
+    s("01100101 01 00 1010 100 xxx xxxxx xxxxx", "fmulx"),
+    s("01100101 1x 00 100x 100 xxx xxxxx xxxxx", "fabd/fscale"),
+    s("01100101 1x 00 1010 100 xxx xxxxx xxxxx", "fmulx"),
+    s("01100101 01 00 110x 100 xxx xxxxx xxxxx", "fdivr/fdiv"),
+    s("01100101 1x 00 110x 100 xxx xxxxx xxxxx", "fdivr/fdiv"),
+    // SVE Floating Point Multiply-Add.
+    s(
+        "01100101 01 1 xxxxx 0 xx xxx xxxxx xxxxx",
+        "fmla/fmls/fnmla/fnmls (vectors)",
+    ),
+    s(
+        "01100101 1x 1 xxxxx 0 xx xxx xxxxx xxxxx",
+        "fmla/fmls/fnmla/fnmls (vectors)",
+    ),
+    // ---- bits [31:29] = 100: SVE Memory - 32-bit Gather and Unsized Contiguous.
     s("1000010110 xxxxxx 010 xxx xxxxx xxxxx", "ldr (vector)"),
     s("1000010110 xxxxxx 000 xxx xxxxx 0xxxx", "ldr (predicate)"),
-    // SVE Memory - Contiguous Load (op0 = 101).
+    s(
+        "1000010111 xxxxxx 0 xx xxx xxxxx 0 xxxx",
+        "prfb/prfh/prfw/prfd (scalar plus immediate)",
+    ),
+    s(
+        "1000010 xx 1 xxxxxx 1 xx xxx xxxxx xxxxx",
+        "ld1r* (broadcast)",
+    ),
+    // ---- bits [31:29] = 101: SVE Memory - Contiguous Load.
     s(
         "1010010 xxxx 0 xxxx 111 xxx xxxxx xxxxx",
         "ldnt1*/ld2*/ld3*/ld4* (scalar plus immediate)",
@@ -86,8 +292,8 @@ pub(super) const SVE: &[Entry] = &[
         "1010010 xx 0x xxxxx 000 xxx xxxxx xxxxx",
         "ld1rq*/ld1ro* (scalar plus scalar)",
     ),
-    // SVE Memory - Store (op0 = 111): spills first (they share `msz` = 11,
-    // `size` = 0x with st1d, which does not allocate it).
+    // ---- bits [31:29] = 111: SVE Memory - Store. Spills first (they
+    // share `msz` = 11, `size` = 0x with st1d, which does not allocate it).
     s("1110010110 xxxxxx 010 xxx xxxxx xxxxx", "str (vector)"),
     s("1110010110 xxxxxx 000 xxx xxxxx 0xxxx", "str (predicate)"),
     s(
