@@ -68,7 +68,7 @@
 
 pub mod decode;
 mod frame_macro;
-mod pt_regs_view;
+pub mod pt_regs_view;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;

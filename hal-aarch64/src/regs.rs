@@ -43,6 +43,10 @@ pub const ZR: usize = 31;
 /// backend simulates, so [`Registers::gpr`]`(31)` reads 0; the stack
 /// pointer is [`Registers::sp`].
 ///
+/// The layout is ABI (eBPF programs read it at Linux's offsets): the
+/// table and the eBPF view ([`with_pt_regs`](crate::with_pt_regs)) are in
+/// [`pt_regs_view`](crate::pt_regs_view).
+///
 /// ```
 /// use probe_hal_aarch64::PtRegs;
 /// use probe_hal::Registers;

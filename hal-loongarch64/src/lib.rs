@@ -51,7 +51,7 @@
 pub mod decode;
 mod frame_asm;
 mod frame_macro;
-mod pt_regs_view;
+pub mod pt_regs_view;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;

@@ -30,6 +30,10 @@ pub const SP: usize = 3;
 /// out of line. A kernel that implements [`Registers`] on its own frame
 /// should map `flags`/`set_flags` to its saved PRMD the same way.
 ///
+/// The layout is ABI (eBPF programs read it at Linux's offsets): the
+/// table and the eBPF view ([`with_pt_regs`](crate::with_pt_regs)) are in
+/// [`pt_regs_view`](crate::pt_regs_view).
+///
 /// ```
 /// use probe_hal_loongarch64::PtRegs;
 /// use probe_hal::Registers;

@@ -43,7 +43,9 @@
 pub mod breakpoint;
 pub mod decode;
 mod frame_macro;
-mod pt_regs_view;
+pub mod pt_regs_view;
+#[cfg(doctest)]
+mod readme;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;

@@ -25,6 +25,10 @@ pub const SSTATUS_SPIE: usize = 1 << 5;
 /// them: `gpr(0)` reads 0 and `set_gpr(0, _)` is ignored (slot 0 is `epc`,
 /// not x0); [`Registers::flags`] is the `status` image.
 ///
+/// The layout is ABI (eBPF programs read it at Linux's offsets): the
+/// table and the eBPF view ([`with_pt_regs`](crate::with_pt_regs)) are in
+/// [`pt_regs_view`](crate::pt_regs_view).
+///
 /// ```
 /// use probe_hal_riscv64::PtRegs;
 /// use probe_hal::Registers;

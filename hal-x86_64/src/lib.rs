@@ -67,7 +67,7 @@ mod decode;
 mod frame_macro;
 mod memop;
 mod opmask;
-mod pt_regs_view;
+pub mod pt_regs_view;
 mod refusals;
 mod regs;
 mod rethook;

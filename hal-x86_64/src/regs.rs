@@ -92,6 +92,10 @@ pub static CALL_ABI: CallAbi = CallAbi {
 ///
 /// `orig_rax` is the system-call number on a syscall entry and -1 otherwise;
 /// `cs`/`ss` hold selectors; `eflags` is the full `rflags`.
+///
+/// The layout is ABI (eBPF programs read it at Linux's offsets): the
+/// table and the eBPF view ([`with_pt_regs`](crate::with_pt_regs)) are in
+/// [`pt_regs_view`](crate::pt_regs_view).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[allow(missing_docs)] // the fields are the registers they are named after

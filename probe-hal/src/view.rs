@@ -152,7 +152,7 @@ macro_rules! __pt_regs_view {
             "program reads: zero-copy when [`pt_regs_mut`] succeeds, else on a [`",
             stringify!($ty), "::capture`] of `regs`, after which what `f` changed is written ",
             "back ([`", stringify!($ty), "::write_back`]). What an eBPF dispatcher calls with ",
-            "the program's context; the layout is ABI (see [`", stringify!($ty), "`])."
+            "the program's context; the layout is ABI (see [the table](self))."
         )]
         #[inline]
         pub fn with_pt_regs<T>(
