@@ -454,7 +454,7 @@ fn return_hijack_uses_x30_and_the_stack_pointer() {
 /// as `msr` (immediate).
 #[test]
 fn sve_classes_stepped_unallocated_undecodable_rest_refused() {
-    let stepped: [(u32, &str); 16] = [
+    let stepped: [(u32, &str); 17] = [
         (0x0420_e3e7, "cntb/cnth/cntw/cntd"),                 // cntb x7
         (0x04a0_e3e0, "cntb/cnth/cntw/cntd"),                 // cntw x0
         (0x2522_1cc1, "while*"),                              // whilelo p1.b, x6, x2
@@ -466,6 +466,10 @@ fn sve_classes_stepped_unallocated_undecodable_rest_refused() {
         (0x0520_3820, "dup (scalar)"),                        // dup z0.b, w1
         (0x8580_4000, "ldr (vector)"),                        // ldr z0, [x0]
         (0xe580_4000, "str (vector)"),                        // str z0, [x0]
+        (
+            0x8400_4000,
+            "ld1b/ld1h/ld1sb/ld1sh/ldff1b/ldff1h/ldff1sb/ldff1sh (gather, 32-bit)",
+        ), // ld1b {z0.s}, p0/z, [x0, z0.s, uxtw]
         (0x0420_4000, "index"),                               // index z0.b, #0, #0
         (0x0420_5000, "addvl/addpl"),                         // addvl x0, x0, #0
         (0x04bf_5020, "rdvl"),                                // rdvl x0, #1
@@ -482,7 +486,7 @@ fn sve_classes_stepped_unallocated_undecodable_rest_refused() {
         let e = Aarch64::decode(ADDR, &word.to_le_bytes(), ExecMode::Kernel).unwrap_err();
         assert_eq!(e.kind(), ProbeErrorKind::Undecodable, "{word:#010x}");
     }
-    assert_eq!(refusal(0x8400_4000), Refusal::new("sve", WHY_SVE)); // ld1b (gather), not decoded
+    assert_eq!(refusal(0x6594_a000), Refusal::new("sve", WHY_SVE)); // scvtf (not decoded)
     assert_eq!(refusal(0xc008_0000), Refusal::new("sme", WHY_SVE)); // zero {}
     assert_eq!(
         refusal(0xd503_477f),

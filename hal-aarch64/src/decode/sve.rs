@@ -5,8 +5,10 @@
 //! permutes (`dup`, `ext`, `tbl`, `zip`/`uzp`/`trn`, `sel`, unpacks,
 //! `insr`, `rev`), predicate logic and initialisation (`ptrue`, `pfalse`,
 //! `ptest`, `pfirst`, `pnext`, the FFR instructions, `while*`, `cntp`),
-//! floating-point arithmetic and multiply-add, and the contiguous loads,
-//! stores, prefetches, broadcasts, fills and spills. These are what
+//! floating-point arithmetic, compares, reductions and (complex)
+//! multiply-add, a few SVE2 classes (`cmla`, `histcnt`, `bcax`, `pmul`,
+//! the two-register `tbl`), the contiguous loads, stores, prefetches,
+//! broadcasts, fills and spills, and the gathers and scatters. These are what
 //! compilers and glibc's string functions emit (glibc's SVE
 //! `memcpy`/`memmove`: `whilelo`, `ptrue`, `cntb`, `ld1b`, `st1b`, `dup`).
 //!
@@ -17,8 +19,10 @@
 //! scalar-plus-scalar loads and stores, the `msz`/`size` combinations
 //! `st1*` does not allocate, `size` = 00 of the vector `inc*`/`dec*`) as
 //! rows of their own, or left out of the class rows. The classes not listed
-//! here, and the whole SME group, are refused ([`super::WHY_SVE`]): they
-//! are not decoded, so an unallocated word is never stepped.
+//! here (conversions, shifts, logical immediates, gather prefetches, most
+//! of SVE2's widening, narrowing and complex-integer classes, SVE2.1),
+//! and the whole SME group, are refused ([`super::WHY_SVE`]): they are not
+//! decoded, so an unallocated word is never stepped.
 //!
 //! Every row was checked against GNU objdump 2.40 (`tests/objdump.rs`
 //! samples each stepped row's words).
@@ -75,6 +79,23 @@ pub(super) const SVE: &[Entry] = &[
         "00000100 xx 0 1000x 001 xxx xxxxx xxxxx",
         "movprfx (predicated)",
     ),
+    // SVE Integer Multiply-Accumulate - Predicated.
+    s("00000100 xx 0 xxxxx 01 x xxx xxxxx xxxxx", "mla/mls"),
+    s("00000100 xx 0 xxxxx 11 x xxx xxxxx xxxxx", "mad/msb"),
+    // SVE Integer Unary Operations - Predicated (the extensions only from
+    // a narrower to a wider element; fabs/fneg not for 8-bit elements).
+    s("00000100 01 0 10 00x 101 xxx xxxxx xxxxx", "sxtb/uxtb"),
+    s("00000100 1x 0 10 00x 101 xxx xxxxx xxxxx", "sxtb/uxtb"),
+    s("00000100 1x 0 10 01x 101 xxx xxxxx xxxxx", "sxth/uxth"),
+    s("00000100 11 0 10 10x 101 xxx xxxxx xxxxx", "sxtw/uxtw"),
+    s("00000100 xx 0 10 11x 101 xxx xxxxx xxxxx", "abs/neg"),
+    s(
+        "00000100 xx 0 11 0xx 101 xxx xxxxx xxxxx",
+        "cls/clz/cnt/cnot",
+    ),
+    s("00000100 01 0 11 10x 101 xxx xxxxx xxxxx", "fabs/fneg"),
+    s("00000100 1x 0 11 10x 101 xxx xxxxx xxxxx", "fabs/fneg"),
+    s("00000100 xx 0 11 110 101 xxx xxxxx xxxxx", "not (vector)"),
     // SVE Integer Add/Subtract - Unpredicated, Bitwise Logical -
     // Unpredicated, Index Generation, Stack Allocation, Multiply -
     // Unpredicated, Address Generation.
@@ -156,6 +177,38 @@ pub(super) const SVE: &[Entry] = &[
         "zip*/uzp* (vectors)",
     ),
     s("00000101 xx 1 xxxxx 011 10x xxxxx xxxxx", "trn* (vectors)"),
+    // SVE Permute Vector - Predicated; Copy Integer Immediate - Predicated
+    // (no shifted byte immediate); fcpy not for 8-bit elements.
+    s(
+        "00000101 xx 1 0000x 101 xxx xxxxx xxxxx",
+        "lasta/lastb (scalar)",
+    ),
+    s("00000101 xx 101000 101 xxx xxxxx xxxxx", "cpy (scalar)"),
+    s(
+        "00000101 xx 100000 100 xxx xxxxx xxxxx",
+        "cpy (SIMD&FP scalar)",
+    ),
+    s(
+        "00000101 xx 1 0001x 100 xxx xxxxx xxxxx",
+        "lasta/lastb (SIMD&FP scalar)",
+    ),
+    s("00000101 xx 1 010xx 100 xxx xxxxx xxxxx", "clasta/clastb"),
+    s("00000101 xx 1 0110x 100 xxx xxxxx xxxxx", "splice"),
+    s("00000101 1x 100001 100 xxx xxxxx xxxxx", "compact"),
+    s(
+        "00000101 00 01 xxxx 0 x 0 xxxxxxxx xxxxx",
+        "cpy (immediate)",
+    ),
+    s(
+        "00000101 01 01 xxxx 0 x x xxxxxxxx xxxxx",
+        "cpy (immediate)",
+    ),
+    s(
+        "00000101 1x 01 xxxx 0 x x xxxxxxxx xxxxx",
+        "cpy (immediate)",
+    ),
+    s("00000101 01 01 xxxx 110 xxxxxxxx xxxxx", "fcpy"),
+    s("00000101 1x 01 xxxx 110 xxxxxxxx xxxxx", "fcpy"),
     s("00000101 xx 1 xxxxx 11 xxxx xxxxx xxxxx", "sel (vectors)"),
     // ---- bits [31:29] = 001: integer compares, predicates.
     // SVE Integer Compare - Vectors (no wide forms for 64-bit elements).
@@ -193,6 +246,8 @@ pub(super) const SVE: &[Entry] = &[
         "00100101 1x 00 xxxx 01 xxxx x xxxx x xxxx",
         "orr/orn/nor/nand (predicates)",
     ),
+    // SVE Partition Break: brkn.
+    s("00100101 00 011000 01 xxxx 0 xxxx 0 xxxx", "brkn"),
     // SVE Predicate Misc.
     s("00100101 01 010000 11 xxxx 0 xxxx 0 0000", "ptest"),
     s("00100101 xx 01100 x 111000 xxxxx 0 xxxx", "ptrue/ptrues"),
@@ -211,7 +266,19 @@ pub(super) const SVE: &[Entry] = &[
     s("00100101 00 111000 110 xxxxxxxx xxxxx", "dup (immediate)"),
     s("00100101 01 111000 11x xxxxxxxx xxxxx", "dup (immediate)"),
     s("00100101 1x 111000 11x xxxxxxxx xxxxx", "dup (immediate)"),
+    // ---- bits [31:29] = 010: SVE2 integer (the classes decoded so far).
+    s("01000100 xx 0 xxxxx 0010 xx xxxxx xxxxx", "cmla (vectors)"),
+    s("01000101 1x 1 xxxxx 110 xxx xxxxx xxxxx", "histcnt"),
     // ---- bits [31:29] = 011: floating point (no 8-bit elements).
+    // SVE Floating Point Complex Multiply-Add.
+    s(
+        "01100100 01 0 xxxxx 0 xx xxx xxxxx xxxxx",
+        "fcmla (vectors)",
+    ),
+    s(
+        "01100100 1x 0 xxxxx 0 xx xxx xxxxx xxxxx",
+        "fcmla (vectors)",
+    ),
     // SVE Floating Point Arithmetic - Unpredicated.
     s(
         "01100101 01 0 xxxxx 000 0xx xxxxx xxxxx",
@@ -240,6 +307,41 @@ pub(super) const SVE: &[Entry] = &[
     s("01100101 1x 00 1010 100 xxx xxxxx xxxxx", "fmulx"),
     s("01100101 01 00 110x 100 xxx xxxxx xxxxx", "fdivr/fdiv"),
     s("01100101 1x 00 110x 100 xxx xxxxx xxxxx", "fdivr/fdiv"),
+    // SVE Floating Point Reduction, Serial Reduction, Compare - Vectors
+    // (opc 111 with o3 = 0 unallocated).
+    s("01100101 01 000 000 001 xxx xxxxx xxxxx", "faddv"),
+    s("01100101 1x 000 000 001 xxx xxxxx xxxxx", "faddv"),
+    s(
+        "01100101 01 000 1xx 001 xxx xxxxx xxxxx",
+        "fmaxnmv/fminnmv/fmaxv/fminv",
+    ),
+    s(
+        "01100101 1x 000 1xx 001 xxx xxxxx xxxxx",
+        "fmaxnmv/fminnmv/fmaxv/fminv",
+    ),
+    s("01100101 01 011 000 001 xxx xxxxx xxxxx", "fadda"),
+    s("01100101 1x 011 000 001 xxx xxxxx xxxxx", "fadda"),
+    s(
+        "01100101 01 0 xxxxx 01x xxx xxxxx x xxxx",
+        "fcmge/fcmgt/fcmeq/fcmne (vectors)",
+    ),
+    s(
+        "01100101 1x 0 xxxxx 01x xxx xxxxx x xxxx",
+        "fcmge/fcmgt/fcmeq/fcmne (vectors)",
+    ),
+    s("01100101 01 0 xxxxx 110 xxx xxxxx x xxxx", "fcmuo/facge"),
+    s("01100101 1x 0 xxxxx 110 xxx xxxxx x xxxx", "fcmuo/facge"),
+    s("01100101 01 0 xxxxx 111 xxx xxxxx 1 xxxx", "facgt"),
+    s("01100101 1x 0 xxxxx 111 xxx xxxxx 1 xxxx", "facgt"),
+    // SVE Floating Point Compare - with Zero (ge, gt, lt, le).
+    s(
+        "01100101 01 01 000 x 001 xxx xxxxx x xxxx",
+        "fcmge/fcmgt/fcmlt/fcmle (zero)",
+    ),
+    s(
+        "01100101 1x 01 000 x 001 xxx xxxxx x xxxx",
+        "fcmge/fcmgt/fcmlt/fcmle (zero)",
+    ),
     // SVE Floating Point Multiply-Add.
     s(
         "01100101 01 1 xxxxx 0 xx xxx xxxxx xxxxx",
@@ -248,6 +350,14 @@ pub(super) const SVE: &[Entry] = &[
     s(
         "01100101 1x 1 xxxxx 0 xx xxx xxxxx xxxxx",
         "fmla/fmls/fnmla/fnmls (vectors)",
+    ),
+    s(
+        "01100101 01 1 xxxxx 1 xx xxx xxxxx xxxxx",
+        "fmad/fmsb/fnmad/fnmsb",
+    ),
+    s(
+        "01100101 1x 1 xxxxx 1 xx xxx xxxxx xxxxx",
+        "fmad/fmsb/fnmad/fnmsb",
     ),
     // ---- bits [31:29] = 100: SVE Memory - 32-bit Gather and Unsized Contiguous.
     s("1000010110 xxxxxx 010 xxx xxxxx xxxxx", "ldr (vector)"),
@@ -259,6 +369,34 @@ pub(super) const SVE: &[Entry] = &[
     s(
         "1000010 xx 1 xxxxxx 1 xx xxx xxxxx xxxxx",
         "ld1r* (broadcast)",
+    ),
+    // Gathers (32-bit offsets and vector plus immediate): the cells of bits [24:21] and [15:13] the
+    // encoding index allocates whole, merged into cubes (the cells a row
+    // above decides are left to it; prefetches, and cells holding
+    // unallocated encodings, are not decoded).
+    s(
+        "1000010 0xx0 xxxxx 0xx xxx xxxxx xxxxx",
+        "ld1b/ld1h/ld1sb/ld1sh/ldff1b/ldff1h/ldff1sb/ldff1sh (gather, 32-bit)",
+    ),
+    s(
+        "1000010 01x1 xxxxx xxx xxx xxxxx xxxxx",
+        "ld1h/ld1sh/ldff1h/ldff1sh (gather, 32-bit)",
+    ),
+    s(
+        "1000010 10xx xxxxx 01x xxx xxxxx xxxxx",
+        "ld1w/ldff1w (gather, 32-bit)",
+    ),
+    s(
+        "1000010 0xxx xxxxx 10x xxx xxxxx xxxxx",
+        "ld1sb/ld1sh/ldff1sb/ldff1sh/ldnt1b/ldnt1h/ldnt1sb/ldnt1sh (gather, 32-bit)",
+    ),
+    s(
+        "1000010 x0x1 xxxxx 11x xxx xxxxx xxxxx",
+        "ld1b/ld1w/ldff1b/ldff1w (gather, 32-bit)",
+    ),
+    s(
+        "1000010 x0x0 xxxxx 101 xxx xxxxx xxxxx",
+        "ldnt1b/ldnt1w (gather, 32-bit)",
     ),
     // ---- bits [31:29] = 101: SVE Memory - Contiguous Load.
     s(
@@ -349,6 +487,104 @@ pub(super) const SVE: &[Entry] = &[
     s(
         "1110010 11 11 xxxxx 010 xxx xxxxx xxxxx",
         "st1d (scalar plus scalar)",
+    ),
+    // ---- bits [31:29] = 110: SVE Memory - 64-bit Gather, cell by cell
+    // as the 32-bit gathers.
+    s(
+        "1100010 xxx0 xxxxx x10 xxx xxxxx xxxxx",
+        "ld1b/ld1d/ld1h/ld1w/ldnt1b/ldnt1d/ldnt1h/ldnt1w (gather, 64-bit)",
+    ),
+    s(
+        "1100010 x1x1 xxxxx x1x xxx xxxxx xxxxx",
+        "ld1d/ld1h/ldff1d/ldff1h (gather, 64-bit)",
+    ),
+    s(
+        "1100010 10x1 xxxxx xxx xxx xxxxx xxxxx",
+        "ld1sw/ld1w/ldff1sw/ldff1w (gather, 64-bit)",
+    ),
+    s(
+        "1100010 x0x0 xxxxx 0xx xxx xxxxx xxxxx",
+        "ld1b/ld1sb/ld1sw/ld1w/ldff1b/ldff1sb/ldff1sw/ldff1w (gather, 64-bit)",
+    ),
+    s(
+        "1100010 01xx xxxxx 0xx xxx xxxxx xxxxx",
+        "ld1h/ld1sh/ldff1h/ldff1sh (gather, 64-bit)",
+    ),
+    s(
+        "1100010 x010 xxxxx xxx xxx xxxxx xxxxx",
+        "ld1b/ld1sb/ld1sw/ld1w/ldff1b/ldff1sb/ldff1sw/ldff1w (gather, 64-bit)",
+    ),
+    s(
+        "1100010 0x01 xxxxx 1xx xxx xxxxx xxxxx",
+        "ld1b/ld1h/ld1sb/ld1sh/ldff1b/ldff1h/ldff1sb/ldff1sh (gather, 64-bit)",
+    ),
+    s(
+        "1100010 011x xxxxx xxx xxx xxxxx xxxxx",
+        "ld1h/ld1sh/ldff1h/ldff1sh (gather, 64-bit)",
+    ),
+    s(
+        "1100010 xxx0 xxxxx 01x xxx xxxxx xxxxx",
+        "ld1b/ld1d/ld1h/ld1w/ldff1b/ldff1d/ldff1h/ldff1w (gather, 64-bit)",
+    ),
+    s(
+        "1100010 x0x0 xxxxx xx0 xxx xxxxx xxxxx",
+        "ld1b/ld1sb/ld1sw/ld1w/ldnt1b/ldnt1sb/ldnt1sw/ldnt1w (gather, 64-bit)",
+    ),
+    s(
+        "1100010 xx10 xxxxx x1x xxx xxxxx xxxxx",
+        "ld1b/ld1d/ld1h/ld1w/ldff1b/ldff1d/ldff1h/ldff1w (gather, 64-bit)",
+    ),
+    s(
+        "1100010 0xx0 xxxxx xx0 xxx xxxxx xxxxx",
+        "ld1b/ld1h/ld1sb/ld1sh/ldnt1b/ldnt1h/ldnt1sb/ldnt1sh (gather, 64-bit)",
+    ),
+    // Scatters (bits [31:29] = 111, bits [15:13] = 1x0, 101, and the
+    // vector-plus-scalar stnt1), cell by cell as the gathers.
+    s(
+        "1110010 xxx0 xxxxx 101 xxx xxxxx xxxxx",
+        "st1b/st1d/st1h/st1w (scatter)",
+    ),
+    s(
+        "1110010 xx00 xxxxx 1x0 xxx xxxxx xxxxx",
+        "st1b/st1d/st1h/st1w (scatter)",
+    ),
+    s("1110010 01xx xxxxx 1x0 xxx xxxxx xxxxx", "st1h (scatter)"),
+    s("1110010 10xx xxxxx 1x0 xxx xxxxx xxxxx", "st1w (scatter)"),
+    s(
+        "1110010 xx00 xxxxx x01 xxx xxxxx xxxxx",
+        "st1b/st1d/st1h/st1w/stnt1b/stnt1d/stnt1h/stnt1w (scatter)",
+    ),
+    s(
+        "1110010 x10x xxxxx 10x xxx xxxxx xxxxx",
+        "st1d/st1h (scatter)",
+    ),
+    s(
+        "1110010 x0x0 xxxxx x01 xxx xxxxx xxxxx",
+        "st1b/st1w/stnt1b/stnt1w (scatter)",
+    ),
+    s(
+        "1110010 x0x0 xxxxx 1x0 xxx xxxxx xxxxx",
+        "st1b/st1w (scatter)",
+    ),
+    s(
+        "1110010 x01x xxxxx 1x1 xxx xxxxx xxxxx",
+        "st1b/st1w (scatter)",
+    ),
+    s(
+        "1110010 x10x xxxxx 1x0 xxx xxxxx xxxxx",
+        "st1d/st1h (scatter)",
+    ),
+    s(
+        "1110010 0xx0 xxxxx x01 xxx xxxxx xxxxx",
+        "st1b/st1h/stnt1b/stnt1h (scatter)",
+    ),
+    s(
+        "1110010 0x1x xxxxx 1x1 xxx xxxxx xxxxx",
+        "st1b/st1h (scatter)",
+    ),
+    s(
+        "1110010 1x0x xxxxx 10x xxx xxxxx xxxxx",
+        "st1d/st1w (scatter)",
     ),
     // Everything else of the group: not decoded.
     r("xxxx xxxx xxxx xxxx xxxx xxxx xxxx xxxx", "sve", WHY_SVE),
