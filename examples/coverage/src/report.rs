@@ -45,7 +45,7 @@ pub fn goal(corpus: &Corpus, r: &Report) -> String {
         }
         Goal::LinuxRules => match r.linux_refused {
             Some(linux) => format!(
-                "≤ Linux's rules ({}): {}",
+                "≤ Linux's rules ({linux}, {}): {}",
                 pct(linux, r.insns),
                 if r.kernel.refused_total() <= linux {
                     "met"
