@@ -24,10 +24,12 @@
 //!   SIMD&FP groups (`decode/ldst.rs`, `decode/dpreg.rs`,
 //!   `decode/simd.rs`). Of SVE (`decode/sve.rs`), the classes compiled
 //!   code uses (integer and floating-point arithmetic, compares,
-//!   predicates, permutes, element counts, contiguous loads and stores)
-//!   are stepped, with their unallocated encodings undecodable; the other
-//!   SVE classes (gathers, scatters, conversions, SVE2's widening and
-//!   narrowing forms…) and SME are refused as not decoded ([`WHY_SVE`]).
+//!   predicates, permutes, element counts, loads, stores, gathers and
+//!   scatters) are stepped, with their unallocated encodings
+//!   undecodable, and so are SME's outer products and ZA tile-slice loads
+//!   and stores; the other SVE classes (conversions, shifts, SVE2's
+//!   widening and narrowing forms…) and SME classes are refused as not
+//!   decoded ([`WHY_SVE`]).
 //!
 //! `prfm` (literal) reads the pc to form an address; it is simulated as
 //! what it is architecturally, a hint without effect (Linux refuses it with
@@ -319,10 +321,11 @@ pub const WHY_SVE: &str = "an SVE or SME class this backend does not decode (so 
 // ---------------------------------------------------------------------------
 // The tables, one per top-level group.
 
-/// `op0` = 0000: reserved (`udf`) and SME (bit 31 set).
+/// `op0` = 0000: reserved (`udf`) and SME (bit 31 set, Arm ARM C4.1.1,
+/// `sve.rs`).
 const RESERVED: &[Entry] = &[
     refuse(0xffff_0000, 0x0000_0000, "udf", WHY_UDF),
-    refuse(0x8000_0000, 0x8000_0000, "sme", WHY_SVE),
+    table("1xxx xxxx xxxx xxxx xxxx xxxx xxxx xxxx", "sme", sve::SME),
     unallocated(0, 0),
 ];
 

@@ -14,11 +14,11 @@
 //!   SIMD&FP literal loads; beyond Linux it refuses the `aut*` hints and the
 //!   pointer-authenticated branches, `mrs` of the exception registers the
 //!   probe's own trap rewrites (ELR, SPSR, ESR, FAR), `wfet`/`wfit`, the SVE
-//!   classes it does not decode and SME, and unallocated words of the groups
-//!   it takes apart (the SVE classes compiled code uses are decoded and
-//!   stepped, see [`decode`]). Everything else
-//!   is **stepped** out of line, including the LSE atomics (`cas`, `ldadd`,
-//!   `swp`: no exclusive monitor involved).
+//!   and SME classes it does not decode, and unallocated words of the
+//!   groups it takes apart (the SVE classes compiled code uses and SME's
+//!   outer products and ZA loads/stores are decoded and stepped, see
+//!   [`decode`]). Everything else is **stepped** out of line, including the
+//!   LSE atomics (`cas`, `ldadd`, `swp`: no exclusive monitor involved).
 //! - **Exclusive windows** ([`sequence`]): an address after a
 //!   load-exclusive whose store-exclusive has not come yet is refused
 //!   (look-back of 128 bytes), because the probe's `eret`s clear the

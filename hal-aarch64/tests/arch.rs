@@ -447,14 +447,15 @@ fn return_hijack_uses_x30_and_the_stack_pointer() {
     assert_eq!(f.call_abi().ret, [0, 1]);
 }
 
-/// The SVE classes `decode/sve.rs` takes apart are stepped (glibc's SVE
-/// `memcpy`: `whilelo`, `ptrue`, `cntb`, `ld1b`, `st1b`, `dup`), their
-/// unallocated encodings are undecodable, the other SVE classes and SME are
-/// refused as not decoded, and `smstart`/`smstop` (msr SVCR*) stay refused
-/// as `msr` (immediate).
+/// The SVE classes `decode/sve.rs` takes apart (glibc's SVE `memcpy`:
+/// `whilelo`, `ptrue`, `cntb`, `ld1b`, `st1b`, `dup`) and the SME outer
+/// products and ZA tile-slice loads/stores are stepped, their unallocated
+/// encodings are undecodable, the other SVE and SME classes are refused as
+/// not decoded, and `smstart`/`smstop` (msr SVCR*) stay refused as `msr`
+/// (immediate).
 #[test]
 fn sve_classes_stepped_unallocated_undecodable_rest_refused() {
-    let stepped: [(u32, &str); 17] = [
+    let stepped: [(u32, &str); 19] = [
         (0x0420_e3e7, "cntb/cnth/cntw/cntd"),                 // cntb x7
         (0x04a0_e3e0, "cntb/cnth/cntw/cntd"),                 // cntw x0
         (0x2522_1cc1, "while*"),                              // whilelo p1.b, x6, x2
@@ -470,6 +471,11 @@ fn sve_classes_stepped_unallocated_undecodable_rest_refused() {
             0x8400_4000,
             "ld1b/ld1h/ld1sb/ld1sh/ldff1b/ldff1h/ldff1sb/ldff1sh (gather, 32-bit)",
         ), // ld1b {z0.s}, p0/z, [x0, z0.s, uxtw]
+        (0x8080_0000, "bfmopa/bfmops/fmopa/fmops"),           // fmopa za0.s, p0/m, p0/m, z0.s, z0.s
+        (
+            0xe000_0000,
+            "ld1b/ld1h/ld1w/ld1d/st1b/st1h/st1w/st1d (ZA tile slice)",
+        ), // ld1b {za0h.b[w12, 0]}, p0/z, [x0, x0]
         (0x0420_4000, "index"),                               // index z0.b, #0, #0
         (0x0420_5000, "addvl/addpl"),                         // addvl x0, x0, #0
         (0x04bf_5020, "rdvl"),                                // rdvl x0, #1

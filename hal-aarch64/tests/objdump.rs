@@ -3,7 +3,7 @@
 //!
 //! About 1.3 million words (every value of the top 12 bits with 64
 //! pseudo-random fillings, every hint number, every `mrs` of op0 = 3 with
-//! op1 in 0..8, 1,024 words of every stepped SVE row, and 1 million
+//! op1 in 0..8, 1,024 words of every stepped SVE and SME row, and 1 million
 //! pseudo-random words) are written to a file
 //! and disassembled with `aarch64-linux-gnu-objdump -D -b binary -m aarch64
 //! -M no-aliases`. For each word:
@@ -236,13 +236,13 @@ fn sample() -> Vec<u32> {
         // mrs x0, S3_<op1>_C<n>_C<m>_<op2>
         words.push(0xd538_0000 | sysreg << 5);
     }
-    // Every stepped row of the SVE group (op0 = 0010), densely: a random
-    // sample reaches its narrow classes too rarely.
+    // Every stepped row of the SVE group (op0 = 0010) and of SME (bit 31
+    // set, op0 = 0000), densely: a random sample reaches their narrow
+    // classes too rarely.
     for_each_row(&mut |e| {
-        if e.action == Action::Step
-            && e.mask & 0x1e00_0000 == 0x1e00_0000
-            && e.bits & 0x1e00_0000 == 0x0400_0000
-        {
+        let sve = e.mask & 0x1e00_0000 == 0x1e00_0000 && e.bits & 0x1e00_0000 == 0x0400_0000;
+        let sme = e.mask & 0x9e00_0000 == 0x9e00_0000 && e.bits & 0x9e00_0000 == 0x8000_0000;
+        if e.action == Action::Step && (sve || sme) {
             for _ in 0..1024 {
                 words.push(e.bits | (rng.next() & !e.mask));
             }

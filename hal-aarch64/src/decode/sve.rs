@@ -1,4 +1,5 @@
-//! SVE (Arm ARM C4.1.2 "SVE encodings", top-level `op0` = 0010), the
+//! SVE (Arm ARM C4.1.2 "SVE encodings", top-level `op0` = 0010) and SME
+//! (C4.1.1, bit 31 set with `op0` = 0000; see [`SME`]). Of SVE, the
 //! classes this backend takes apart, named after the SVE encoding index:
 //! integer arithmetic (predicated and unpredicated), reductions, compares,
 //! element counts, `index`, `addvl`/`addpl`/`rdvl`, the vector `adr`,
@@ -588,4 +589,48 @@ pub(super) const SVE: &[Entry] = &[
     ),
     // Everything else of the group: not decoded.
     r("xxxx xxxx xxxx xxxx xxxx xxxx xxxx xxxx", "sve", WHY_SVE),
+];
+
+/// C4.1.1: the SME group (bit 31 = 1, `op0` = 0000), the classes this
+/// backend takes apart: the outer products into ZA tiles and the loads and
+/// stores of ZA tile slices. Found cell by cell (bits \[30:29\],
+/// \[24:21\], \[15:13\], \[4:2\]) where the encoding index allocates the
+/// whole cell, merged into cubes; no SME instruction reads or writes the pc,
+/// and `smstart`/`smstop` (which change PSTATE.SM and PSTATE.ZA) are `msr`
+/// (immediate), refused in the branch/system group. The rest (`ldr`/`str`
+/// ZA, `zero`, `mova`, `addha`/`addva`, SME2's multi-vector instructions)
+/// is refused as not decoded.
+pub(super) const SME: &[Entry] = &[
+    // SME floating-point outer products (fmopa/fmops, bfmopa/bfmops).
+    s(
+        "1000000x 100 xxxxx xxx xxx xxxxx x00xx",
+        "bfmopa/bfmops/fmopa/fmops",
+    ),
+    s(
+        "10000000 110 xxxxx xxx xxx xxxxx x0xxx",
+        "fmopa/fmops (64-bit)",
+    ),
+    s(
+        "10000001 10x xxxxx xxx xxx xxxxx x00xx",
+        "bfmopa/bfmops/fmopa/fmops",
+    ),
+    // SME integer outer products.
+    s(
+        "1010000x 1xx xxxxx xxx xxx xxxxx x00xx",
+        "smopa/smops/sumopa/sumops/umopa/umops/usmopa/usmops",
+    ),
+    s(
+        "1010000x 11x xxxxx xxx xxx xxxxx x0xxx",
+        "smopa/smops/sumopa/sumops/umopa/umops/usmopa/usmops (64-bit)",
+    ),
+    // SME loads and stores of ZA tile slices.
+    s(
+        "11100000 xxx xxxxx xxx xxx xxxxx 0xxxx",
+        "ld1b/ld1h/ld1w/ld1d/st1b/st1h/st1w/st1d (ZA tile slice)",
+    ),
+    s(
+        "1110000x 11x xxxxx xxx xxx xxxxx 0xxxx",
+        "ld1d/ld1q/st1d/st1q (ZA tile slice)",
+    ),
+    r("xxxx xxxx xxxx xxxx xxxx xxxx xxxx xxxx", "sme", WHY_SVE),
 ];
