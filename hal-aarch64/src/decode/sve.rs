@@ -7,11 +7,13 @@
 //! `insr`, `rev`), predicate logic and initialisation (`ptrue`, `pfalse`,
 //! `ptest`, `pfirst`, `pnext`, the FFR instructions, `while*`, `cntp`),
 //! floating-point arithmetic, compares, reductions and (complex)
-//! multiply-add, a few SVE2 classes (`cmla`, `histcnt`, `bcax`, `pmul`,
-//! the two-register `tbl`), the contiguous loads, stores, prefetches,
-//! broadcasts, fills and spills, and the gathers and scatters. These are what
-//! compilers and glibc's string functions emit (glibc's SVE
-//! `memcpy`/`memmove`: `whilelo`, `ptrue`, `cntb`, `ld1b`, `st1b`, `dup`).
+//! multiply-add, some SVE2 classes (`cmla`, `histcnt`, `bcax`, `pmul`,
+//! the two-register `tbl`, the long multiply-adds, wide adds, narrowing
+//! high halves, `saba`, `cadd`, `sclamp`…), the contiguous loads, stores,
+//! prefetches, broadcasts, fills and spills, and the gathers and
+//! scatters. These are what compilers and glibc's string functions emit
+//! (glibc's SVE `memcpy`/`memmove`: `whilelo`, `ptrue`, `cntb`, `ld1b`,
+//! `st1b`, `dup`).
 //!
 //! No SVE instruction reads or writes the pc (the SVE `adr` is a vector
 //! address computation), so every allocated row is stepped. Each row is an
@@ -270,6 +272,57 @@ pub(super) const SVE: &[Entry] = &[
     // ---- bits [31:29] = 010: SVE2 integer (the classes decoded so far).
     s("01000100 xx 0 xxxxx 0010 xx xxxxx xxxxx", "cmla (vectors)"),
     s("01000101 1x 1 xxxxx 110 xxx xxxxx xxxxx", "histcnt"),
+    // SVE2 Integer Multiply-Add Long, Saturating Multiply-Add Long (no
+    // 8-bit results), Dot Product, Clamp.
+    s(
+        "01000100 01 0 xxxxx 010xxx xxxxx xxxxx",
+        "smlalb/smlalt/umlalb/umlalt/smlslb/smlslt/umlslb/umlslt",
+    ),
+    s(
+        "01000100 1x 0 xxxxx 010xxx xxxxx xxxxx",
+        "smlalb/smlalt/umlalb/umlalt/smlslb/smlslt/umlslb/umlslt",
+    ),
+    s(
+        "01000100 01 0 xxxxx 0110xx xxxxx xxxxx",
+        "sqdmlalb/sqdmlalt/sqdmlslb/sqdmlslt",
+    ),
+    s(
+        "01000100 1x 0 xxxxx 0110xx xxxxx xxxxx",
+        "sqdmlalb/sqdmlalt/sqdmlslb/sqdmlslt",
+    ),
+    s(
+        "01000100 1x 0 xxxxx 00000x xxxxx xxxxx",
+        "sdot/udot (vectors)",
+    ),
+    s("01000100 xx 0 xxxxx 11000x xxxxx xxxxx", "sclamp/uclamp"),
+    // SVE2 Integer Add/Subtract Wide, Multiply Long (16-bit results),
+    // Absolute Difference and Accumulate (Long), Bitwise Permute, Complex
+    // Add, Add/Subtract Narrow High Part (no 8-bit sources).
+    s(
+        "01000101 01 0 xxxxx 010xxx xxxxx xxxxx",
+        "saddw*/uaddw*/ssubw*/usubw*",
+    ),
+    s(
+        "01000101 1x 0 xxxxx 010xxx xxxxx xxxxx",
+        "saddw*/uaddw*/ssubw*/usubw*",
+    ),
+    s(
+        "01000101 01 0 xxxxx 011xxx xxxxx xxxxx",
+        "smull*/umull*/sqdmull*/pmull* (16-bit)",
+    ),
+    s("01000101 xx 0 xxxxx 11111x xxxxx xxxxx", "saba/uaba"),
+    s("01000101 01 0 xxxxx 1100xx xxxxx xxxxx", "sabal*/uabal*"),
+    s("01000101 1x 0 xxxxx 1100xx xxxxx xxxxx", "sabal*/uabal*"),
+    s("01000101 xx 0 xxxxx 10110x xxxxx xxxxx", "bext/bdep"),
+    s("01000101 xx 000000 11011x xxxxx xxxxx", "cadd"),
+    s(
+        "01000101 01 1 xxxxx 011xxx xxxxx xxxxx",
+        "addhn*/raddhn*/subhn*/rsubhn*",
+    ),
+    s(
+        "01000101 1x 1 xxxxx 011xxx xxxxx xxxxx",
+        "addhn*/raddhn*/subhn*/rsubhn*",
+    ),
     // ---- bits [31:29] = 011: floating point (no 8-bit elements).
     // SVE Floating Point Complex Multiply-Add.
     s(
