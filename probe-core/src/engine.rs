@@ -286,6 +286,7 @@ impl<
             enabled: rec.enabled.load(Ordering::Relaxed),
             hits: rec.hits.load(Ordering::Relaxed),
             missed: rec.missed.load(Ordering::Relaxed),
+            attached: Self::count_attached(rec),
         })
     }
 

@@ -203,6 +203,9 @@ impl<
     ) -> Result<(usize, Option<u32>), ProbeError> {
         if space == Space::Kernel {
             if let Some(t) = A::kernel_trampoline() {
+                if A::TRAMPOLINE_USES_RETURN_HOOK {
+                    self.check_return_hook()?;
+                }
                 return Ok((t, None));
             }
         }
@@ -244,6 +247,26 @@ impl<
         // nothing ever writes "original bytes" over it.
         self.table.insert(pt.key(), index as u32);
         Ok((slot, Some(index as u32)))
+    }
+
+    /// The kernel trampoline calls back through the return hook: it must
+    /// be installed, for this engine (else the first return would find no
+    /// engine, or another one).
+    fn check_return_hook(&self) -> Result<(), ProbeError> {
+        let me = self as *const Self as *const ();
+        match probe_hal::rethook::return_hook() {
+            Some(h) if h.engine() == me => Ok(()),
+            Some(_) => Err(ProbeError::new(
+                ProbeErrorKind::ReturnHookMissing { other_engine: true },
+                0,
+            )),
+            None => Err(ProbeError::new(
+                ProbeErrorKind::ReturnHookMissing {
+                    other_engine: false,
+                },
+                0,
+            )),
+        }
     }
 
     pub(crate) fn trampoline_point(&self, space: Space) -> Option<u32> {

@@ -24,6 +24,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
+mod attach;
 mod cpu;
 mod engine;
 mod install;
@@ -45,6 +46,7 @@ mod trap;
 mod trap_text;
 mod xol;
 
+pub use attach::{Attachment, ProbeHandler};
 pub use engine::Engine;
 pub use register::BatchError;
 pub use services::{KernelServices, Space, Symbol, TextPatchError};

@@ -86,17 +86,18 @@ impl<
     ///
     /// # Safety
     /// Called with interrupts masked on behalf of the current task (the one
-    /// the services' `task_state` names, in the space `current_space`
+    /// the services' `with_current_task` names, in the space `current_space`
     /// names), with `regs` its user-mode frame.
     pub unsafe fn abort_user_step<R: Registers>(&self, regs: &mut R) -> bool {
         let pc = regs.pc();
-        let task = self.services.task_state();
-        // SAFETY: the current task's own stack, on its behalf.
-        let frame = unsafe {
-            task.steps
-                .take(|f| pc >= f.slot && pc < f.slot + A::SLOT_LEN, |_| {})
-        };
-        let Some(f) = frame else { return false };
+        let frame = self.services.with_current_task(|task| {
+            // SAFETY: the current task's own stack, on its behalf.
+            unsafe {
+                task.steps
+                    .take(|f| pc >= f.slot && pc < f.slot + A::SLOT_LEN, |_| {})
+            }
+        });
+        let Some(Some(f)) = frame else { return false };
         if pc == f.end {
             let space = Space::User(self.services.current_space());
             self.complete_step(regs, space, self.cpu_index(), &f);

@@ -44,6 +44,9 @@ pub(crate) struct ProbeRecord {
     pub(crate) next: AtomicU32,
     pub(crate) hits: AtomicU64,
     pub(crate) missed: AtomicU64,
+    /// Handler objects attached at run time (see `attach`): the head of
+    /// their list, null when none.
+    pub(crate) attached: core::sync::atomic::AtomicPtr<crate::attach::AttachNode>,
     config: UnsafeCell<Option<ProbeConfig>>,
 }
 
@@ -60,6 +63,7 @@ impl ProbeRecord {
             next: AtomicU32::new(0),
             hits: AtomicU64::new(0),
             missed: AtomicU64::new(0),
+            attached: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
             config: UnsafeCell::new(None),
         }
     }

@@ -417,6 +417,13 @@ impl<
                     .fetch_sub(1, Ordering::AcqRel);
             }
             self.unlink(cfg.point, id.index);
+            // The new generation before the grace period: a return
+            // dispatch (which reaches the record through its instance, not
+            // through the point) that saw the old one is in trap context,
+            // so the grace period below waits for it; later ones see the
+            // record gone. Only then are the config and the attached
+            // handlers released.
+            rec.next_generation();
             let pt = &self.points[cfg.point as usize];
             if pt.head.load(Ordering::Relaxed) == 0 && !emptied.contains(&cfg.point) {
                 let info = pt.info();
@@ -439,7 +446,7 @@ impl<
         // 4. Free.
         for id in ids {
             let rec = &self.probes[id.index as usize];
-            rec.next_generation();
+            Self::detach_all(rec);
             // SAFETY: lock held; unlinked and a grace period has passed.
             unsafe { rec.set_config(None) };
         }

@@ -34,11 +34,33 @@ impl<
         const DATA: usize,
     > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
-    /// At a return probe's function entry: track this call.
+    /// At a return probe's function entry: track this call, for the
+    /// current task (with none, the call counts as missed).
     #[link_section = "probe_trap_text"]
     #[inline(never)]
     pub(crate) fn track_call<R: Registers>(
         &self,
+        regs: &mut R,
+        probe: u32,
+        ctx: &ProbeContext,
+        space: Space,
+        handlers: &Handlers,
+    ) {
+        let tracked = self
+            .services
+            .with_current_task(|task| self.track_call_of(task, regs, probe, ctx, space, handlers));
+        if tracked.is_none() {
+            self.probes[probe as usize]
+                .missed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[link_section = "probe_trap_text"]
+    #[inline(always)]
+    fn track_call_of<R: Registers>(
+        &self,
+        task: &TaskState<A>,
         regs: &mut R,
         probe: u32,
         ctx: &ProbeContext,
@@ -103,7 +125,6 @@ impl<
                 },
             )
         };
-        let task = self.services.task_state();
         self.pool.set_prev(i, task.ret_head.load(Ordering::Relaxed));
         task.ret_head.store(i + 1, Ordering::Release);
         rec.hits.fetch_add(1, Ordering::Relaxed);
@@ -119,7 +140,19 @@ impl<
     #[link_section = "probe_trap_text"]
     #[inline(never)]
     pub(crate) fn return_from(&self, regs: &mut dyn Registers, space: Space) -> Option<usize> {
-        let task = self.services.task_state();
+        self.services
+            .with_current_task(|task| self.return_from_task(task, regs, space))
+            .flatten()
+    }
+
+    #[link_section = "probe_trap_text"]
+    #[inline(always)]
+    fn return_from_task(
+        &self,
+        task: &TaskState<A>,
+        regs: &mut dyn Registers,
+        space: Space,
+    ) -> Option<usize> {
         let frame = self.matching_frame(task, A::return_frame(&*regs))?;
         let cpu_index = self.cpu_index();
         let cpu = &self.cpus[cpu_index];
@@ -150,24 +183,25 @@ impl<
                         if !cpu.enter_handler() {
                             rec.missed.fetch_add(1, Ordering::Relaxed);
                         } else {
+                            let ctx = ProbeContext {
+                                id: ProbeId {
+                                    index: inst.probe,
+                                    generation: inst.generation,
+                                },
+                                addr: inst.addr,
+                                data: cfg.data,
+                                cpu: cpu_index,
+                                space,
+                                return_address: real,
+                            };
                             if let Some(ret) = ret {
-                                let ctx = ProbeContext {
-                                    id: ProbeId {
-                                        index: inst.probe,
-                                        generation: inst.generation,
-                                    },
-                                    addr: inst.addr,
-                                    data: cfg.data,
-                                    cpu: cpu_index,
-                                    space,
-                                    return_address: real,
-                                };
                                 // SAFETY: the current task's instance; the
                                 // data reference is the only one and ends
                                 // with the call (unwinders read `meta`).
                                 let data = unsafe { self.pool.data(i, data_size) };
                                 ret(&ctx, regs, data);
                             }
+                            Self::run_attached_returns(rec, &ctx, regs);
                             cpu.leave_handler();
                         }
                     }

@@ -61,7 +61,7 @@ pub struct TextPatchError;
 ///
 /// **Contexts.** The trap path (breakpoint, single-step, fault and return
 /// dispatch, interrupts masked) calls only [`cpu_id`](Self::cpu_id),
-/// [`task_state`](Self::task_state), [`current_space`](Self::current_space),
+/// [`with_current_task`](Self::with_current_task), [`current_space`](Self::current_space),
 /// [`read`](Self::read) and [`write_data`](Self::write_data): these must
 /// not sleep, take no lock the interrupted code may hold, and be callable
 /// with interrupts masked. Everything else is called only from
@@ -87,6 +87,15 @@ pub struct TextPatchError;
 ///   kernel probes are then never boosted, so every kernel slot runs with
 ///   interrupts masked and cannot be preempted.
 ///
+/// Like Linux's `synchronize_rcu`, a grace period is also a full memory
+/// barrier between the caller and every CPU it waited for: stores the
+/// engine made before the call (unlinking a probe or a handler) are seen by
+/// everything those CPUs do after their quiescent point. An IPI, an
+/// interrupt entry or a context switch is such a barrier on every ISA we
+/// support; a kernel that detects quiescence by polling a per-CPU counter
+/// needs a full fence on both sides (the custom-arch world does: Miri finds
+/// the use-after-free without them).
+///
 /// User tasks need nothing from the grace period: a parked user step keeps
 /// its point and slot alive by itself (see [`crate::Engine::release_task`]
 /// and the signal hooks, [`crate::Engine::should_defer_signal`]).
@@ -110,10 +119,29 @@ pub trait KernelServices<A: Arch>: Sync {
     /// Index of the current CPU, below the engine's CPU capacity.
     fn cpu_id(&self) -> usize;
 
-    /// The probe state of the current task (embedded in the kernel's task
-    /// structure). Holds the task's return-probe instances and, for user
-    /// tasks, its in-flight out-of-line step.
-    fn task_state(&self) -> &TaskState<A>;
+    /// Run `f` with the probe state of the current task (a [`TaskState`]
+    /// embedded in the kernel's task structure: it holds the task's
+    /// return-probe instances and, for user tasks, its in-flight
+    /// out-of-line step) and give back its result; `None`, without calling
+    /// `f`, when no task is current (boot, idle, an interrupt taken with no
+    /// task context).
+    ///
+    /// A closure rather than a reference, so that a kernel whose `current()`
+    /// returns a guard or an `Arc` meets it without `unsafe`:
+    ///
+    /// ```ignore
+    /// fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<Riscv64>) -> R) -> Option<R> {
+    ///     current_task().map(|task| f(&task.probe_state)) // task: Arc<Task>
+    /// }
+    /// ```
+    ///
+    /// Called from the trap path (interrupts masked): taking the current
+    /// task's reference must not sleep or take a lock the interrupted code
+    /// may hold (an `Arc` clone is fine). With no task: kernel kprobes work
+    /// as usual (their state is per CPU); a kretprobe entry is not tracked
+    /// (counted in `missed`, like a call beyond `maxactive`); a user-mode
+    /// breakpoint is not the engine's ([`crate::TrapOutcome::NotOurs`]).
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<A>) -> R) -> Option<R>;
 
     /// The address space of the current user task (for user-mode traps).
     fn current_space(&self) -> usize;

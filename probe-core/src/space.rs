@@ -64,6 +64,8 @@ impl<
         for &p in &points {
             for r in self.chain(p) {
                 let _ = probes.push(r);
+                // Before the grace period, as in `unregister_locked`.
+                self.probes[r as usize].next_generation();
             }
             let info = self.points[p as usize].info();
             self.removed.record(info.space, info.addr);
@@ -83,7 +85,7 @@ impl<
         for &r in &probes {
             let rec = &self.probes[r as usize];
             rec.enabled.store(false, Ordering::Relaxed);
-            rec.next_generation();
+            Self::detach_all(rec);
             // SAFETY: lock held; unpublished and a grace period passed.
             unsafe { rec.set_config(None) };
         }

@@ -289,4 +289,6 @@ pub struct ProbeInfo {
     pub hits: u64,
     /// Times it was hit but ran no handler (re-entry, no free instance).
     pub missed: u64,
+    /// Handler objects attached to it ([`crate::Engine::attach`]).
+    pub attached: usize,
 }

@@ -16,7 +16,7 @@ pub(crate) const TASK_STEPS: usize = 2;
 /// "shadow stack" of hijacked returns) and its in-flight user-mode steps.
 ///
 /// The kernel embeds one in each task structure, returns the current task's
-/// from [`crate::KernelServices::task_state`], and calls
+/// from [`crate::KernelServices::with_current_task`], and calls
 /// [`crate::Engine::release_task`] when the task exits and
 /// [`crate::Engine::exec_task`] when it execs.
 pub struct TaskState<A: Arch> {

@@ -82,7 +82,7 @@ impl<
     ///   exception may nest; it may call this again).
     /// - The services' [`cpu_id`](KernelServices::cpu_id) names the CPU
     ///   running this call and stays the same during it; for a trap from
-    ///   user mode, [`task_state`](KernelServices::task_state) and
+    ///   user mode, [`with_current_task`](KernelServices::with_current_task) and
     ///   [`current_space`](KernelServices::current_space) name the task
     ///   that trapped and its address space.
     /// - `regs` is the interrupted context's frame; the kernel resumes it
@@ -106,10 +106,16 @@ impl<
                 }
                 Space::Kernel
             }
-            ExecMode::User => match self.user_step_end(regs, addr, cpu) {
-                Ok(()) => return TrapOutcome::Handled,
-                Err(space) => space,
-            },
+            ExecMode::User => {
+                // A user trap with no current task cannot park a step.
+                if self.services.with_current_task(|_| ()).is_none() {
+                    return TrapOutcome::NotOurs;
+                }
+                match self.user_step_end(regs, addr, cpu) {
+                    Ok(()) => return TrapOutcome::Handled,
+                    Err(space) => space,
+                }
+            }
         };
         if let Some(p) = self.find_point(space, addr) {
             let point = self.points[p as usize].info();
@@ -218,15 +224,18 @@ impl<
     #[link_section = "probe_trap_text"]
     #[inline(never)]
     fn take_user_step(&self, f: impl FnMut(&StepFrame<A>) -> bool) -> Option<StepFrame<A>> {
-        let task = self.services.task_state();
-        // SAFETY: the current task's own stack, on its behalf (the trap
-        // entry points' contract).
-        unsafe {
-            task.steps.take(f, |leaked| {
-                self.leaked_user_steps.fetch_add(1, Ordering::Relaxed);
-                self.unpin(&leaked);
+        self.services
+            .with_current_task(|task| {
+                // SAFETY: the current task's own stack, on its behalf (the
+                // trap entry points' contract).
+                unsafe {
+                    task.steps.take(f, |leaked| {
+                        self.leaked_user_steps.fetch_add(1, Ordering::Relaxed);
+                        self.unpin(&leaked);
+                    })
+                }
             })
-        }
+            .flatten()
     }
 
     /// A user step of `frame` ended or was dropped: its point may be freed.
@@ -342,14 +351,20 @@ impl<
             match cfg.handlers {
                 Handlers::Kprobe { pre, .. } => {
                     rec.hits.fetch_add(1, Ordering::Relaxed);
-                    let Some(pre) = pre else { continue };
-                    if pre(&ctx, regs) == PreAction::SkipInstruction {
-                        // The handler moved the pc: no step, no post-handlers.
+                    let skip = match pre {
+                        Some(pre) => pre(&ctx, regs) == PreAction::SkipInstruction,
+                        None => false,
+                    };
+                    if skip
+                        || Self::run_attached_hits(rec, &ctx, regs) == PreAction::SkipInstruction
+                    {
+                        // A handler moved the pc: no step, no post-handlers.
                         state.leave_handler();
                         return TrapOutcome::Handled;
                     }
                 }
                 Handlers::Kretprobe { .. } => {
+                    let _ = Self::run_attached_hits(rec, &ctx, regs);
                     self.track_call(regs, p, &ctx, info.space, &cfg.handlers)
                 }
             }
@@ -487,9 +502,13 @@ impl<
         self.points[frame.point as usize]
             .parked
             .fetch_add(1, Ordering::AcqRel);
-        let task = self.services.task_state();
-        // SAFETY: the current task's own stack, on its behalf.
-        if let Some(evicted) = unsafe { task.steps.push(frame) } {
+        let evicted = self.services.with_current_task(|task| {
+            // SAFETY: the current task's own stack, on its behalf.
+            unsafe { task.steps.push(frame) }
+        });
+        // `None`: no current task, checked on entry to the user trap (a
+        // kernel that changes its answer within one trap leaks the pin).
+        if let Some(Some(evicted)) = evicted {
             self.leaked_user_steps.fetch_add(1, Ordering::Relaxed);
             self.unpin(&evicted);
         }

@@ -185,4 +185,11 @@ pub trait Arch: Sized + Send + Sync + 'static {
     /// [`crate::rethook::dispatch_return`]), or `None` to use a
     /// [`Self::return_breakpoint`] in a slot instead.
     fn kernel_trampoline() -> Option<usize>;
+
+    /// Whether [`Self::kernel_trampoline`] reaches the engine through the
+    /// return hook (so that registering a kernel return probe requires the
+    /// hook, installed for that engine). True for every real backend; a
+    /// simulator whose machine calls the engine's return entry directly
+    /// (examples/custom-arch) says false.
+    const TRAMPOLINE_USES_RETURN_HOOK: bool = true;
 }

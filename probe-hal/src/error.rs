@@ -103,6 +103,14 @@ pub enum ProbeErrorKind {
     /// grace period, which a handler running with interrupts masked would
     /// never see end).
     InTrapContext,
+    /// A kernel-mode return probe needs the backend's code trampoline to
+    /// reach this engine, and the return hook
+    /// ([`crate::rethook::set_return_hook`]) does not: it is not installed
+    /// yet, or it is installed for another engine.
+    ReturnHookMissing {
+        /// The hook is installed, but for another engine.
+        other_engine: bool,
+    },
 }
 
 /// Linux errno values ([`ProbeErrorKind::errno`] returns them positive;
@@ -139,6 +147,7 @@ impl ProbeErrorKind {
     /// | `CapacityFull`, `SlotMemoryExhausted`, `OutOfReach` | `ENOMEM` | `get_insn_slot` failed (no slot memory, or none close enough) |
     /// | `TextPatchFailed`, `MemoryUnreadable` | `EFAULT` | copying or patching the text failed |
     /// | `Overlaps` | `EBUSY` | (Linux has no such case: the bytes belong to another probe) |
+    /// | `ReturnHookMissing` | `EINVAL` | (no Linux equivalent: Linux's trampoline is built in; a kernel that forgot `set_return_hook` made an invalid request) |
     /// | `InTrapContext` | `EDEADLK` | (Linux would sleep in atomic context: waiting for a grace period from a handler would deadlock) |
     ///
     /// ```
@@ -154,7 +163,8 @@ impl ProbeErrorKind {
             | Self::InvalidRequest(_)
             | Self::OffsetOutsideSymbol { .. }
             | Self::NotFunctionEntry
-            | Self::AlreadyRegistered => EINVAL,
+            | Self::AlreadyRegistered
+            | Self::ReturnHookMissing { .. } => EINVAL,
             Self::UnknownSymbol | Self::NoSuchProbe => ENOENT,
             Self::CapacityFull(_) | Self::SlotMemoryExhausted | Self::OutOfReach { .. } => ENOMEM,
             Self::TextPatchFailed | Self::MemoryUnreadable => EFAULT,
@@ -258,6 +268,14 @@ impl fmt::Display for ProbeErrorKind {
             ),
             Self::InTrapContext => f.write_str(
                 "called from a probe handler (trap context): registration may wait for a grace period",
+            ),
+            Self::ReturnHookMissing {
+                other_engine: false,
+            } => f.write_str(
+                "no return hook installed: call probe_hal::rethook::set_return_hook(&ENGINE) before the first kretprobe",
+            ),
+            Self::ReturnHookMissing { other_engine: true } => f.write_str(
+                "the return hook is installed for another engine: kretprobes can only use the engine it reaches",
             ),
         }
     }

@@ -21,6 +21,15 @@ pub trait ReturnHook: Sync {
     /// interrupts masked for the whole call (return handlers run like
     /// trap handlers), and `regs` the frame the trampoline saved.
     unsafe fn on_return(&self, regs: &mut dyn Registers) -> usize;
+
+    /// The engine this hook dispatches to, as its address: the engine
+    /// refuses kernel-mode return probes unless the installed hook reaches
+    /// it ([`crate::ProbeErrorKind::ReturnHookMissing`]). The default, the
+    /// hook's own address, is right when the engine itself is the hook; a
+    /// wrapper that forwards to an engine returns that engine's address.
+    fn engine(&self) -> *const () {
+        self as *const Self as *const ()
+    }
 }
 
 const EMPTY: u8 = 0;

@@ -202,6 +202,8 @@ pub const TEST: &[Step] = &[
                 "threads",
                 "--test",
                 "return_handler_unwind",
+                "--test",
+                "attachments",
             ],
         },
         timeout: minutes(5),

@@ -167,8 +167,8 @@ impl KernelServices<Aarch64> for Kernel {
         crate::sysreg::cpu_id()
     }
 
-    fn task_state(&self) -> &TaskState<Aarch64> {
-        &TASKS[current_task()]
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<Aarch64>) -> R) -> Option<R> {
+        Some(f(&TASKS[current_task()]))
     }
 
     fn current_space(&self) -> usize {

@@ -333,6 +333,11 @@ impl Arch for Toy {
     fn kernel_trampoline() -> Option<usize> {
         Some(TRAMPOLINE)
     }
+
+    // The machine calls the engine's return entry itself when a return
+    // reaches TRAMPOLINE (many engines share a test process: one global
+    // hook could not reach them all).
+    const TRAMPOLINE_USES_RETURN_HOOK: bool = false;
 }
 
 /// The Toy trap frame.

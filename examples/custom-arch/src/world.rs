@@ -339,8 +339,8 @@ impl KernelServices<Toy> for Kernel {
         self.0.current_cpu()
     }
 
-    fn task_state(&self) -> &TaskState<Toy> {
-        &self.0.tasks[self.0.current_task()]
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<Toy>) -> R) -> Option<R> {
+        Some(f(&self.0.tasks[self.0.current_task()]))
     }
 
     fn current_space(&self) -> usize {
@@ -445,6 +445,10 @@ impl KernelServices<Toy> for Kernel {
     }
 
     fn synchronize(&self) {
+        // A grace period is also a full barrier on the waiting side (as
+        // `synchronize_rcu` is): the unlinking stores before it are ordered
+        // before the reads of the CPUs' quiescence counters.
+        std::sync::atomic::fence(Ordering::SeqCst);
         self.0.record(Event::GracePeriod);
         let hook = self.0.sync_hook.lock().unwrap().take();
         if let Some(mut h) = hook {

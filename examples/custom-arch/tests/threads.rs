@@ -15,12 +15,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use common::*;
-use custom_arch::machine::Stop;
-use custom_arch::world::SLOT_AREA;
 use probe_core::{Kprobe, Kretprobe, Space};
 
 /// CPU threads, calls per thread, register/unregister rounds.
@@ -28,31 +25,6 @@ use probe_core::{Kprobe, Kretprobe, Space};
 const SIZES: (usize, usize, usize) = (2, 2, 2);
 #[cfg(not(miri))]
 const SIZES: (usize, usize, usize) = (3, 3000, 1000);
-
-/// What the main thread's grace period waits on.
-struct Quiescence {
-    /// Quiescent points each CPU thread went through.
-    passed: Vec<AtomicU64>,
-    /// The thread is done (quiescent for good).
-    done: Vec<AtomicBool>,
-}
-
-impl Quiescence {
-    fn wait_for_all(&self) {
-        let seen: Vec<u64> = self
-            .passed
-            .iter()
-            .map(|p| p.load(Ordering::SeqCst))
-            .collect();
-        for (i, s) in seen.iter().enumerate() {
-            while self.passed[i].load(Ordering::SeqCst) == *s
-                && !self.done[i].load(Ordering::SeqCst)
-            {
-                std::thread::yield_now();
-            }
-        }
-    }
-}
 
 #[test]
 fn real_threads_hit_probes_while_main_registers_and_unregisters() {
@@ -64,14 +36,7 @@ fn real_threads_hit_probes_while_main_registers_and_unregisters() {
     // worker runs.
     assert!(threads < 4);
     w.per_thread_cpu(3, 7);
-    let q = Arc::new(Quiescence {
-        passed: (0..threads).map(|_| AtomicU64::new(0)).collect(),
-        done: (0..threads).map(|_| AtomicBool::new(false)).collect(),
-    });
-    {
-        let q = q.clone();
-        w.on_synchronize(move || q.wait_for_all());
-    }
+    let q = Quiescence::install(w, threads);
 
     // Fixed probes: a kprobe with both handlers in ARITH (called by
     // CALLER) and a return probe on CALLER.
@@ -94,19 +59,7 @@ fn real_threads_hit_probes_while_main_registers_and_unregisters() {
             let start = fx.cpu_calling(k, k, Space::Kernel, CALLER, &[]);
             std::thread::spawn(move || {
                 w.per_thread_cpu(k, k);
-                for _ in 0..calls {
-                    let mut cpu = start.clone();
-                    let mut stop = None;
-                    while stop.is_none() {
-                        stop = cpu.step(w, e);
-                        if (cpu.regs.pc as usize) < SLOT_AREA {
-                            q.passed[k].fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                    assert_eq!(stop, Some(Stop::Halted));
-                    assert_eq!(cpu.regs.r[1], 14, "caller() = arith() + 1");
-                }
-                q.done[k].store(true, Ordering::SeqCst);
+                q.run_calls(k, (w, e), &start, calls, 14);
                 w.shared_cpu();
             })
         })

@@ -19,8 +19,8 @@ impl KernelServices<X86_64> for NoKernel {
     fn cpu_id(&self) -> usize {
         0
     }
-    fn task_state(&self) -> &TaskState<X86_64> {
-        &TASK
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<X86_64>) -> R) -> Option<R> {
+        Some(f(&TASK))
     }
     fn current_space(&self) -> usize {
         0

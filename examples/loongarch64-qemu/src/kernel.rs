@@ -165,8 +165,8 @@ impl KernelServices<LoongArch64> for Kernel {
         crate::csr::cpu_id()
     }
 
-    fn task_state(&self) -> &TaskState<LoongArch64> {
-        &TASKS[current_task()]
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<LoongArch64>) -> R) -> Option<R> {
+        Some(f(&TASKS[current_task()]))
     }
 
     fn current_space(&self) -> usize {

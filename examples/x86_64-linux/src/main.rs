@@ -50,8 +50,9 @@ fn main() -> ExitCode {
     if let Err(e) = sigguard::install() {
         println!("x86_64-linux: SIGTRAP cannot be kept unblocked: {e}");
     }
-    probe_hal::rethook::set_return_hook(&threads::RETURN_PATH).expect("return hook installed once");
     let me = threads::register_current();
+    cases::kretprobes::try_before_the_return_hook();
+    probe_hal::rethook::set_return_hook(&threads::RETURN_PATH).expect("return hook installed once");
     let ok = match args.first().map(String::as_str) {
         None => cases::run_all(sync_core),
         Some("--soak") => {

@@ -351,8 +351,8 @@ impl KernelServices<X86_64> for Services {
     }
 
     #[link_section = "probe_trap_text"]
-    fn task_state(&self) -> &TaskState<X86_64> {
-        threads::task_state()
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<X86_64>) -> R) -> Option<R> {
+        Some(f(threads::task_state()))
     }
 
     #[link_section = "probe_trap_text"]

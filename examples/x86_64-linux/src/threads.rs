@@ -330,6 +330,10 @@ impl ReturnHook for ReturnPath {
         slot.on_return_path.store(outer, Ordering::Release);
         real
     }
+
+    fn engine(&self) -> *const () {
+        &ENGINE as *const _ as *const ()
+    }
 }
 
 /// The one return hook of the process.

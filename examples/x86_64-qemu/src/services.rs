@@ -138,8 +138,8 @@ impl KernelServices<X86_64> for Ring0 {
         0
     }
 
-    fn task_state(&self) -> &TaskState<X86_64> {
-        &TASK
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<X86_64>) -> R) -> Option<R> {
+        Some(f(&TASK))
     }
 
     fn current_space(&self) -> usize {

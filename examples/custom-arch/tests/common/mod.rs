@@ -357,3 +357,80 @@ impl std::fmt::Debug for Snapshot {
             .finish()
     }
 }
+
+/// The grace period of tests whose CPUs are real threads: `synchronize`
+/// waits until every CPU thread went through a quiescent point (a
+/// completed step with its pc outside the slot area), as a kernel's would.
+pub struct Quiescence {
+    /// Quiescent points each CPU thread went through.
+    passed: Vec<AtomicU64>,
+    /// The thread is done (quiescent for good).
+    done: Vec<std::sync::atomic::AtomicBool>,
+}
+
+impl Quiescence {
+    /// For `threads` CPU threads, installed as `w`'s grace period.
+    pub fn install(w: &World, threads: usize) -> std::sync::Arc<Self> {
+        let q = std::sync::Arc::new(Self {
+            passed: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            done: (0..threads)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+        });
+        let waiter = q.clone();
+        w.on_synchronize(move || waiter.wait_for_all());
+        q
+    }
+
+    fn wait_for_all(&self) {
+        let seen: Vec<u64> = self
+            .passed
+            .iter()
+            .map(|p| p.load(Ordering::SeqCst))
+            .collect();
+        for (i, s) in seen.iter().enumerate() {
+            while self.passed[i].load(Ordering::SeqCst) == *s
+                && !self.done[i].load(Ordering::SeqCst)
+            {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// On CPU thread `k`: run `start` (a call set up by `Fx::cpu_calling`)
+    /// `calls` times, each to its halt with r1 == `r1`, going through a
+    /// quiescent point after every step outside the slot area. The thread
+    /// counts as done when this returns or panics.
+    pub fn run_calls<const P: usize>(
+        &self,
+        k: usize,
+        (w, e): (&World, &ToyEngine<P>),
+        start: &Cpu,
+        calls: usize,
+        r1: u64,
+    ) {
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&self.done[k]);
+        for _ in 0..calls {
+            let mut cpu = start.clone();
+            let mut stop = None;
+            while stop.is_none() {
+                stop = cpu.step(w, e);
+                if (cpu.regs.pc as usize) < custom_arch::world::SLOT_AREA {
+                    self.passed[k].fetch_add(1, Ordering::SeqCst);
+                    // A quiescent point is a full barrier (a kernel's
+                    // context switch or IPI is): the next trap sees every
+                    // unlink the grace period that counted it published.
+                    std::sync::atomic::fence(Ordering::SeqCst);
+                }
+            }
+            assert_eq!(stop, Some(Stop::Halted));
+            assert_eq!(cpu.regs.r[1], r1, "result of the call");
+        }
+    }
+}

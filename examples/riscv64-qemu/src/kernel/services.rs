@@ -112,8 +112,8 @@ impl KernelServices<Riscv64> for Kernel {
     }
 
     #[link_section = "kernel_trap_text"]
-    fn task_state(&self) -> &TaskState<Riscv64> {
-        tasks::current()
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<Riscv64>) -> R) -> Option<R> {
+        Some(f(tasks::current()))
     }
 
     #[link_section = "kernel_trap_text"]

@@ -283,7 +283,63 @@ fn ret_imm16() -> CheckResult {
     Ok("returned through the trampoline after `ret 8`".into())
 }
 
+/// What registering a kretprobe answered before `main` installed the
+/// return hook (see [`try_before_the_return_hook`]).
+static BEFORE_HOOK: std::sync::OnceLock<(Result<(), probe_core::ProbeErrorKind>, usize)> =
+    std::sync::OnceLock::new();
+
+/// Called by `main` before `set_return_hook`: a kernel kretprobe must be
+/// refused then (the first return would find no engine).
+pub fn try_before_the_return_hook() {
+    let r = ENGINE
+        .register_kretprobe(&kretprobe("tf_fact", Recorder::leak()))
+        .map(|_| ())
+        .map_err(|e| e.kind());
+    let _ = BEFORE_HOOK.set((r, ENGINE.list::<4>().len()));
+}
+
+/// A second engine: the installed hook does not reach it.
+static OTHER_ENGINE: crate::HarnessEngine = probe_core::Engine::new(crate::services::Services);
+
+fn return_hook_required() -> CheckResult {
+    let Some((before, left)) = BEFORE_HOOK.get() else {
+        return Err("main did not try a kretprobe before installing the hook".into());
+    };
+    ensure_eq!(
+        *before,
+        Err(probe_core::ProbeErrorKind::ReturnHookMissing {
+            other_engine: false
+        }),
+        "before set_return_hook"
+    );
+    ensure_eq!(*left, 0, "probes registered by the refused request");
+    let other = OTHER_ENGINE
+        .register_kretprobe(&kretprobe("tf_fact", Recorder::leak()))
+        .map(|_| ())
+        .map_err(|e| e.kind());
+    ensure_eq!(
+        other,
+        Err(probe_core::ProbeErrorKind::ReturnHookMissing { other_engine: true }),
+        "on an engine the hook does not reach"
+    );
+    ensure_eq!(
+        OTHER_ENGINE.list::<4>().len(),
+        0,
+        "probes on the other engine"
+    );
+    ensure_eq!(
+        OTHER_ENGINE.slot_usage(),
+        (0, 0),
+        "slots of the other engine"
+    );
+    Ok(String::new())
+}
+
 pub(super) fn run(r: &mut Report) {
+    r.check(
+        "kretprobe: refused before set_return_hook and on an engine the hook does not reach",
+        return_hook_required,
+    );
     r.check(
         "kretprobe: recursive function, every return value in order",
         recursion,

@@ -17,7 +17,7 @@
 pub(crate) mod concurrency;
 mod insn;
 mod kernel;
-mod kretprobes;
+pub(crate) mod kretprobes;
 mod management;
 mod memory_calls;
 mod refusals;

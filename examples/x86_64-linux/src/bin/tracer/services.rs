@@ -85,10 +85,10 @@ impl KernelServices<X86_64> for TracerServices {
         0
     }
 
-    fn task_state(&self) -> &TaskState<X86_64> {
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<X86_64>) -> R) -> Option<R> {
+        // A trap of a child the tracer does not know has no task.
         let pid = CURRENT.load(Ordering::Acquire);
-        with_child(Space::User(pid), |e| Some(e.task))
-            .expect("a trap of a child the tracer does not know")
+        with_child(Space::User(pid), |e| Some(e.task)).map(f)
     }
 
     fn current_space(&self) -> usize {
