@@ -9,9 +9,10 @@
 //! A kernel:
 //! 1. implements [`KernelServices`] (memory, text patching, slot pages,
 //!    current CPU/task, grace period, symbols);
-//! 2. puts an [`Engine`] in a `static` and, if its backend has a code
-//!    return trampoline, installs it with
-//!    [`probe_hal::rethook::set_return_hook`];
+//! 2. puts an [`Engine`] in a `static` and installs it as the return
+//!    hook of its backend's code return trampoline with
+//!    [`probe_hal::rethook::set_return_hook`] (kernel kretprobes are
+//!    refused until then);
 //! 3. calls [`Engine::handle_breakpoint`] from its breakpoint trap and
 //!    [`Engine::handle_fault`] from its fault traps, with its own trap
 //!    frame (anything implementing [`probe_hal::Registers`]);
@@ -57,7 +58,7 @@ pub use spec::{
 pub use task::TaskState;
 pub use trap::{FaultOutcome, TrapOutcome};
 
-pub use probe_hal::{Arch, ExecMode, ProbeError, ProbeErrorKind, Registers};
+pub use probe_hal::{Arch, ExecMode, MemoryFault, ProbeError, ProbeErrorKind, Registers};
 
 /// The backend of the compilation target (with the `native` feature).
 #[cfg(all(feature = "native", target_arch = "x86_64"))]

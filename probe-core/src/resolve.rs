@@ -44,10 +44,22 @@ impl<
                         0,
                     ));
                 }
-                let sym = self
-                    .services
-                    .lookup_symbol(name)
-                    .ok_or(ProbeError::new(ProbeErrorKind::UnknownSymbol, 0))?;
+                // `MOD:SYM` names a module's symbol (Linux's syntax).
+                let found = match name.split_once(':') {
+                    Some((module, sym)) if !module.is_empty() && !sym.is_empty() => {
+                        self.services.lookup_module_symbol(module, sym)
+                    }
+                    Some(_) => {
+                        return Err(ProbeError::new(
+                            ProbeErrorKind::InvalidRequest(
+                                "a qualified symbol is MOD:SYM, both parts non-empty",
+                            ),
+                            0,
+                        ))
+                    }
+                    None => self.services.lookup_symbol(name),
+                };
+                let sym = found.ok_or(ProbeError::new(ProbeErrorKind::UnknownSymbol, 0))?;
                 // Size 0: unknown (a kallsyms-style table): the offset is
                 // not checked, the boundary walk from the start still is.
                 if sym.size != 0 && offset >= sym.size {

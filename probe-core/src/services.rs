@@ -192,6 +192,19 @@ pub trait KernelServices<A: Arch>: Sync {
         None
     }
 
+    /// Resolve symbol `name` of the loaded module `module` (a target
+    /// written `MOD:SYM`, as Linux's kprobes and kprobe_events accept).
+    /// The default knows no modules: such targets fail with
+    /// [`probe_hal::ProbeErrorKind::UnknownSymbol`]. A kernel with
+    /// loadable modules looks the name up in that module's symbol table
+    /// only (a module-local name may exist in several modules); module
+    /// text that goes away must have its probes unregistered first (Linux
+    /// does this from its module notifier).
+    fn lookup_module_symbol(&self, module: &str, name: &str) -> Option<Symbol> {
+        let _ = (module, name);
+        None
+    }
+
     /// The symbol (function) containing `addr` in `space`, for the
     /// instruction-boundary and function-entry checks.
     fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {

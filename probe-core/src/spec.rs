@@ -96,7 +96,8 @@ pub enum Target<'a> {
     Addr(usize),
     /// A kernel symbol plus an offset (resolved through the kernel services).
     Symbol {
-        /// Symbol name.
+        /// Symbol name, or `MOD:SYM` for symbol `SYM` of module `MOD`
+        /// (resolved with [`crate::KernelServices::lookup_module_symbol`]).
         name: &'a str,
         /// Offset into the symbol.
         offset: usize,

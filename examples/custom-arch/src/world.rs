@@ -481,6 +481,17 @@ impl KernelServices<Toy> for Kernel {
             .map(|(_, s)| *s)
     }
 
+    fn lookup_module_symbol(&self, module: &str, name: &str) -> Option<Symbol> {
+        // Module symbols are listed as "module:name".
+        self.0
+            .symbols
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(n, _)| n.split_once(':') == Some((module, name)))
+            .map(|(_, s)| *s)
+    }
+
     fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
         if space != Space::Kernel {
             return None;

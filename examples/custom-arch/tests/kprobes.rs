@@ -95,6 +95,35 @@ fn probe_by_symbol_and_offset() {
     assert_eq!(s.r1_pre.load(Ordering::SeqCst), 5);
 }
 
+#[test]
+fn probe_by_module_qualified_symbol() {
+    let fx: Fx = Fx::new();
+    // A module's copy of a function name the kernel also has.
+    fx.w.add_symbol("toymod:arith", BRANCHY, 0x18);
+    let s = seen();
+    let id =
+        fx.e.register_kprobe(&Kprobe::symbol("toymod:arith", 8).pre(pre_count).data(s))
+            .unwrap();
+    assert_eq!(
+        fx.e.info(id).unwrap().addr,
+        BRANCHY + 8,
+        "the module's symbol"
+    );
+    let plain = fx.e.register_kprobe(&Kprobe::symbol("arith", 8)).unwrap();
+    assert_eq!(fx.e.info(plain).unwrap().addr, ARITH + 8, "the kernel's");
+    let before = fx.snapshot();
+    let kind = |name| {
+        fx.e.register_kprobe(&Kprobe::symbol(name, 0))
+            .unwrap_err()
+            .kind()
+    };
+    assert_eq!(kind("othermod:arith"), ProbeErrorKind::UnknownSymbol);
+    assert_eq!(kind("toymod:branchy"), ProbeErrorKind::UnknownSymbol);
+    assert!(matches!(kind(":arith"), ProbeErrorKind::InvalidRequest(_)));
+    assert!(matches!(kind("toymod:"), ProbeErrorKind::InvalidRequest(_)));
+    assert!(before == fx.snapshot(), "refusals change nothing");
+}
+
 fn skip_add(ctx: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
     seen_of(ctx).pre.fetch_add(1, Ordering::SeqCst);
     // emulate "add r1, r2" as "r1 = 1000" and move past it
