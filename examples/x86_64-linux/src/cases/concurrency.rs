@@ -135,6 +135,25 @@ fn concurrent() -> CheckResult {
         let (done, workers_done) = (Arc::clone(&done), Arc::clone(&workers_done));
         std::thread::spawn(move || registrar(&done, &workers_done))
     };
+    // A second registration-context thread that keeps taking the
+    // registration lock (a spin lock) while the registrar holds it through
+    // grace periods: the grace period interrupts every thread (SIGUSR1, the
+    // harness's IPI), including this one while it spins, so it must not
+    // deadlock (the rule in KernelServices' docs: L's waiters keep taking
+    // interrupts).
+    let contender = {
+        let done = Arc::clone(&done);
+        let id = probes.0[0];
+        std::thread::spawn(move || {
+            let _me = threads::register_current();
+            let mut calls = 0u64;
+            while !done.load(Ordering::Acquire) {
+                ENGINE.enable(id).map_err(|e| e.to_string())?;
+                calls += 1;
+            }
+            Ok::<u64, String>(calls)
+        })
+    };
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
             let total = Arc::clone(&total);
@@ -171,6 +190,9 @@ fn concurrent() -> CheckResult {
     let (cold_hits, cycles) = reg
         .join()
         .map_err(|_| "the registrar panicked".to_string())??;
+    let contended = contender
+        .join()
+        .map_err(|_| "the lock contender panicked".to_string())??;
     if let Some(f) = failure {
         return Err(f);
     }
@@ -194,6 +216,7 @@ fn concurrent() -> CheckResult {
     }
     ensure!(hits >= target, "{hits} hits, fewer than {target}");
     ensure!(cold_hits > 0, "no cold probe ever fired");
+    ensure!(contended > 0, "the lock contender never got the lock");
     ensure_eq!(ENGINE.leaked_steps(), leaked, "leaked steps");
     probes.clear()?;
     ensure!(
@@ -203,7 +226,7 @@ fn concurrent() -> CheckResult {
     ensure_eq!(ENGINE.slot_usage(), (0, 0), "slots and slot pages in use");
     println!("concurrency: {hits} hits, 0 errors");
     Ok(format!(
-        "{WORKERS} threads, {n} calls, {hits} hits on the fixed probes (exact, 0 missed, every result right); {cycles} register/unregister cycles on tf_cold meanwhile ({cold_hits} hits); every byte restored, every slot freed"
+        "{WORKERS} threads, {n} calls, {hits} hits on the fixed probes (exact, 0 missed, every result right); {cycles} register/unregister cycles on tf_cold meanwhile ({cold_hits} hits), {contended} registration calls of a thread spinning on the lock through their grace periods; every byte restored, every slot freed"
     ))
 }
 
