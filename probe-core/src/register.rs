@@ -532,7 +532,19 @@ fn contains_index(ids: &[ProbeId], index: u32) -> bool {
     ids.iter().any(|i| i.index == index)
 }
 
+/// Whether a new probe would repeat a registered one (Linux refuses
+/// registering the same `struct kprobe` twice). A probe with no handlers of
+/// its own is never a repeat: it hosts attached handler objects (one per
+/// perf or trace event, as Linux gives each event its own kprobe), and two
+/// events on one instruction are two users.
 fn same_probe(c: &ProbeConfig, handlers: &Handlers, data: UserData) -> bool {
+    let own = match handlers {
+        Handlers::Kprobe { pre, post } => pre.is_some() || post.is_some(),
+        Handlers::Kretprobe { entry, ret, .. } => entry.is_some() || ret.is_some(),
+    };
+    if !own {
+        return false;
+    }
     let same_data = core::ptr::addr_eq(c.data as *const _, data as *const _);
     let same_handlers = match (&c.handlers, handlers) {
         (Handlers::Kprobe { pre: a, post: b }, Handlers::Kprobe { pre: c2, post: d }) => {

@@ -9,6 +9,7 @@
 //! * [`ring`]: a per-CPU lock-free ring buffer in memory the kernel provides.
 //! * [`format`]: Linux's trace line, `kprobe_events` and `kprobe_profile`.
 //! * [`table`]: the defined events.
+//! * [`live`]: an event as a handler object attached to a live probe.
 //!
 //! Reference: `Documentation/trace/kprobetrace.rst` and `uprobetracer.rst` of
 //! torvalds/linux at commit `010e85f9e47c6a92740b7d73e0fca8f792573582`; see
@@ -21,6 +22,7 @@ pub mod def;
 pub mod error;
 pub mod fetch;
 pub mod format;
+pub mod live;
 pub mod regs;
 pub mod ring;
 pub mod table;
@@ -29,6 +31,7 @@ pub use def::{parse, Command, EventDef, FetchArg, Flavor, Point};
 pub use error::{ParseError, Reason};
 pub use fetch::{fetch_all, Fault, FetchEnv, Record, Value};
 pub use format::{write_trace_line, LineStyle, SymInfo, Symbolizer};
+pub use live::{register_probe, EventHandler, EventSink};
 pub use regs::{RegRef, RegisterNames};
 pub use ring::{CpuRing, FullMode, RingBuffer};
 pub use table::{Applied, EventTable};

@@ -178,3 +178,156 @@ fn events_from_text_through_the_engine() {
     assert_eq!(text, [entry.as_str(), ret, entry.as_str(), ret].concat());
     assert_eq!(BUFFER.lost(1), 0);
 }
+
+/// The kernel side of live events on the Toy machine: names, memory and a
+/// ring of their own.
+struct Sink(Env, &'static RingBuffer<'static, 64, 64>);
+impl probe_events::EventSink for Sink {
+    fn names(&self) -> &dyn RegisterNames {
+        &ToyNames
+    }
+    fn env(&self) -> &dyn FetchEnv {
+        &self.0
+    }
+    fn write(&self, cpu: usize, words: &[u64]) -> bool {
+        self.1.write(cpu, words)
+    }
+    fn timestamp_ns(&self) -> Option<u64> {
+        Some(5_000_001_000)
+    }
+    fn pid(&self) -> Option<u32> {
+        Some(100)
+    }
+}
+
+fn drain(ring: &RingBuffer<'static, 64, 64>, defs: &[EventDef]) -> Vec<String> {
+    let mut out = [0u64; 64];
+    let mut lines = Vec::new();
+    while let Some(n) = ring.read(1, &mut out) {
+        let rec = Record::decode(&out[..n]).unwrap();
+        let mut text = String::new();
+        write_trace_line(
+            &mut text,
+            &defs[rec.event as usize],
+            &rec,
+            &Syms,
+            LineStyle::Modern,
+        )
+        .unwrap();
+        lines.push(text);
+    }
+    // Events on one instruction fire in the engine's chain order (newest
+    // first; Linux's aggregate runs them in registration order): compare
+    // the lines of one run as a set.
+    lines.sort();
+    lines
+}
+
+fn sorted(lines: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn events_attached_to_live_probes_record_until_deleted() {
+    use probe_core::Attachment;
+    use probe_events::{register_probe, EventHandler};
+    static RINGS: [CpuRing<64, 64>; 4] = [const { CpuRing::new() }; 4];
+    static RING: RingBuffer<'static, 64, 64> = RingBuffer::new(&RINGS, FullMode::DropNewest);
+
+    let w = World::leak(&[]);
+    let arith = [&li(1, 5)[..], &li(2, 7), &add(1, 2), &inc(1), &ret()].concat();
+    let caller = [
+        &push(14)[..],
+        &call((ARITH as i64 - (CALLER + 2) as i64) as i16),
+        &pop(14),
+        &addi(1, 1, 1),
+        &ret(),
+    ]
+    .concat();
+    w.load(Space::Kernel, ARITH, &arith);
+    w.add_symbol("arith", ARITH, arith.len());
+    w.load(Space::Kernel, CALLER, &caller);
+    w.add_symbol("caller", CALLER, caller.len());
+    w.load(
+        Space::Kernel,
+        STUB,
+        &[&call((CALLER as i64 - STUB as i64) as i16)[..], &halt()].concat(),
+    );
+    let engine = custom_arch::leak_engine::<16>(w);
+    let sink: &'static Sink = Box::leak(Box::new(Sink(Env(w), &RING)));
+    let run = || {
+        let mut cpu = Cpu::new(1, 0, Space::Kernel, STUB, 0x8000);
+        assert_eq!(cpu.run(w, engine, 10_000), Stop::Halted);
+        assert_eq!(cpu.regs.r[1], 14, "the probed code still computes the same");
+    };
+
+    let defs: Vec<EventDef> = [
+        "p:arith_mid arith+8 x=%r1 y=%r2:u32",
+        "p:arith_mid2 arith+8 x=%r1:s64",
+        "r:arith_ret arith $retval:s64",
+        "p:gone inlined_away_fn",
+    ]
+    .iter()
+    .map(
+        |l| match parse(l, probe_events::Flavor::Kprobe, &ToyNames) {
+            Ok(Command::Define(d)) => d,
+            other => panic!("{l}: {other:?}"),
+        },
+    )
+    .collect();
+
+    // An inlined-away symbol: the engine's error, nothing registered.
+    assert_eq!(
+        register_probe(engine, &defs[3]).unwrap_err().kind(),
+        probe_core::ProbeErrorKind::UnknownSymbol
+    );
+    assert!(engine.list::<8>().is_empty());
+
+    // Two events on one instruction are two probes, each with its event.
+    let mut ids = Vec::new();
+    let mut events = Vec::new();
+    for (i, def) in defs[..3].iter().enumerate() {
+        let id = register_probe(engine, def).unwrap();
+        let ev = Box::pin(Attachment::new(EventHandler::new(
+            i as u16,
+            def.clone(),
+            sink,
+        )));
+        engine.attach(id, ev.as_ref()).unwrap();
+        ids.push(id);
+        events.push(Some(ev));
+    }
+    run();
+    let mid =
+        "           <...>-100     [001] d....     5.000001: arith_mid: (arith+0x8/0xe) x=0x5 y=7";
+    let mid2 = "           <...>-100     [001] d....     5.000001: arith_mid2: (arith+0x8/0xe) x=5";
+    let ret = "           <...>-100     [001] d....     5.000001: arith_ret: (caller+0x6/0xe <- arith) arg1=13";
+    assert_eq!(drain(&RING, &defs), sorted(&[mid, mid2, ret]));
+
+    // Disabled: no record, the others go on.
+    engine.disable(ids[0]).unwrap();
+    run();
+    assert_eq!(drain(&RING, &defs), sorted(&[mid2, ret]));
+
+    // Deleted: the attachment dropped (after a grace period), the probe
+    // unregistered; the first event enabled again.
+    events[1] = None;
+    engine.unregister(ids[1]).unwrap();
+    engine.enable(ids[0]).unwrap();
+    run();
+    assert_eq!(drain(&RING, &defs), sorted(&[mid, ret]));
+    let hits: Vec<u64> = [0, 2]
+        .iter()
+        .map(|&i| events[i].as_ref().unwrap().handler().hits())
+        .collect();
+    assert_eq!(hits, [2, 3]);
+    assert_eq!(RING.lost(1), 0);
+
+    // Everything deleted: the text is the original again.
+    events.clear();
+    engine.unregister_batch(&[ids[0], ids[2]]).unwrap();
+    assert!(engine.list::<8>().is_empty());
+    assert_eq!(w.peek(Space::Kernel, ARITH, arith.len()), arith);
+}
