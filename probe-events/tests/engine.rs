@@ -97,8 +97,9 @@ fn on_return(ctx: &ProbeContext, regs: &mut dyn Registers, _data: &mut [u8]) {
     emit(ev, ctx, regs, ctx.return_address, ctx.addr);
 }
 
-#[test]
-fn events_from_text_through_the_engine() {
+/// The world both tests run in: `arith`, `caller` and a stub calling
+/// `caller` then halting; gives `arith`'s bytes too.
+fn toy_world() -> (&'static World, Vec<u8>) {
     let w = World::leak(&[]);
     let arith = [&li(1, 5)[..], &li(2, 7), &add(1, 2), &inc(1), &ret()].concat();
     let caller = [
@@ -118,6 +119,12 @@ fn events_from_text_through_the_engine() {
         STUB,
         &[&call((CALLER as i64 - STUB as i64) as i16)[..], &halt()].concat(),
     );
+    (w, arith)
+}
+
+#[test]
+fn events_from_text_through_the_engine() {
+    let (w, _) = toy_world();
     let engine = custom_arch::leak_engine::<16>(w);
 
     let lines = [
@@ -236,25 +243,7 @@ fn events_attached_to_live_probes_record_until_deleted() {
     static RINGS: [CpuRing<64, 64>; 4] = [const { CpuRing::new() }; 4];
     static RING: RingBuffer<'static, 64, 64> = RingBuffer::new(&RINGS, FullMode::DropNewest);
 
-    let w = World::leak(&[]);
-    let arith = [&li(1, 5)[..], &li(2, 7), &add(1, 2), &inc(1), &ret()].concat();
-    let caller = [
-        &push(14)[..],
-        &call((ARITH as i64 - (CALLER + 2) as i64) as i16),
-        &pop(14),
-        &addi(1, 1, 1),
-        &ret(),
-    ]
-    .concat();
-    w.load(Space::Kernel, ARITH, &arith);
-    w.add_symbol("arith", ARITH, arith.len());
-    w.load(Space::Kernel, CALLER, &caller);
-    w.add_symbol("caller", CALLER, caller.len());
-    w.load(
-        Space::Kernel,
-        STUB,
-        &[&call((CALLER as i64 - STUB as i64) as i16)[..], &halt()].concat(),
-    );
+    let (w, arith) = toy_world();
     let engine = custom_arch::leak_engine::<16>(w);
     let sink: &'static Sink = Box::leak(Box::new(Sink(Env(w), &RING)));
     let run = || {
