@@ -122,6 +122,9 @@ pub mod errno {
     pub const EFAULT: i32 = 14;
     /// Device or resource busy.
     pub const EBUSY: i32 = 16;
+    /// File exists: what a probe-events layer returns for a duplicate event
+    /// name (no [`ProbeErrorKind`](super::ProbeErrorKind) maps to it).
+    pub const EEXIST: i32 = 17;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
     /// Out of memory.
@@ -134,30 +137,54 @@ pub mod errno {
 
 impl ProbeErrorKind {
     /// The errno a kernel returns for this error (positive: negate it), as
-    /// Linux's `register_kprobe`/`register_kretprobe` (kernel/kprobes.c)
-    /// and the architectures' `arch_prepare_kprobe` return them:
+    /// Linux's `register_kprobe`/`register_kretprobe`, `uprobe_register`,
+    /// kprobe_events and the architectures' `arch_prepare_kprobe` return
+    /// them. Each row cites the Linux source line that returns it.
     ///
-    /// | kind | errno | where Linux returns it |
-    /// |---|---|---|
-    /// | `NotInsnBoundary`, `Undecodable` | `EILSEQ` | `check_kprobe_address_safe`/`arch_prepare_kprobe`: x86 `can_probe()` false, the address is not an instruction boundary |
-    /// | `Misaligned` | `EILSEQ` | riscv/loongarch/arm64 `arch_prepare_kprobe`: a misaligned address |
-    /// | `Refused` | `EINVAL` | `arch_prepare_kprobe`: the decoder rejects the instruction |
-    /// | `Blacklisted`, `InvalidRequest`, `OffsetOutsideSymbol`, `NotFunctionEntry`, `AlreadyRegistered` | `EINVAL` | `check_kprobe_address_safe` (blacklist, reserved text), `_kprobe_addr` (offset), `register_kretprobe` (`kprobe_on_func_entry`), `register_kprobe` (re-registration) |
-    /// | `UnknownSymbol`, `NoSuchProbe` | `ENOENT` | `_kprobe_addr`: `kprobe_lookup_name` found nothing; unregistering an unknown probe |
-    /// | `CapacityFull`, `SlotMemoryExhausted`, `OutOfReach` | `ENOMEM` | `get_insn_slot` failed (no slot memory, or none close enough) |
-    /// | `TextPatchFailed`, `MemoryUnreadable` | `EFAULT` | copying or patching the text failed |
-    /// | `Overlaps` | `EBUSY` | (Linux has no such case: the bytes belong to another probe) |
-    /// | `ReturnHookMissing` | `EINVAL` | (no Linux equivalent: Linux's trampoline is built in; a kernel that forgot `set_return_hook` made an invalid request) |
-    /// | `InTrapContext` | `EDEADLK` | (Linux would sleep in atomic context: waiting for a grace period from a handler would deadlock) |
+    /// <!-- errno-table -->
+    /// Linux version cited: **v6.12.118** (6.12 LTS stable tag; the lines were
+    /// read in the 6.12.118 tree as Debian's `linux-source-6.12` package
+    /// ships it). `file:line` is the line that returns the errno (`→` follows
+    /// the error up to where it is returned); "differs" marks a kind whose
+    /// errno is not the one Linux returns for the closest case, with the
+    /// reason; "no Linux equivalent" cites the closest line.
+    ///
+    /// | `ProbeErrorKind` | errno | Linux v6.12.118 | the condition there |
+    /// |---|---|---|---|
+    /// | `NotInsnBoundary` | `EILSEQ` | `arch/x86/kernel/kprobes/core.c:328` → `:797`; `arch/riscv/kernel/probes/kprobes.c:80` | x86 `can_probe()` decodes from the symbol's start and does not land on the address; riscv `arch_check_kprobe()` likewise. kprobe_events reports `-EILSEQ` as `BAD_INSN_BNDRY` (`kernel/trace/trace_kprobe.c:1057`) |
+    /// | `Undecodable` | `EILSEQ` | `arch/x86/kernel/kprobes/core.c:335` → `:797` | x86 `can_probe()`: `insn_decode_kernel()` fails on the bytes there (x86 uprobes answer `-ENOEXEC`, `arch/x86/kernel/uprobes.c:286`; the kprobe answer is kept for both) |
+    /// | `Misaligned` | `EILSEQ` | `arch/riscv/kernel/probes/kprobes.c:77`; `arch/loongarch/kernel/kprobes.c:32` | `arch_prepare_kprobe`: the address is not 2- (riscv) or 4-byte (loongarch) aligned. arm64 answers `-EINVAL` (`arch/arm64/kernel/probes/kprobes.c:114`), as does `uprobe_register` (`kernel/events/uprobes.c:1223`); riscv's and loongarch's answer is kept: a misaligned address is off an instruction boundary |
+    /// | `Overlaps` | `EILSEQ` | no Linux equivalent; closest `arch/x86/kernel/kprobes/core.c:328` → `:797` | two intersecting instructions cannot both start on instruction boundaries, so one of the two probe addresses is off a boundary: x86 `can_probe()`'s case (Linux's uprobes do not check). Not `EBUSY`: Linux uses that for "in use, try later" (`kernel/trace/trace_kprobe.c:547`) |
+    /// | `Refused` | `EINVAL` | `arch/riscv/kernel/probes/kprobes.c:90`; `arch/loongarch/kernel/kprobes.c:40`; `arch/arm64/kernel/probes/kprobes.c:125`; uprobes `arch/riscv/kernel/probes/uprobes.c:42`, `arch/arm64/kernel/probes/uprobes.c:49` | the decoder rejects the instruction (`INSN_REJECTED`, `insns_not_supported()`). x86 differs by class: `int3`/`int n`/`ud2` fail `can_probe()` with `-EILSEQ` (`core.c:339` → `:797`), far `jmp`/`call`, `iret` and VMX with `-EOPNOTSUPP` (`core.c:665`), exception-masking instructions with `-EINVAL` (`core.c:431` → `:765`); x86 uprobes `-ENOTSUPP` (`arch/x86/kernel/uprobes.c:308`) |
+    /// | `Blacklisted` | `EINVAL` | `kernel/kprobes.c:1600` | `check_kprobe_address_safe()`: gate area, `within_kprobe_blacklist()`, jump-label or static-call text, a `BUG()` site, a CFI preamble; also not kernel or module text (`:1589`), x86 alternatives (`arch/x86/kernel/kprobes/core.c:794`), arm64 exception-table entries (`arch/arm64/kernel/probes/kprobes.c:120`) |
+    /// | `NotFunctionEntry` | `EINVAL` | `kernel/kprobes.c:2210` → `:2223` | `kprobe_on_func_entry()`, called by `register_kretprobe`: the address is not a function entry |
+    /// | `AlreadyRegistered` | `EINVAL` | `kernel/kprobes.c:1542` → `:1650`; `:2227` | `warn_kprobe_rereg()`: `register_kprobe` (and `register_kretprobe` by address) of a probe already registered. kprobe_events answers `-EEXIST` for the same probe on an event (`kernel/trace/trace_kprobe.c:608`) |
+    /// | `NoSuchProbe` | `ENOENT` | `kernel/events/uprobes.c:1261`; `kernel/trace/trace_dynevent.c:76` | `uprobe_apply()`: the consumer is not registered on the uprobe; `dyn_event_release()`: no probe event of that name to remove. The kprobe API's `enable_kprobe`/`disable_kprobe` answer `-EINVAL` for an unregistered probe (`kernel/kprobes.c:2434`, `:1735`) and `unregister_kprobe` returns nothing; the id-based interfaces' answer is kept |
+    /// | `UnknownSymbol` | `ENOENT` | `kernel/kprobes.c:1477` | `_kprobe_addr()`: `kprobe_lookup_name()` found no such symbol (also `:1486`: no symbol covers the address) |
+    /// | `OffsetOutsideSymbol` | `EINVAL` | no direct equivalent; `kernel/kprobes.c:1485`; `kernel/trace/trace_kprobe.c:959` → `:1075` | `_kprobe_addr()` re-resolves symbol + offset to whatever symbol contains it (`-ENOENT` only if none); kprobe_events refuses an offset it cannot use as `BAD_PROBE_ADDR` with `-EINVAL` |
+    /// | `InvalidRequest` | `EINVAL` | `kernel/kprobes.c:1465`; `:1848` | `_kprobe_addr()`: both or neither of `addr` and `symbol_name`; `register_kprobes()` with `num <= 0`. Linux answers `-E2BIG` for kretprobe data above its limit (`:2241`); here that is an `InvalidRequest` |
+    /// | `SlotMemoryExhausted` | `ENOMEM` | `arch/x86/kernel/kprobes/core.c:804`; `arch/riscv/kernel/probes/kprobes.c:99`; `arch/loongarch/kernel/kprobes.c:47`; `arch/arm64/kernel/probes/kprobes.c:134` | `arch_prepare_kprobe`: `get_insn_slot()` found no slot and no new slot page |
+    /// | `CapacityFull` | `ENOMEM` | `kernel/kprobes.c:1320`; `:2267`, `:2274` | Linux has no fixed tables: its capacity failures are allocations (the aggregate probe for a second probe at an address; the kretprobe instance pool). `register_kprobes()` has no batch limit |
+    /// | `OutOfReach` | `ENOMEM` | differs: `arch/x86/kernel/kprobes/core.c:453` → `:765` answers `-EINVAL` | x86 `__copy_instruction()`: the rip-relative displacement does not fit from the slot. Linux takes slot pages within ±2 GiB of the kernel, so there it is a "cannot happen"; here it means the kernel's slot pages are out of reach, a slot-memory shortage like `SlotMemoryExhausted` |
+    /// | `TextPatchFailed` | `EFAULT` | `mm/gup.c:1477` → `kernel/events/uprobes.c:497` | `uprobe_write_opcode()` returns the page lookup's error: `-EFAULT` where no mapping covers the address. Linux's kernel text patching (`text_poke`) cannot fail |
+    /// | `MemoryUnreadable` | `EFAULT` | differs: `mm/maccess.c:46` | `copy_from_kernel_nofault()` fails with `-EFAULT`; `register_kprobe` turns that into `-EINVAL` (`arch/x86/kernel/kprobes/core.c:383` → `kernel/kprobes.c:1496`) and uprobes read the file with `-EIO` (`kernel/events/uprobes.c:888`); the access's own errno is kept, which says what went wrong |
+    /// | `ReturnHookMissing` | `EINVAL` | no Linux equivalent; closest `kernel/trace/rethook.c:109` → `kernel/kprobes.c:2255` | Linux's return trampoline is built in; `rethook_alloc()`, called by `register_kretprobe`, refuses a rethook without a handler with `-EINVAL` |
+    /// | `InTrapContext` | `EDEADLK` | no Linux equivalent; `kernel/kprobes.c:1661` → `kernel/locking/mutex.c:283` | `register_kprobe` takes `kprobe_mutex`, whose `might_sleep()` only warns in atomic context and may then deadlock: Linux has no errno for it, `EDEADLK` says what would happen |
+    /// | (none: a probe-events layer) | `EEXIST` | `kernel/trace/trace_probe.c:2178`; `kernel/trace/trace_kprobe.c:645`, `:608` | kprobe_events: an event of that name already exists in the group; the name is taken by a probe of the other type; the same probe again on the event. A kernel's probe-events layer returns it for a duplicate event name; the engine has no names, so no kind maps to it |
+    /// <!-- /errno-table -->
     ///
     /// ```
     /// use probe_hal::{errno, ProbeErrorKind};
     /// assert_eq!(ProbeErrorKind::UnknownSymbol.errno(), errno::ENOENT);
+    /// assert_eq!(ProbeErrorKind::Overlaps { other: 0x1000 }.errno(), errno::EILSEQ);
     /// ```
     pub const fn errno(&self) -> i32 {
         use errno::*;
         match self {
-            Self::NotInsnBoundary { .. } | Self::Undecodable | Self::Misaligned { .. } => EILSEQ,
+            Self::NotInsnBoundary { .. }
+            | Self::Undecodable
+            | Self::Misaligned { .. }
+            | Self::Overlaps { .. } => EILSEQ,
             Self::Refused(_)
             | Self::Blacklisted
             | Self::InvalidRequest(_)
@@ -168,7 +195,6 @@ impl ProbeErrorKind {
             Self::UnknownSymbol | Self::NoSuchProbe => ENOENT,
             Self::CapacityFull(_) | Self::SlotMemoryExhausted | Self::OutOfReach { .. } => ENOMEM,
             Self::TextPatchFailed | Self::MemoryUnreadable => EFAULT,
-            Self::Overlaps { .. } => EBUSY,
             Self::InTrapContext => EDEADLK,
         }
     }
@@ -288,3 +314,53 @@ impl fmt::Display for ProbeError {
 }
 
 impl core::error::Error for ProbeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::errno::*;
+    use super::*;
+
+    /// The errno of every kind, as the table in `errno()`'s doc cites it.
+    #[test]
+    fn every_kind_maps_to_the_documented_errno() {
+        use ProbeErrorKind as K;
+        let r = Refusal::new("brk", "test");
+        let rows = [
+            (
+                K::NotInsnBoundary {
+                    insn_start: 0,
+                    insn_len: 4,
+                },
+                EILSEQ,
+            ),
+            (K::Undecodable, EILSEQ),
+            (K::Misaligned { align: 4 }, EILSEQ),
+            // an intersecting instruction is off an instruction boundary
+            (K::Overlaps { other: 0 }, EILSEQ),
+            (K::Refused(r), EINVAL),
+            (K::Blacklisted, EINVAL),
+            (K::NotFunctionEntry, EINVAL),
+            (K::AlreadyRegistered, EINVAL),
+            (K::NoSuchProbe, ENOENT),
+            (K::UnknownSymbol, ENOENT),
+            (K::OffsetOutsideSymbol { size: 8 }, EINVAL),
+            (K::InvalidRequest("test"), EINVAL),
+            (K::SlotMemoryExhausted, ENOMEM),
+            (K::CapacityFull(Capacity::Probes), ENOMEM),
+            (K::CapacityFull(Capacity::Batch), ENOMEM),
+            (K::OutOfReach { slot: 0 }, ENOMEM),
+            (K::TextPatchFailed, EFAULT),
+            (K::MemoryUnreadable, EFAULT),
+            (
+                K::ReturnHookMissing {
+                    other_engine: false,
+                },
+                EINVAL,
+            ),
+            (K::InTrapContext, EDEADLK),
+        ];
+        for (kind, want) in rows {
+            assert_eq!(kind.errno(), want, "{kind:?}");
+        }
+    }
+}

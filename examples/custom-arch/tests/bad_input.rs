@@ -467,7 +467,8 @@ fn render(rows: &[Row]) -> String {
          shown, and the test checks that the refusal left memory, the probe list,\n\
          counters, slots, slot pages and return instances exactly as they were.\n\n\
          The errno column is `ProbeErrorKind::errno()`: what a kernel returns\n\
-         (negated), as Linux's `register_kprobe` would.\n\n\
+         (negated), as Linux's `register_kprobe` would. The table under\n\
+         [Errno per kind](#errno-per-kind) cites the Linux line behind each.\n\n\
          | # | case | request | `ProbeErrorKind` | errno | message |\n\
          |---|---|---|---|---|---|\n",
     );
@@ -484,7 +485,31 @@ fn render(rows: &[Row]) -> String {
             r.error.kind()
         ));
     }
+    s.push_str(
+        "\n## Errno per kind\n\n\
+         Copied from the doc comment of `ProbeErrorKind::errno()`\n\
+         (`probe-hal/src/error.rs`, between its `errno-table` markers).\n\n",
+    );
+    s.push_str(&errno_table());
     s
+}
+
+/// The errno table of `ProbeErrorKind::errno()`'s doc comment: its lines
+/// between the `<!-- errno-table -->` markers, without the `/// `.
+fn errno_table() -> String {
+    let src = include_str!("../../../probe-hal/src/error.rs");
+    let mut lines = src.lines().map(str::trim_start);
+    lines
+        .by_ref()
+        .find(|l| *l == "/// <!-- errno-table -->")
+        .expect("errno-table marker in probe-hal/src/error.rs");
+    let mut table = String::new();
+    for l in lines.take_while(|l| *l != "/// <!-- /errno-table -->") {
+        let l = l.strip_prefix("///").expect("the table is a doc comment");
+        table.push_str(l.strip_prefix(' ').unwrap_or(l));
+        table.push('\n');
+    }
+    table
 }
 
 fn errno_name(e: i32) -> &'static str {
