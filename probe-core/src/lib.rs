@@ -28,6 +28,7 @@
 mod attach;
 mod cpu;
 mod engine;
+mod file_probes;
 mod install;
 mod instances;
 mod lifecycle;
@@ -49,6 +50,7 @@ mod xol;
 
 pub use attach::{Attachment, ProbeHandler};
 pub use engine::Engine;
+pub use file_probes::{FileId, FileProbeId, FileUprobe, FileUprobes, UprobeHost};
 pub use register::BatchError;
 pub use services::{KernelServices, Space, Symbol, TextPatchError};
 pub use spec::{
