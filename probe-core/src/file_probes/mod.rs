@@ -29,11 +29,16 @@
 //! probe goes from that space (disable, unregister, unmap).
 
 use lock_api::{Mutex, RawMutex};
-use probe_hal::{Arch, Capacity, ProbeError, ProbeErrorKind};
+use probe_hal::{Capacity, ProbeError, ProbeErrorKind};
 
-use crate::engine::Engine;
-use crate::services::{KernelServices, Space};
+use crate::services::Space;
 use crate::spec::{ProbeId, ProbeSpec, Target};
+
+mod host;
+mod semaphore;
+
+pub use host::UprobeHost;
+use semaphore::{add_to_semaphore, count_semaphore};
 
 /// The kernel's identity of a file (device and inode number, as
 /// `/proc/PID/maps` shows them).
@@ -76,7 +81,7 @@ struct Def {
 }
 
 #[derive(Clone, Copy)]
-struct Instance {
+pub(crate) struct Instance {
     def: u32,
     space: usize,
     id: ProbeId,
@@ -85,7 +90,7 @@ struct Instance {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Mapping {
+pub(crate) struct Mapping {
     space: usize,
     file: FileId,
     start: usize,
@@ -113,63 +118,6 @@ struct State<const N: usize, const M: usize> {
 /// engine's registration lock: every method may wait for grace periods).
 pub struct FileUprobes<L: RawMutex, const N: usize, const M: usize> {
     state: Mutex<L, State<N, M>>,
-}
-
-/// What the file layer needs from an engine, object-safe so that its
-/// methods need not name the engine's eight type parameters.
-pub trait UprobeHost {
-    /// Register a probe.
-    fn register(&self, spec: &ProbeSpec<'_>) -> Result<ProbeId, ProbeError>;
-    /// Unregister a probe.
-    fn unregister(&self, id: ProbeId) -> Result<(), ProbeError>;
-    /// Enable or disable a probe.
-    fn set_enabled(&self, id: ProbeId, on: bool) -> Result<(), ProbeError>;
-    /// Read user memory.
-    fn read(&self, space: usize, addr: usize, buf: &mut [u8]) -> bool;
-    /// Write user memory (breaking copy-on-write).
-    fn write(&self, space: usize, addr: usize, data: &[u8]) -> bool;
-    /// Whether the caller runs in a probe handler or the trap path.
-    fn in_trap_context(&self) -> bool;
-}
-
-impl<
-        A: Arch,
-        L: RawMutex,
-        K: KernelServices<A>,
-        const PROBES: usize,
-        const INSTANCES: usize,
-        const CPUS: usize,
-        const PAGES: usize,
-        const DATA: usize,
-    > UprobeHost for Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
-{
-    fn register(&self, spec: &ProbeSpec<'_>) -> Result<ProbeId, ProbeError> {
-        match spec {
-            ProbeSpec::Kprobe(p) => self.register_kprobe(p),
-            ProbeSpec::Kretprobe(p) => self.register_kretprobe(p),
-        }
-    }
-    fn unregister(&self, id: ProbeId) -> Result<(), ProbeError> {
-        Engine::unregister(self, id)
-    }
-    fn set_enabled(&self, id: ProbeId, on: bool) -> Result<(), ProbeError> {
-        if on {
-            self.enable(id)
-        } else {
-            self.disable(id)
-        }
-    }
-    fn read(&self, space: usize, addr: usize, buf: &mut [u8]) -> bool {
-        self.services().read(Space::User(space), addr, buf).is_ok()
-    }
-    fn write(&self, space: usize, addr: usize, data: &[u8]) -> bool {
-        self.services()
-            .write_data(Space::User(space), addr, data)
-            .is_ok()
-    }
-    fn in_trap_context(&self) -> bool {
-        Engine::in_trap_context(self)
-    }
 }
 
 fn full() -> ProbeError {
@@ -572,45 +520,6 @@ fn place<const N: usize, const M: usize>(
     }
     let _ = st.instances.push(inst);
     Ok(())
-}
-
-/// Count the semaphore of `inst` if it is not counted yet and its offset
-/// is mapped in the instance's space.
-fn count_semaphore(
-    mappings: &[Mapping],
-    host: &dyn UprobeHost,
-    inst: &mut Instance,
-    file: FileId,
-    ref_ctr: Option<u64>,
-) {
-    if inst.counted.is_some() {
-        return;
-    }
-    let Some(off) = ref_ctr else { return };
-    let Some(addr) = mappings
-        .iter()
-        .filter(|m| m.space == inst.space && m.file == file)
-        .find_map(|m| m.addr_of(off))
-    else {
-        return;
-    };
-    if add_to_semaphore(host, inst.space, addr, 1) {
-        inst.counted = Some(addr);
-    }
-}
-
-/// Add `delta` to the 16-bit counter at `addr` (Linux's `__update_ref_ctr`
-/// refuses to go below zero; so does this).
-fn add_to_semaphore(host: &dyn UprobeHost, space: usize, addr: usize, delta: i32) -> bool {
-    let mut b = [0u8; 2];
-    if !host.read(space, addr, &mut b) {
-        return false;
-    }
-    let v = u16::from_ne_bytes(b) as i32 + delta;
-    if !(0..=u16::MAX as i32).contains(&v) {
-        return false;
-    }
-    host.write(space, addr, &(v as u16).to_ne_bytes())
 }
 
 /// Unregister the instances from index `from` on that `pick` selects,
