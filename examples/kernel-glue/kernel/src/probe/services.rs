@@ -1,0 +1,80 @@
+//! The engine's kernel services, delegating to the kernel's own APIs.
+
+use alloc::sync::Arc;
+
+use probe_core::{KernelServices, MemoryFault, Space, Symbol, TaskState, TextPatchError};
+
+use super::Isa;
+use crate::mm::{self, AddrSpace};
+use crate::{ksyms, platform, rcu, task};
+
+/// The services (all state is the kernel's).
+pub struct Services;
+
+fn user(asid: usize, addr: usize) -> Result<Arc<AddrSpace>, usize> {
+    mm::space(asid).ok_or(addr)
+}
+
+impl KernelServices<Isa> for Services {
+    fn cpu_id(&self) -> usize {
+        platform::get().cpu_id()
+    }
+    fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<Isa>) -> R) -> Option<R> {
+        task::current().map(|t| f(&t.probe))
+    }
+    fn current_space(&self) -> usize {
+        task::current().map_or(0, |t| t.asid())
+    }
+    fn read(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        match space {
+            Space::Kernel => mm::read_kernel(addr, buf),
+            Space::User(s) => user(s, addr).and_then(|m| m.read(addr, buf)),
+        }
+        .map_err(|addr| MemoryFault { addr })
+    }
+    fn write_data(&self, space: Space, addr: usize, data: &[u8]) -> Result<(), MemoryFault> {
+        match space {
+            Space::Kernel => mm::write_kernel(addr, data),
+            Space::User(s) => user(s, addr).and_then(|m| m.write(addr, data, false)),
+        }
+        .map_err(|addr| MemoryFault { addr })
+    }
+    fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError> {
+        match space {
+            Space::Kernel => mm::patch_text(addr, bytes),
+            Space::User(s) => user(s, addr).and_then(|m| m.write(addr, bytes, true)),
+        }
+        .map_err(|_| TextPatchError)
+    }
+    fn sync_icache(&self, _: Space, addr: usize, len: usize) {
+        mm::flush_icache(addr, len)
+    }
+    fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> {
+        match space {
+            Space::Kernel => mm::alloc_exec_page(near),
+            Space::User(s) => Some(mm::space(s)?.map_exec_page()),
+        }
+    }
+    fn free_slot_page(&self, space: Space, page: usize) {
+        match space {
+            Space::Kernel => mm::free_exec_page(page),
+            Space::User(s) => mm::space(s).map_or((), |m| m.unmap(page)),
+        }
+    }
+    fn synchronize(&self) {
+        rcu::synchronize()
+    }
+    fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
+        ksyms::lookup(name).map(|addr| Symbol { addr, size: 0 })
+    }
+    fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
+        let (start, next) = ksyms::containing(addr).filter(|_| space == Space::Kernel)?;
+        Some(Symbol {
+            addr: start,
+            size: next - start,
+        })
+    }
+    fn may_fault(&self, addr: usize) -> bool {
+        platform::get().fixup(addr).is_some()
+    }
+}
