@@ -3,6 +3,7 @@
 //! on a fresh machine and installs everything else.
 
 mod coverage;
+mod glue_lines;
 mod harness;
 mod no_alloc;
 mod process;
@@ -32,6 +33,9 @@ commands:
   soak                  setup, then the long runs (10^7 model-based engine operations)
   coverage              setup, then every backend's decisions over every instruction
                         of real binaries (glibc, Rust core); see docs/coverage.md
+  glue-lines            count the model kernel's glue (examples/kernel-glue) per role
+                        and ISA build, its `unsafe` and register copies; fails over
+                        120 lines per ISA or on `unsafe` outside its trap hooks
   qemu <x86_64|riscv64|loongarch64>
                         boot an example kernel under QEMU
   steps                 list the steps of test, demo and bench";
@@ -66,6 +70,13 @@ fn main() -> ExitCode {
         Some("coverage") if args.len() == 1 => {
             suite::run_steps("coverage", steps::COVERAGE, &root, &Options::default())
         }
+        Some("glue-lines") if args.len() == 1 => match glue_lines::run(&root) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("xtask glue-lines: {e}");
+                false
+            }
+        },
         Some("qemu") if args.len() == 2 => match qemu(&root, &args[1]) {
             Ok(()) => true,
             Err(e) => {

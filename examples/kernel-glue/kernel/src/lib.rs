@@ -37,5 +37,5 @@ pub mod trap;
 pub fn boot(p: &'static dyn platform::Platform, symbols: &'static [(usize, &'static str)]) {
     platform::init(p);
     ksyms::init(symbols);
-    probe::init(); // probe hook
+    probe::traps::init(); // probe hook
 }

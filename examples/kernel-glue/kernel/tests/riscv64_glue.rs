@@ -1,10 +1,10 @@
 //! The riscv64 glue's register mapping, compiled for the host: the CPU
-//! crate's riscv64 frame seen by the engine through `probe::Rv64Frame`,
+//! crate's riscv64 frame seen by the engine through `probe::registers::Rv64Frame`,
 //! and a perf-style program run on it through the riscv64 `pt_regs` view.
 #![cfg(not(target_os = "none"))]
 
 use glue_cpu::riscv64::{GeneralRegisters, TrapFrame};
-use glue_kernel::probe::Rv64Frame;
+use glue_kernel::probe::registers::Rv64Frame;
 use probe_hal::Registers;
 use probe_hal_riscv64::{pt_regs_mut, with_pt_regs, PtRegs};
 

@@ -1,19 +1,13 @@
 //! The probe glue: every line here exists because of the probe crates
 //! (`cargo xtask glue-lines` counts them per role and per ISA build).
 
-mod errno;
+pub mod errno;
 pub mod listing;
 pub mod perf;
-mod registers;
-mod services;
+pub mod registers;
+pub mod services;
 pub mod tasks;
 pub mod traps;
-
-pub use errno::errno;
-pub use registers::Frame;
-#[cfg(any(target_arch = "riscv64", not(target_os = "none")))]
-pub use registers::Rv64Frame;
-pub use traps::{init, ENGINE};
 
 #[cfg(target_arch = "x86_64")]
 pub use probe_hal_x86_64::{with_pt_regs, PtRegs, X86_64 as Isa};

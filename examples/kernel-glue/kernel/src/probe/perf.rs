@@ -5,9 +5,9 @@ use alloc::boxed::Box;
 use core::pin::Pin;
 
 use probe_core::{Attachment, Kprobe, Kretprobe, PreAction, ProbeContext, ProbeHandler, ProbeId};
-use probe_core::{Registers, Space, Target};
+use probe_core::{Registers, Space};
 
-use super::{errno, traps::ENGINE, with_pt_regs};
+use super::{errno::errno, traps::ENGINE, with_pt_regs};
 use crate::perf::{PerfAttr, PerfEvent, PerfKind::*, Program};
 
 /// A program and whether it runs at the return.
@@ -29,26 +29,18 @@ struct ProbeEvent(ProbeId, bool, Option<Pin<Box<Attachment<'static, Prog>>>>);
 
 /// `perf_event_open` of a probe event: registers its probe.
 pub fn open(a: &PerfAttr<'_>) -> Result<Box<dyn PerfEvent>, i32> {
-    let target = match a.symbol {
-        "" => Target::Addr(a.addr),
-        name => Target::Symbol {
-            name,
-            offset: a.addr,
-        },
-    };
     let space = [Space::Kernel, Space::User(a.asid)][matches!(a.kind, Uprobe | Uretprobe) as usize];
+    let k = match a.symbol {
+        "" => Kprobe::at(a.addr),
+        name => Kprobe::symbol(name, a.addr),
+    }
+    .in_space(space);
+    let mut r = Kretprobe::at(0).in_space(space);
+    r.target = k.target;
     let ret = matches!(a.kind, Kretprobe | Uretprobe);
     let id = match ret {
-        false => ENGINE.register_kprobe(&Kprobe {
-            target,
-            space,
-            ..Kprobe::at(0)
-        }),
-        true => ENGINE.register_kretprobe(&Kretprobe {
-            target,
-            space,
-            ..Kretprobe::at(0)
-        }),
+        false => ENGINE.register_kprobe(&k),
+        true => ENGINE.register_kretprobe(&r),
     };
     Ok(Box::new(ProbeEvent(id.map_err(errno)?, ret, None)))
 }

@@ -1,4 +1,12 @@
 //! The engine's kernel services, delegating to the kernel's own APIs.
+//!
+//! Not implemented (the defaults serve): `kernel_slots_covered_by_grace_period`
+//! (the kernel's grace period does not wait for preempted tasks, so no
+//! kernel probe is boosted and every kernel step runs with interrupts
+//! masked), hence `may_fault` (it only matters for boosting); modules
+//! (`lookup_module_symbol`); a `blacklist` (a bare-metal kernel lists its
+//! trap entry and these services there, or links them into
+//! `probe_trap_text`: docs/integration.md section 6).
 
 use alloc::sync::Arc;
 
@@ -68,13 +76,10 @@ impl KernelServices<Isa> for Services {
         ksyms::lookup(name).map(|addr| Symbol { addr, size: 0 })
     }
     fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
-        let (start, next) = ksyms::containing(addr).filter(|_| space == Space::Kernel)?;
+        let (addr, next) = ksyms::containing(addr).filter(|_| space == Space::Kernel)?;
         Some(Symbol {
-            addr: start,
-            size: next - start,
+            addr,
+            size: next - addr,
         })
-    }
-    fn may_fault(&self, addr: usize) -> bool {
-        platform::get().fixup(addr).is_some()
     }
 }
