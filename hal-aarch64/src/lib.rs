@@ -69,6 +69,7 @@
 pub mod decode;
 mod frame_macro;
 pub mod pt_regs_view;
+mod reg_names;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;
@@ -76,6 +77,7 @@ pub mod simulate;
 pub mod slot;
 
 pub use pt_regs_view::{pt_regs_mut, with_pt_regs};
+pub use reg_names::RegNames;
 pub use regs::{PtRegs, CALL_ABI};
 pub use slot::StepState;
 

@@ -52,6 +52,7 @@ pub mod decode;
 mod frame_asm;
 mod frame_macro;
 pub mod pt_regs_view;
+mod reg_names;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;
@@ -59,6 +60,7 @@ pub mod simulate;
 pub mod slot;
 
 pub use pt_regs_view::{pt_regs_mut, with_pt_regs};
+pub use reg_names::RegNames;
 pub use regs::{PtRegs, CALL_ABI};
 pub use slot::StepState;
 

@@ -46,6 +46,7 @@ mod frame_macro;
 pub mod pt_regs_view;
 #[cfg(doctest)]
 mod readme;
+mod reg_names;
 pub mod regs;
 pub mod rethook;
 pub mod sequence;
@@ -54,6 +55,7 @@ pub mod slot;
 
 pub use decode::{Cond, Flow, Insn};
 pub use pt_regs_view::{pt_regs_mut, with_pt_regs};
+pub use reg_names::RegNames;
 pub use regs::{PtRegs, CALL_ABI};
 
 #[doc(hidden)]

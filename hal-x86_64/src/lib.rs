@@ -69,6 +69,7 @@ mod memop;
 mod opmask;
 pub mod pt_regs_view;
 mod refusals;
+mod reg_names;
 mod regs;
 mod rethook;
 mod simulate;
@@ -81,6 +82,7 @@ use probe_hal::{
 
 pub use decode::{Insn, Op, RipRelative, Step};
 pub use pt_regs_view::{pt_regs_mut, with_pt_regs};
+pub use reg_names::RegNames;
 pub use regs::{gpr, rflags, PtRegs, CALL_ABI};
 pub use rethook::trampoline_address;
 pub use simulate::{condition_holds, popf_result, Base, Emulation, LoopKind, MemOperand};

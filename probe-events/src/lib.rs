@@ -3,7 +3,8 @@
 //! * [`def`]: `kprobe_events` / `uprobe_events` definitions, parsed with fixed
 //!   capacities into an [`EventDef`], errors as Linux reports them
 //!   ([`ParseError`]: reason and position), printed back normalised.
-//! * [`regs`]: the `%REG` names of each instruction set ([`RegisterNames`]).
+//! * [`regs`]: the `%REG` names ([`RegisterNames`], whose impls come from the
+//!   hal crates).
 //! * [`fetch`]: evaluating fetch arguments against a [`probe_hal::Registers`]
 //!   frame and fault-safe memory ([`FetchEnv`]) into a [`Record`].
 //! * [`ring`]: a per-CPU lock-free ring buffer in memory the kernel provides.

@@ -2,10 +2,14 @@
 //! random input.
 
 use probe_events::def::{Base, Point, TypeKind};
-use probe_events::regs::{Aarch64Names, Loongarch64Names, RegRef, Riscv64Names, X86_64Names};
+use probe_events::regs::RegRef;
 use probe_events::{
     parse, Command, EventDef, EventTable, Flavor, ParseError, Reason, RegisterNames,
 };
+use probe_hal_aarch64::RegNames as Aarch64Names;
+use probe_hal_loongarch64::RegNames as Loongarch64Names;
+use probe_hal_riscv64::RegNames as Riscv64Names;
+use probe_hal_x86_64::RegNames as X86_64Names;
 
 /// x86 with 32-bit pointers: the uprobetracer.rst listing is from one.
 struct X86_32;

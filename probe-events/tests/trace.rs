@@ -4,9 +4,10 @@
 use probe_events::def::{Flavor, Point};
 use probe_events::fetch::{fetch_all, flags, Fault, FetchEnv, Record, Value, COMM_LEN};
 use probe_events::format::{write_trace_line, LineStyle, SymInfo, Symbolizer};
-use probe_events::regs::{RegRef, X86_64Names};
+use probe_events::regs::RegRef;
 use probe_events::{parse, Command, CpuRing, EventDef, FullMode, RegisterNames, RingBuffer};
 use probe_hal::{CallAbi, Registers};
+use probe_hal_x86_64::RegNames as X86_64Names;
 
 static ABI: CallAbi = CallAbi {
     args: &[7, 6, 2, 1, 8, 9],

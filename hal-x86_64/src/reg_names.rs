@@ -1,12 +1,13 @@
-//! x86_64: Linux's `pt_regs` names (`arch/x86/kernel/ptrace.c`), numbered as
+//! `%REG` names of x86_64 for probe events: Linux's `pt_regs` names
+//! (`regs_query_register_offset`, `arch/x86/kernel/ptrace.c`), numbered as
 //! the instruction encoding numbers them (rax 0 … r15 15).
 
-use super::{numbered, table_lookup, RegRef, RegisterNames};
+use probe_hal::reg_names::{lookup_table, numbered, RegRef, RegisterNames};
 
 /// x86_64 register names: `ax bx cx dx si di bp sp r8…r15 ip flags`.
 /// Segment registers and `orig_ax` are not in a [`probe_hal::Registers`] frame.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct X86_64Names;
+pub struct RegNames;
 
 const TABLE: &[(&str, RegRef)] = &[
     ("ax", RegRef::Gpr(0)),
@@ -21,9 +22,9 @@ const TABLE: &[(&str, RegRef)] = &[
     ("flags", RegRef::Flags),
 ];
 
-impl RegisterNames for X86_64Names {
+impl RegisterNames for RegNames {
     fn lookup(&self, name: &str) -> Option<RegRef> {
-        table_lookup(TABLE, name).or_else(|| match numbered(name, "r", 16, 0)? {
+        lookup_table(TABLE, name).or_else(|| match numbered(name, "r", 16, 0)? {
             RegRef::Gpr(n) if n >= 8 => Some(RegRef::Gpr(n)),
             _ => None,
         })

@@ -1,11 +1,12 @@
-//! riscv64: Linux's names (`arch/riscv/kernel/ptrace.c`), ABI names of
-//! x1…x31 plus `epc` and `status`.
+//! `%REG` names of riscv64 for probe events: Linux's names
+//! (`regs_query_register_offset`, `arch/riscv/kernel/ptrace.c`), the ABI
+//! names of x1…x31 plus `epc` and `status`.
 
-use super::{numbered, table_lookup, RegRef, RegisterNames};
+use probe_hal::reg_names::{lookup_table, numbered, RegRef, RegisterNames};
 
 /// riscv64 register names: `ra sp gp tp t0…t6 s0…s11 a0…a7 epc status`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Riscv64Names;
+pub struct RegNames;
 
 const TABLE: &[(&str, RegRef)] = &[
     ("epc", RegRef::Pc),
@@ -25,9 +26,9 @@ const TABLE: &[(&str, RegRef)] = &[
     ("status", RegRef::Flags),
 ];
 
-impl RegisterNames for Riscv64Names {
+impl RegisterNames for RegNames {
     fn lookup(&self, name: &str) -> Option<RegRef> {
-        table_lookup(TABLE, name)
+        lookup_table(TABLE, name)
             .or_else(|| numbered(name, "a", 8, 10))
             .or_else(|| match numbered(name, "s", 12, 16)? {
                 // s2…s11 are x18…x27 (s0/s1 are in the table).
