@@ -7,8 +7,9 @@
 //! - **glue lines**: after rustfmt (the files are checked to be formatted),
 //!   the non-blank lines that are not only a comment (doc comments are
 //!   comments). Every line of `src/probe/` exists only because of the probe
-//!   crates; outside it, the kernel's lines that call into the glue end
-//!   with the comment `// probe hook` and are counted as the role `hooks`.
+//!   crates; outside it, the kernel's lines that name the glue module
+//!   (`probe::`) or carry the comment `// probe hook` are counted as the
+//!   role `hooks`.
 //!   An item under `#[cfg(...)]` counts for the ISA builds whose cfg it
 //!   passes (`target_arch` set, `target_os = "none"`, nothing else), and a
 //!   file named after an ISA (`x86_64.rs`, `riscv64.rs`) for that ISA only;
@@ -365,16 +366,7 @@ fn collect(kernel: &Path) -> Result<Vec<FileCount>, String> {
             continue;
         }
         let src = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let marked: Vec<usize> = src
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| l.trim_end().ends_with(HOOK_MARK))
-            .map(|(i, _)| i + 1)
-            .collect();
-        let lines: Vec<Line> = code_lines(&src, &ISAS)
-            .into_iter()
-            .filter(|l| marked.contains(&l.number))
-            .collect();
+        let lines = hook_lines(&src);
         if !lines.is_empty() {
             hooks.push(FileCount {
                 role: "hooks".into(),
@@ -385,6 +377,25 @@ fn collect(kernel: &Path) -> Result<Vec<FileCount>, String> {
     }
     out.extend(hooks);
     Ok(out)
+}
+
+/// The kernel's lines that exist because of the glue: those that name the
+/// glue module (`probe::`), and those marked `// probe hook` (a marker
+/// that rustfmt moved onto a comment line of its own marks the code line
+/// before it).
+fn hook_lines(src: &str) -> Vec<Line> {
+    let code = code_lines(src, &ISAS);
+    let mut marked = Vec::new();
+    for (i, raw) in src.lines().enumerate() {
+        if raw.trim_end().ends_with(HOOK_MARK) {
+            let n = i + 1;
+            let last = code.iter().rev().find(|l| l.number <= n);
+            marked.extend(last.map(|l| l.number));
+        }
+    }
+    code.into_iter()
+        .filter(|l| marked.contains(&l.number) || l.code.contains("probe::"))
+        .collect()
 }
 
 fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
@@ -742,6 +753,28 @@ pub fn h() {}
         assert_eq!((count("x86_64"), count("riscv64")), (8, 9));
         assert_eq!(lines.last().unwrap().isas, ISAS.to_vec());
         assert_eq!(lines.last().unwrap().func, "h");
+    }
+
+    #[test]
+    fn hook_lines_are_found_where_rustfmt_put_the_marker() {
+        let src = "\
+//! `// probe hook` in a doc
+pub struct Task {
+    pub probe: Ext, // probe hook
+}
+fn f() {
+    let Some(k) = crate::probe::traps::on_trap(tf, k) else {
+        // probe hook
+        return;
+    };
+    if g() {
+        // probe hook
+        h();
+    }
+}
+";
+        let n: Vec<usize> = hook_lines(src).iter().map(|l| l.number).collect();
+        assert_eq!(n, [3, 6, 10]);
     }
 
     #[test]

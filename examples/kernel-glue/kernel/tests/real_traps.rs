@@ -287,6 +287,9 @@ fn a_program_attached_to_a_live_kprobe_reads_arguments() {
     let prog: Program = Box::new(|pt| {
         ARGS[0].store(pt.rdi, Ordering::Relaxed);
         ARGS[1].store(pt.rsi, Ordering::Relaxed);
+        // A capture of the CPU crate's frame: what `Registers` does not
+        // expose reads 0.
+        CS.store(pt.cs, Ordering::Relaxed);
         RUNS.fetch_add(1, Ordering::Relaxed);
         0
     });
@@ -300,6 +303,11 @@ fn a_program_attached_to_a_live_kprobe_reads_arguments() {
         (11, 7)
     );
     assert_eq!(RUNS.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        CS.load(Ordering::Relaxed),
+        0,
+        "a kprobe's program runs on a copy"
+    );
     assert!(listing().contains("Kprobe true 2 0 1"), "{}", listing());
 
     // Detached by dropping its attachment: the probe stays, the program
@@ -317,11 +325,17 @@ fn a_program_attached_to_a_live_kprobe_reads_arguments() {
 }
 
 static SEEN_RET: AtomicU64 = AtomicU64::new(0);
+static CS: AtomicU64 = AtomicU64::new(0);
+static ORIG_RAX: AtomicU64 = AtomicU64::new(0);
 
 fn a_kretprobe_program_changes_the_return_value() {
     let fd = perf::open(&attr(PerfKind::Kretprobe, "tf_alu", 0)).unwrap();
     assert_eq!(call_fn("tf_alu", 2, 2), alu(2, 2));
     let prog: Program = Box::new(|pt| {
+        // The return trampoline's own frame (zero copy): it saved `cs` and
+        // marked `orig_rax` "not a syscall", which a capture cannot show.
+        CS.store(pt.cs, Ordering::Relaxed);
+        ORIG_RAX.store(pt.orig_rax, Ordering::Relaxed);
         SEEN_RET.store(pt.rax, Ordering::Relaxed);
         pt.rax = 4242;
         0
@@ -329,6 +343,12 @@ fn a_kretprobe_program_changes_the_return_value() {
     perf::set_bpf(fd, prog).unwrap();
     assert_eq!(call_fn("tf_alu", 3, 4), 4242);
     assert_eq!(SEEN_RET.load(Ordering::Relaxed), alu(3, 4));
+    assert_ne!(
+        CS.load(Ordering::Relaxed),
+        0,
+        "no copy on the kretprobe path"
+    );
+    assert_eq!(ORIG_RAX.load(Ordering::Relaxed), u64::MAX);
     assert!(
         listing().contains("Kernel Kretprobe true 2 0 1"),
         "{}",
@@ -389,6 +409,7 @@ fn uprobes_break_copy_on_write_and_fork_drops_breakpoints() {
     assert!(listing().contains("User(100) Kprobe true"), "{}", listing());
 
     let task = Task::new(7, 100);
+    assert!(task::signal(&task, 10), "no step parked: no deferral");
     let child = task::fork(&task, 8, 102).unwrap();
     assert_eq!(
         byte(&mm::space(102).unwrap()),
