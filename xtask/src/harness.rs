@@ -217,7 +217,7 @@ pub fn x86_64_linux(root: &Path) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let bin = |name: &str| root.join("target/release").join(name);
     judge(Command::new(bin("x86_64-linux")).current_dir(root), 0, 78)?;
-    judge(Command::new(bin("tracer")).current_dir(root), 0, 21)
+    judge(Command::new(bin("tracer")).current_dir(root), 0, 30)
 }
 
 /// The `qemu-riscv64` step.

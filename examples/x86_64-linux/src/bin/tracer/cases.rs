@@ -67,7 +67,7 @@ fn uprobe(c: &Child, point: &str, rec: &'static Recorder, post: bool) -> Kprobe<
     }
 }
 
-fn peek(c: &Child, addr: usize, len: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn peek(c: &Child, addr: usize, len: usize) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; len];
     ensure!(
         c.mem.read(addr, &mut buf),
@@ -77,7 +77,7 @@ fn peek(c: &Child, addr: usize, len: usize) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-fn own(addr: usize, len: usize) -> Vec<u8> {
+pub(crate) fn own(addr: usize, len: usize) -> Vec<u8> {
     // SAFETY: addresses of this process's own test functions (readable text).
     unsafe { testfns::code_bytes(addr, len) }
 }
@@ -930,6 +930,7 @@ pub fn run_all() -> bool {
         "a child exits with probes registered: release_space frees everything",
         || child_exit_releases_space(&mut kids),
     );
+    crate::usdt_cases::run(&mut r);
     r.check(
         "grace periods: every child stopped outside its slot page",
         grace_periods,

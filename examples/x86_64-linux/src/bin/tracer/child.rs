@@ -218,6 +218,13 @@ fn map_slot_page_near(near: usize) -> Option<usize> {
     None
 }
 
+/// A command function: fork (the new process goes on serving commands
+/// from the same pipes); the new process's id in the parent, 0 in it.
+pub extern "C" fn fork_here(_: u64, _: u64, _: u64) -> u64 {
+    // SAFETY: the child is single-threaded.
+    unsafe { libc::fork() as i64 as u64 }
+}
+
 impl Child {
     /// Fork a child and wait for its first stop.
     pub fn spawn() -> Result<Child, String> {
@@ -254,6 +261,22 @@ impl Child {
             mem: Memory::open(pid)?,
             commands: cmd_w,
             replies: rep_r,
+        })
+    }
+
+    /// The tracer's handle on `pid`, a fork of `parent` stopped at its
+    /// start (it inherited `parent`'s pipes and slot page; the tracer
+    /// drives one of the two at a time, so each command reaches the one it
+    /// was meant for).
+    pub fn forked_from(parent: &Child, pid: pid_t) -> Result<Child, String> {
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup: {e}"));
+        Ok(Child {
+            pid,
+            slot_page: parent.slot_page,
+            task: Box::leak(Box::new(TaskState::new())),
+            mem: Memory::open(pid)?,
+            commands: dup(&parent.commands)?,
+            replies: dup(&parent.replies)?,
         })
     }
 

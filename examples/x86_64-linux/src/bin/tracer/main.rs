@@ -11,7 +11,9 @@
 //! Modules: [`child`] (starting children and talking to them), [`ptrace`]
 //! (the system calls), [`services`] (the kernel services over the
 //! children's memory), [`trace`] (the trap loop and signal delivery),
-//! [`cases`] (the checks).
+//! [`cases`] (the checks), [`usdt`] (a USDT site in the tracer's own
+//! binary, its SDT note, `/proc/PID/maps`), [`usdt_cases`] (a
+//! `uprobe_events` event by file on it).
 //!
 //! `TRACER_DEBUG=1 tracer` prints every trap the tracer hands to the engine.
 
@@ -20,6 +22,8 @@ mod child;
 mod ptrace;
 mod services;
 mod trace;
+mod usdt;
+mod usdt_cases;
 
 use std::process::ExitCode;
 

@@ -102,16 +102,53 @@ pub fn detach(pid: pid_t, sig: c_int) -> Result<(), String> {
 
 /// Kill the child if the tracer dies.
 pub fn set_exit_kill(pid: pid_t) -> Result<(), String> {
+    set_options(pid, libc::PTRACE_O_EXITKILL)
+}
+
+/// Set the tracing options of a stopped child (`PTRACE_O_*`).
+pub fn set_options(pid: pid_t, options: c_int) -> Result<(), String> {
     // SAFETY: plain integer arguments.
     let r = unsafe {
         libc::ptrace(
             libc::PTRACE_SETOPTIONS,
             pid,
             core::ptr::null_mut::<libc::c_void>(),
-            libc::PTRACE_O_EXITKILL as libc::c_long,
+            options as libc::c_long,
         )
     };
     check(r, "PTRACE_SETOPTIONS", pid)
+}
+
+/// The message of the child's last `PTRACE_EVENT_*` stop (for a fork:
+/// the new process's id).
+pub fn event_msg(pid: pid_t) -> Result<u64, String> {
+    let mut msg: libc::c_ulong = 0;
+    // SAFETY: `msg` is a live c_ulong the kernel writes into.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            pid,
+            core::ptr::null_mut::<libc::c_void>(),
+            &mut msg as *mut libc::c_ulong,
+        )
+    };
+    check(r, "PTRACE_GETEVENTMSG", pid)?;
+    Ok(msg as u64)
+}
+
+/// Wait for the next stop or end of `pid` (a child, or a process the
+/// tracer follows through `PTRACE_O_TRACEFORK`): the raw status.
+pub fn wait_raw(pid: pid_t) -> Result<c_int, String> {
+    let mut status = 0;
+    // SAFETY: waiting for a tracee with a valid status pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    if r != pid {
+        return Err(format!(
+            "waitpid({pid}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(status)
 }
 
 /// Wait for the child's next stop or its end.
