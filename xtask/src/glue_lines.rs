@@ -623,7 +623,9 @@ impl Report {
     }
 
     fn print(&self) {
-        println!("glue lines of {KERNEL} (src/probe/ and the `{HOOK_MARK}` lines)");
+        println!(
+            "glue lines of {KERNEL} (src/probe/, and the lines elsewhere that name `probe::` or end with `{HOOK_MARK}`)"
+        );
         println!("rule: after rustfmt, non-blank lines that are not only a comment");
         println!();
         println!("{:<12} {:>7} {:>8}", "role", ISAS[0], ISAS[1]);

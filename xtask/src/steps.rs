@@ -256,15 +256,6 @@ pub const TEST: &[Step] = &[
         timeout: minutes(15),
     },
     Step {
-        // The model kernel (examples/kernel-glue): built for x86_64 and
-        // riscv64 bare metal, its host tests (the x86_64 glue on real
-        // traps), then `cargo xtask glue-lines`: at most 120 glue lines per
-        // ISA build, `unsafe` only in its trap hooks, no register copy.
-        name: "glue",
-        action: Action::Check(crate::glue_lines::step),
-        timeout: minutes(30),
-    },
-    Step {
         name: "x86_64-linux",
         action: Action::Check(harness::x86_64_linux),
         timeout: minutes(25),
@@ -317,6 +308,17 @@ pub const TEST: &[Step] = &[
         name: "coverage-sample",
         action: Action::Check(crate::coverage::sample),
         timeout: minutes(15),
+    },
+    Step {
+        // The model kernel (examples/kernel-glue): built for x86_64 and
+        // riscv64 bare metal, its host tests (the x86_64 glue on real
+        // traps), then `cargo xtask glue-lines`: at most 120 glue lines per
+        // ISA build, `unsafe` only in its trap hooks, no register copy.
+        // Last: it fails while the glue is over 120 lines (issue 11), and
+        // the steps before it still run.
+        name: "glue",
+        action: Action::Check(crate::glue_lines::step),
+        timeout: minutes(30),
     },
 ];
 
