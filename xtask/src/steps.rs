@@ -384,6 +384,13 @@ pub const BENCH: &[Step] = &[
         action: cargo(&["bench", "-p", "engine-bench", "--bench", "engine"]),
         timeout: minutes(20),
     },
+    Step {
+        // A probe event (two registers and a string) beside a bare kprobe,
+        // and the ring buffer's write throughput from 1 and 2 threads.
+        name: "events",
+        action: cargo(&["bench", "-p", "engine-bench", "--bench", "events"]),
+        timeout: minutes(20),
+    },
 ];
 
 /// `cargo xtask soak`: the long runs that do not fit CI's time budget.

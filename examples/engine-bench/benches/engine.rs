@@ -24,6 +24,8 @@ mod counters;
 mod counting_alloc;
 #[path = "engine/harness.rs"]
 mod harness;
+#[path = "engine/measure.rs"]
+mod measure;
 #[path = "engine/ours.rs"]
 mod ours;
 #[path = "engine/region.rs"]
@@ -31,10 +33,8 @@ mod region;
 #[path = "engine/theirs.rs"]
 mod theirs;
 
-use std::process::Command;
-use std::time::Instant;
-
 use counting_alloc::{allocations_in, CountingAlloc};
+use measure::{cpu_model, interleaved_ns};
 
 #[global_allocator]
 static ALLOCATOR: CountingAlloc = CountingAlloc;
@@ -132,39 +132,12 @@ fn child(args: &[String]) {
 
 /// Instructions callgrind counts for the child with `hits` hits.
 fn callgrind_total(which: Which, probes: usize, hits: usize) -> Result<u64, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = std::env::temp_dir().join(format!(
-        "engine-bench-{}-{}-{probes}-{hits}.callgrind",
-        std::process::id(),
-        which.arg()
-    ));
-    let run = Command::new("valgrind")
-        .arg("--tool=callgrind")
-        .arg(format!("--callgrind-out-file={}", out.display()))
-        .arg(&exe)
-        .args([
-            "--hits",
-            which.arg(),
-            &probes.to_string(),
-            &hits.to_string(),
-        ])
-        .output()
-        .map_err(|e| format!("valgrind not runnable ({e}); install it (cargo xtask setup does)"))?;
-    if !run.status.success() {
-        return Err(format!(
-            "valgrind failed: {}",
-            String::from_utf8_lossy(&run.stderr)
-        ));
-    }
-    let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&out);
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("summary: ")
-                .or_else(|| l.strip_prefix("totals: "))
-        })
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| "no summary line in callgrind output".into())
+    measure::callgrind_total(&[
+        "--hits",
+        which.arg(),
+        &probes.to_string(),
+        &hits.to_string(),
+    ])
 }
 
 /// Instructions per hit: (N hits − 0 hits) / N.
@@ -172,22 +145,6 @@ fn instructions_per_hit(which: Which, probes: usize) -> Result<f64, String> {
     let zero = callgrind_total(which, probes, 0)?;
     let n = callgrind_total(which, probes, CALLGRIND_HITS)?;
     Ok(n.saturating_sub(zero) as f64 / CALLGRIND_HITS as f64)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn ratio(ours: f64, theirs: f64) -> String {
@@ -231,17 +188,8 @@ fn main() {
     }
 
     // ns per hit: batches interleaved, the starting configuration rotating.
-    let mut samples = vec![Vec::with_capacity(ROUNDS); CONFIGS.len()];
-    for round in 0..ROUNDS {
-        for k in 0..CONFIGS.len() {
-            let i = (round + k) % CONFIGS.len();
-            let t = Instant::now();
-            benches[i].run(BATCH);
-            samples[i].push(t.elapsed().as_nanos() as f64 / BATCH as f64);
-            total_hits += BATCH as u64;
-        }
-    }
-    let ns: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    let ns = interleaved_ns(CONFIGS.len(), ROUNDS, BATCH, |i, n| benches[i].run(n));
+    total_hits += (ROUNDS * CONFIGS.len() * BATCH) as u64;
 
     let allocs: Vec<f64> = benches
         .iter()

@@ -45,6 +45,17 @@ pub struct HostServices {
     function: Option<Symbol>,
 }
 
+impl HostServices {
+    /// Services over `region`, its spare pages handed out as slot pages.
+    pub fn new(region: Region) -> Self {
+        Self {
+            region,
+            next_page: AtomicUsize::new(0),
+            function: None,
+        }
+    }
+}
+
 impl KernelServices<X86_64> for HostServices {
     fn cpu_id(&self) -> usize {
         0
@@ -130,12 +141,8 @@ impl Bench {
         // Two slots (step and boost) per probe, 128 slots per page.
         let slot_pages = (2 * probes).div_ceil(PAGE / X86_64_SLOT_LEN) + 1;
         let region = Region::leak(probes, slot_pages);
-        let services = HostServices {
-            region,
-            next_page: AtomicUsize::new(0),
-            function: None,
-        };
-        let engine: &'static OurEngine = Box::leak(Box::new(OurEngine::new(services)));
+        let engine: &'static OurEngine =
+            Box::leak(Box::new(OurEngine::new(HostServices::new(region))));
         for i in 0..probes {
             engine
                 .register_kprobe(&Kprobe::at(region.probe_addr(i)).pre(pre).post(post))
@@ -169,14 +176,14 @@ impl Bench {
 }
 
 /// `SLOT_LEN` of the backend.
-const X86_64_SLOT_LEN: usize = <X86_64 as probe_hal::Arch>::SLOT_LEN;
+pub const X86_64_SLOT_LEN: usize = <X86_64 as probe_hal::Arch>::SLOT_LEN;
 
 /// One hit of the probe at `addr`: the `int3` there traps (rip = addr + 1),
 /// the engine sends rip into the slot; the copy "runs" and the `int3` after
 /// it traps (rip = slot + len + 1); the engine sends rip back after the
 /// original instruction.
 #[inline(never)]
-fn hit(engine: &OurEngine, regs: &mut PtRegs, addr: usize) {
+pub fn hit(engine: &OurEngine, regs: &mut PtRegs, addr: usize) {
     regs.rip = (addr + 1) as u64;
     // SAFETY: one simulated CPU, traps taken one at a time.
     let first = unsafe { engine.handle_breakpoint(regs, ExecMode::Kernel) };
