@@ -67,10 +67,14 @@ struct Mapping {
 }
 
 /// A user address space: pages by address, shared copy-on-write after a
-/// fork (a page is private when its `Arc` has one owner).
+/// fork (a page is private when its `Arc` has one owner); or a space the
+/// machine's page tables back (`direct`), reached through the platform
+/// (the host tests: the test process itself, whose private file mappings
+/// the host kernel copies on write).
 pub struct AddrSpace {
     /// Its id (the probe engine's `Space::User(asid)`).
     pub asid: usize,
+    direct: bool,
     pages: spin::Mutex<BTreeMap<usize, Mapping>>,
 }
 
@@ -89,8 +93,18 @@ pub fn remove_space(asid: usize) {
 impl AddrSpace {
     /// A new, empty address space.
     pub fn new(asid: usize) -> Arc<Self> {
+        Self::create(asid, false)
+    }
+
+    /// The space the machine's page tables back (see [`AddrSpace`]).
+    pub fn new_direct(asid: usize) -> Arc<Self> {
+        Self::create(asid, true)
+    }
+
+    fn create(asid: usize, direct: bool) -> Arc<Self> {
         let s = Arc::new(Self {
             asid,
+            direct,
             pages: spin::Mutex::new(BTreeMap::new()),
         });
         SPACES.lock().insert(asid, s.clone());
@@ -110,7 +124,8 @@ impl AddrSpace {
         }
     }
 
-    /// A child space sharing every page copy-on-write.
+    /// A child space sharing every page copy-on-write (model spaces: a
+    /// direct space's pages are the machine's).
     pub fn fork(&self, child: usize) -> Arc<Self> {
         let s = Self::new(child);
         *s.pages.lock() = self.pages.lock().clone();
@@ -118,8 +133,12 @@ impl AddrSpace {
     }
 
     /// Map a fresh executable page (a `mmap` of the kernel's own, as
-    /// Linux's uprobes "xol area"); its address.
-    pub fn map_exec_page(&self) -> usize {
+    /// Linux's uprobes "xol area"), near `near` in a direct space; its
+    /// address.
+    pub fn map_exec_page(&self, near: usize) -> Option<usize> {
+        if self.direct {
+            return platform::get().alloc_exec_page(near);
+        }
         let mut pages = self.pages.lock();
         let addr = (XOL_BASE..).step_by(PAGE).find(|a| !pages.contains_key(a));
         let addr = addr.unwrap_or(XOL_BASE);
@@ -131,11 +150,14 @@ impl AddrSpace {
                 writable: false,
             },
         );
-        addr
+        Some(addr)
     }
 
     /// Unmap the page at `addr`.
     pub fn unmap(&self, addr: usize) {
+        if self.direct {
+            return platform::get().free_exec_page(addr);
+        }
         self.pages.lock().remove(&addr);
     }
 
@@ -148,6 +170,9 @@ impl AddrSpace {
 
     /// Copy user memory at `addr` into `buf`; `Err(addr)` of a hole.
     pub fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), usize> {
+        if self.direct {
+            return read_kernel(addr, buf);
+        }
         let pages = self.pages.lock();
         for (i, b) in buf.iter_mut().enumerate() {
             let a = addr + i;
@@ -161,6 +186,16 @@ impl AddrSpace {
     /// lands in this space only). `force` writes read-only (text) pages
     /// too, as a debugger's `FOLL_FORCE`.
     pub fn write(&self, addr: usize, data: &[u8], force: bool) -> Result<(), usize> {
+        if self.direct && force {
+            let p = platform::get();
+            let ok = p.set_text_writable(addr, data.len(), true)
+                && p.write_nofault(addr, data)
+                && p.set_text_writable(addr, data.len(), false);
+            return ok.then_some(()).ok_or(addr);
+        }
+        if self.direct {
+            return write_kernel(addr, data);
+        }
         let mut pages = self.pages.lock();
         for (i, &b) in data.iter().enumerate() {
             let a = addr + i;

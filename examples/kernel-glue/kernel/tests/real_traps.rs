@@ -3,17 +3,19 @@
 //! The test plays the hardware: its `SIGTRAP` and `SIGSEGV` handlers fill
 //! the CPU crate's `TrapFrame` from the `ucontext` (as a CPU and an entry
 //! stub would, with `cs` showing ring 0: the probed code is this
-//! "kernel"'s own), call the kernel's trap dispatcher, which calls the
-//! glue's trap hook, and write the frame back. Text is patched with
-//! `mprotect` through the kernel's stop-machine text patching. The probed
-//! functions are the x86_64-linux harness's assembly test functions.
+//! "kernel"'s own; or ring 3 while the test plays a user task whose
+//! address space is this process), call the kernel's trap dispatcher,
+//! which calls the glue's trap hook, and write the frame back. Text is
+//! patched with `mprotect` through the kernel's stop-machine text
+//! patching (or its user-space write). The probed functions are the
+//! x86_64-linux harness's assembly test functions.
 //!
 //! One test function: the probed code and the engine are process-wide,
 //! and the grace period sees one CPU (this thread).
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use glue_cpu::x86_64::TrapFrame;
@@ -144,6 +146,11 @@ fn fields(tf: &mut TrapFrame) -> [&mut u64; 15] {
 }
 
 static TRAPS: AtomicU64 = AtomicU64::new(0);
+/// The test plays a user task: traps come from ring 3.
+static USER: AtomicBool = AtomicBool::new(false);
+/// After each user trap: whether a signal could be delivered.
+static DELIVERABLE: [AtomicBool; 8] = [const { AtomicBool::new(false) }; 8];
+static SIGNALS_SEEN: AtomicUsize = AtomicUsize::new(0);
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// The "CPU": a trap frame from the signal's context, the kernel's
@@ -156,7 +163,13 @@ fn enter(ctx: *mut c_void, kind: TrapKind) {
     let mut tf = TrapFrame {
         vector: 3,
         rip: g[libc::REG_RIP as usize] as u64,
-        cs: 0x10, // ring 0: the probed code is the kernel's
+        // Ring 0 (the probed code is the kernel's), or ring 3 while the
+        // test plays a user task.
+        cs: if USER.load(Ordering::Relaxed) {
+            0x33
+        } else {
+            0x10
+        },
         rflags: g[libc::REG_EFL as usize] as u64,
         rsp: g[libc::REG_RSP as usize] as u64,
         ss: 0x18,
@@ -181,6 +194,15 @@ fn enter(ctx: *mut c_void, kind: TrapKind) {
 extern "C" fn on_trap(_: c_int, _: *mut siginfo_t, ctx: *mut c_void) {
     TRAPS.fetch_add(1, Ordering::Relaxed);
     enter(ctx, TrapKind::Breakpoint);
+    if USER.load(Ordering::Relaxed) {
+        // A signal sent to the task now: may the kernel deliver it on the
+        // way out of this trap?
+        let now = task::current().is_some_and(|t| task::signal(&t, 10));
+        let i = SIGNALS_SEEN.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = DELIVERABLE.get(i) {
+            slot.store(now, Ordering::Relaxed);
+        }
+    }
 }
 
 extern "C" fn on_segv(_: c_int, info: *mut siginfo_t, ctx: *mut c_void) {
@@ -250,6 +272,7 @@ fn the_model_kernel_on_real_traps() {
     a_program_attached_to_a_live_kprobe_reads_arguments();
     a_kretprobe_program_changes_the_return_value();
     a_fault_in_a_slot_reaches_the_kernels_exception_table();
+    uprobes_and_uretprobes_on_real_user_traps();
     uprobes_break_copy_on_write_and_fork_drops_breakpoints();
 }
 
@@ -379,6 +402,82 @@ fn a_fault_in_a_slot_reaches_the_kernels_exception_table() {
     assert_eq!(LOADS.load(Ordering::Relaxed), 2);
     perf::close(fd).unwrap();
     assert_eq!(call_fn("tf_load", 8, 0), (-14i64) as u64);
+}
+
+fn uprobes_and_uretprobes_on_real_user_traps() {
+    // A user task whose space is this process (the host kernel breaks
+    // copy-on-write of its text pages when the glue writes a breakpoint).
+    AddrSpace::new_direct(500);
+    let user = Task::new(2, 500);
+    task::switch_to(Some(user.clone()));
+    USER.store(true, Ordering::Relaxed);
+
+    let add = testfns::point("alu_add").addr();
+    let a = PerfAttr {
+        kind: PerfKind::Uprobe,
+        symbol: "",
+        addr: add,
+        asid: 500,
+    };
+    let up = perf::open(&a).unwrap();
+    let prog: Program = Box::new(|pt| {
+        ARGS[1].store(pt.rsi, Ordering::Relaxed);
+        CS.store(pt.cs, Ordering::Relaxed);
+        0
+    });
+    perf::set_bpf(up, prog).unwrap();
+    let traps = TRAPS.load(Ordering::Relaxed);
+    SIGNALS_SEEN.store(0, Ordering::Relaxed);
+    assert_eq!(call_fn("tf_alu", 20, 22), alu(20, 22));
+    // The hit, then the end of the out-of-line step: a signal sent between
+    // them is held back (the step is parked in the task), then deliverable.
+    assert_eq!(TRAPS.load(Ordering::Relaxed) - traps, 2);
+    assert_eq!(SIGNALS_SEEN.load(Ordering::Relaxed), 2);
+    let seen: Vec<bool> = DELIVERABLE[..2]
+        .iter()
+        .map(|d| d.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(seen, [false, true]);
+    assert_eq!(ARGS[1].load(Ordering::Relaxed), 22);
+    assert_eq!(
+        CS.load(Ordering::Relaxed),
+        0,
+        "a uprobe's program runs on a copy"
+    );
+
+    let start = testfns::func("tf_alu").start;
+    let a = PerfAttr {
+        kind: PerfKind::Uretprobe,
+        symbol: "",
+        addr: start,
+        asid: 500,
+    };
+    let uret = perf::open(&a).unwrap();
+    let prog: Program = Box::new(|pt| {
+        SEEN_RET.store(pt.rax, Ordering::Relaxed);
+        CS.store(1 + pt.cs, Ordering::Relaxed);
+        pt.rax = 77;
+        0
+    });
+    perf::set_bpf(uret, prog).unwrap();
+    assert_eq!(call_fn("tf_alu", 1, 1), 77);
+    assert_eq!(SEEN_RET.load(Ordering::Relaxed), alu(1, 1));
+    // The user return came back through a breakpoint: the CPU crate's
+    // frame, captured.
+    assert_eq!(CS.load(Ordering::Relaxed), 1);
+    let l = listing();
+    assert!(l.contains("User(500) Kprobe true 2 0 1"), "{l}");
+    assert!(l.contains("User(500) Kretprobe true 1 0 1"), "{l}");
+
+    perf::close(up).unwrap();
+    perf::close(uret).unwrap();
+    USER.store(false, Ordering::Relaxed);
+    task::switch_to(Some(Task::new(1, 0)));
+    task::exit(user, true);
+    assert!(mm::space(500).is_none());
+    assert_eq!(listing(), "");
+    assert_ne!(first_byte("tf_alu"), 0xcc);
+    assert_eq!(call_fn("tf_alu", 1, 1), alu(1, 1));
 }
 
 fn uprobes_break_copy_on_write_and_fork_drops_breakpoints() {

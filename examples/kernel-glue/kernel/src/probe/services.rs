@@ -60,7 +60,7 @@ impl KernelServices<Isa> for Services {
     fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> {
         match space {
             Space::Kernel => mm::alloc_exec_page(near),
-            Space::User(s) => Some(mm::space(s)?.map_exec_page()),
+            Space::User(s) => mm::space(s)?.map_exec_page(near),
         }
     }
     fn free_slot_page(&self, space: Space, page: usize) {
