@@ -252,6 +252,23 @@ fn attr(kind: PerfKind, symbol: &str, addr: usize) -> PerfAttr<'_> {
 }
 
 /// The listing without its header line.
+/// A probe event of the user space 500.
+fn user_attr(kind: PerfKind, addr: usize) -> PerfAttr<'static> {
+    PerfAttr {
+        kind,
+        symbol: "",
+        addr,
+        asid: 500,
+    }
+}
+
+/// Open a probe event and attach `prog` to it.
+fn open_with(a: &PerfAttr<'_>, prog: Program) -> usize {
+    let fd = perf::open(a).unwrap();
+    perf::set_bpf(fd, prog).unwrap();
+    fd
+}
+
 fn listing() -> String {
     let mut s = String::new();
     listing::show(&mut s).unwrap();
@@ -386,12 +403,8 @@ fn a_kretprobe_program_changes_the_return_value() {
 static LOADS: AtomicUsize = AtomicUsize::new(0);
 
 fn a_fault_in_a_slot_reaches_the_kernels_exception_table() {
-    let fd = perf::open(&attr(PerfKind::Kprobe, "tf_load", 0)).unwrap();
-    perf::set_bpf(
-        fd,
-        Box::new(|_| LOADS.fetch_add(1, Ordering::Relaxed) as u64),
-    )
-    .unwrap();
+    let count: Program = Box::new(|_| LOADS.fetch_add(1, Ordering::Relaxed) as u64);
+    let fd = open_with(&attr(PerfKind::Kprobe, "tf_load", 0), count);
     let x = 0x1234_5678u64;
     assert_eq!(call_fn("tf_load", &x as *const u64 as u64, 0), x);
     let faults = FAULTS.load(Ordering::Relaxed);
@@ -413,19 +426,14 @@ fn uprobes_and_uretprobes_on_real_user_traps() {
     USER.store(true, Ordering::Relaxed);
 
     let add = testfns::point("alu_add").addr();
-    let a = PerfAttr {
-        kind: PerfKind::Uprobe,
-        symbol: "",
-        addr: add,
-        asid: 500,
-    };
-    let up = perf::open(&a).unwrap();
-    let prog: Program = Box::new(|pt| {
-        ARGS[1].store(pt.rsi, Ordering::Relaxed);
-        CS.store(pt.cs, Ordering::Relaxed);
-        0
-    });
-    perf::set_bpf(up, prog).unwrap();
+    let up = open_with(
+        &user_attr(PerfKind::Uprobe, add),
+        Box::new(|pt| {
+            ARGS[1].store(pt.rsi, Ordering::Relaxed);
+            CS.store(pt.cs, Ordering::Relaxed);
+            0
+        }),
+    );
     let traps = TRAPS.load(Ordering::Relaxed);
     SIGNALS_SEEN.store(0, Ordering::Relaxed);
     assert_eq!(call_fn("tf_alu", 20, 22), alu(20, 22));
@@ -446,20 +454,15 @@ fn uprobes_and_uretprobes_on_real_user_traps() {
     );
 
     let start = testfns::func("tf_alu").start;
-    let a = PerfAttr {
-        kind: PerfKind::Uretprobe,
-        symbol: "",
-        addr: start,
-        asid: 500,
-    };
-    let uret = perf::open(&a).unwrap();
-    let prog: Program = Box::new(|pt| {
-        SEEN_RET.store(pt.rax, Ordering::Relaxed);
-        CS.store(1 + pt.cs, Ordering::Relaxed);
-        pt.rax = 77;
-        0
-    });
-    perf::set_bpf(uret, prog).unwrap();
+    let uret = open_with(
+        &user_attr(PerfKind::Uretprobe, start),
+        Box::new(|pt| {
+            SEEN_RET.store(pt.rax, Ordering::Relaxed);
+            CS.store(1 + pt.cs, Ordering::Relaxed);
+            pt.rax = 77;
+            0
+        }),
+    );
     assert_eq!(call_fn("tf_alu", 1, 1), 77);
     assert_eq!(SEEN_RET.load(Ordering::Relaxed), alu(1, 1));
     // The user return came back through a breakpoint: the CPU crate's
