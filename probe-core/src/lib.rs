@@ -50,7 +50,7 @@ mod xol;
 
 pub use attach::{Attachment, ProbeHandler};
 pub use engine::Engine;
-pub use file_probes::{FileId, FileProbeId, FileUprobe, FileUprobes, UprobeHost};
+pub use file_probes::{FileId, FileMapping, FileProbeId, FileUprobe, FileUprobes, UprobeHost};
 pub use register::BatchError;
 pub use services::{KernelServices, Space, Symbol, TextPatchError};
 pub use spec::{

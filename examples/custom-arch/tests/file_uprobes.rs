@@ -7,7 +7,9 @@ mod common;
 
 use common::*;
 use custom_arch::lock::NoWaitLock;
-use probe_core::{FileId, FileUprobe, FileUprobes, Kprobe, ProbeErrorKind, ProbeSpec, Space};
+use probe_core::{
+    FileId, FileMapping, FileUprobe, FileUprobes, Kprobe, ProbeErrorKind, ProbeSpec, Space,
+};
 
 const LIB: FileId = FileId { dev: 8, ino: 4242 };
 /// The library's text: file offset 0x1000.. is mapped at 0x1000 in spaces
@@ -21,6 +23,18 @@ const DATA_AT: usize = 0xa000;
 const SEM_OFF: u64 = 0x8010;
 
 type Files = FileUprobes<NoWaitLock, 4, 16>;
+
+/// A private writable mapping (where semaphores count).
+fn data_mapping(start: usize, len: usize, file_off: u64) -> FileMapping {
+    FileMapping {
+        start,
+        len,
+        file_off,
+        exec: false,
+        write: true,
+        shared: false,
+    }
+}
 
 fn semaphore(fx: &Fx, asid: usize) -> u16 {
     let b = fx.w.peek(
@@ -38,12 +52,20 @@ fn map_text<const N: usize>(
     at: usize,
     len: usize,
 ) {
-    files.mapped(fx.e, asid, LIB, (at, len, TEXT_OFF)).unwrap();
+    let text = FileMapping {
+        start: at,
+        len,
+        file_off: TEXT_OFF,
+        exec: true,
+        write: false,
+        shared: false,
+    };
+    files.mapped(fx.e, asid, LIB, text).unwrap();
 }
 
 fn map_data(fx: &Fx, files: &Files, asid: usize) {
     files
-        .mapped(fx.e, asid, LIB, (DATA_AT, 0x100, DATA_OFF))
+        .mapped(fx.e, asid, LIB, data_mapping(DATA_AT, 0x100, DATA_OFF))
         .unwrap();
 }
 
@@ -59,7 +81,19 @@ fn a_file_uprobe_reaches_every_space_that_maps_the_file_and_follows_a_fork() {
     fx.w.load(Space::User(2), 0x9000, &arith);
     let files = Files::new();
     let s = seen();
-    // Space 1 maps the library before the probe exists.
+    // Space 1 maps the library before the probe exists, with a read-only
+    // alias of its first text pages first (a segment boundary shares a
+    // file page): probes never go there, nor counters.
+    let alias = FileMapping {
+        start: 0xc000,
+        len: 0x2000,
+        file_off: TEXT_OFF,
+        exec: false,
+        write: false,
+        shared: false,
+    };
+    files.mapped(fx.e, 1, LIB, alias).unwrap();
+    let alias_bytes = fx.w.peek(Space::User(1), 0xc000, 0x100);
     map_text(&fx, &files, 1, 0x1000, 0x3000);
     map_data(&fx, &files, 1);
     let id = files
@@ -74,6 +108,11 @@ fn a_file_uprobe_reaches_every_space_that_maps_the_file_and_follows_a_fork() {
         )
         .unwrap();
     assert_eq!(semaphore(&fx, 1), 1, "counted in the space that maps it");
+    assert_eq!(
+        fx.w.peek(Space::User(1), 0xc000, 0x100),
+        alias_bytes,
+        "nothing written in the read-only alias"
+    );
     assert_eq!(fx.call_in(Space::User(1), 1, ARITH, &[]).r[1], 13);
     assert_eq!(hits(s), 1);
 

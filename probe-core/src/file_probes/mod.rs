@@ -93,16 +93,67 @@ pub(crate) struct Instance {
 pub(crate) struct Mapping {
     space: usize,
     file: FileId,
-    start: usize,
-    len: usize,
-    file_off: u64,
+    region: FileMapping,
 }
 
-impl Mapping {
+/// One mapping of a file, as the kernel reports it to
+/// [`FileUprobes::mapped`] (a line of `/proc/PID/maps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMapping {
+    /// Its start address.
+    pub start: usize,
+    /// Its length in bytes.
+    pub len: usize,
+    /// The file offset mapped at `start`.
+    pub file_off: u64,
+    /// Mapped executable (`x`).
+    pub exec: bool,
+    /// Mapped writable (`w`).
+    pub write: bool,
+    /// Shared (`s`) rather than private (`p`).
+    pub shared: bool,
+}
+
+impl FileMapping {
     /// Where file offset `off` is mapped in this mapping, if it is.
     fn addr_of(&self, off: u64) -> Option<usize> {
         let rel = off.checked_sub(self.file_off)?;
         (rel < self.len as u64).then(|| self.start + rel as usize)
+    }
+
+    /// Probes go in private executable mappings only (Linux's
+    /// `valid_vma`: the program runs that copy of the page; a read-only
+    /// alias of the same file page at a segment boundary is never run).
+    fn holds_probes(&self) -> bool {
+        self.exec && !self.shared
+    }
+
+    /// Semaphores count in private writable mappings only (Linux's
+    /// `valid_ref_ctr_vma`: the program reads that copy).
+    fn holds_counters(&self) -> bool {
+        self.write && !self.shared
+    }
+}
+
+impl Mapping {
+    /// Where probe offset `off` is placed in this mapping, if it is.
+    fn probe_addr(&self, off: u64) -> Option<usize> {
+        self.region
+            .holds_probes()
+            .then(|| self.region.addr_of(off))
+            .flatten()
+    }
+
+    /// Where counter offset `off` lives in this mapping, if it does.
+    fn counter_addr(&self, off: u64) -> Option<usize> {
+        self.region
+            .holds_counters()
+            .then(|| self.region.addr_of(off))
+            .flatten()
+    }
+
+    fn start(&self) -> usize {
+        self.region.start
     }
 }
 
@@ -270,16 +321,18 @@ impl<L: RawMutex, const N: usize, const M: usize> FileUprobes<L, N, M> {
         Ok(())
     }
 
-    /// The kernel mapped `len` bytes of `file` at `start` in `space`, from
-    /// file offset `file_off`: every file probe whose offset falls inside
-    /// is placed there, and semaphores that fall inside are counted. All or
+    /// The kernel mapped part of `file` in `space` (`region`): every file
+    /// probe whose offset falls inside a private executable mapping is
+    /// placed there, and semaphores that fall inside a private writable one
+    /// are counted; other mappings are recorded and ignored. Report every
+    /// mapping of a file that has file probes (text and data). All or
     /// nothing for this mapping.
     pub fn mapped(
         &self,
         host: &dyn UprobeHost,
         space: usize,
         file: FileId,
-        (start, len, file_off): (usize, usize, u64),
+        region: FileMapping,
     ) -> Result<(), ProbeError> {
         if host.in_trap_context() {
             return Err(in_trap());
@@ -288,9 +341,7 @@ impl<L: RawMutex, const N: usize, const M: usize> FileUprobes<L, N, M> {
         let m = Mapping {
             space,
             file,
-            start,
-            len,
-            file_off,
+            region,
         };
         if st.mappings.push(m).is_err() {
             return Err(full());
@@ -356,7 +407,7 @@ impl<L: RawMutex, const N: usize, const M: usize> FileUprobes<L, N, M> {
             }
         }
         st.mappings
-            .retain(|m| !(m.space == space && inside(m.start)));
+            .retain(|m| !(m.space == space && inside(m.start())));
         Ok(())
     }
 
@@ -475,7 +526,7 @@ fn instance_addr<const N: usize, const M: usize>(
     st.mappings
         .iter()
         .filter(|m| m.space == inst.space && m.file == def.probe.file)
-        .find_map(|m| m.addr_of(def.probe.offset))
+        .find_map(|m| m.probe_addr(def.probe.offset))
 }
 
 /// Place file probe `d` in mapping `m` if its offset falls inside (and it
@@ -489,7 +540,7 @@ fn place<const N: usize, const M: usize>(
     let Some(def) = st.defs[d as usize] else {
         return Ok(());
     };
-    let Some(addr) = m.addr_of(def.probe.offset) else {
+    let Some(addr) = m.probe_addr(def.probe.offset) else {
         return Ok(());
     };
     if st

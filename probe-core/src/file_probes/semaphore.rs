@@ -20,7 +20,7 @@ pub(super) fn count_semaphore(
     let Some(addr) = mappings
         .iter()
         .filter(|m| m.space == inst.space && m.file == file)
-        .find_map(|m| m.addr_of(off))
+        .find_map(|m| m.counter_addr(off))
     else {
         return;
     };

@@ -291,11 +291,6 @@ impl FileMapping {
     pub fn exec(&self) -> bool {
         self.perms[2] == b'x'
     }
-    /// Private and writable (where it counts USDT semaphores: Linux's
-    /// `valid_ref_ctr_vma`).
-    pub fn private_writable(&self) -> bool {
-        self.perms[1] == b'w' && self.perms[3] == b'p'
-    }
 }
 
 /// The file mappings of process `pid` (anonymous ones left out).

@@ -23,8 +23,8 @@ use std::os::unix::fs::MetadataExt;
 
 use libc::pid_t;
 use probe_core::{
-    FileId, FileProbeId, FileUprobe, FileUprobes, KernelServices, Kprobe, PreAction, ProbeContext,
-    ProbeSpec, Registers, Space,
+    FileId, FileMapping, FileProbeId, FileUprobe, FileUprobes, KernelServices, Kprobe, PreAction,
+    ProbeContext, ProbeSpec, Registers, Space,
 };
 use probe_events::fetch::{fetch_all, Fault, FetchEnv, Record, COMM_LEN};
 use probe_events::format::{write_trace_line, LineStyle, NoSymbols};
@@ -209,15 +209,24 @@ impl World {
     }
 }
 
-/// Report every mapping of `file` in `pid` the kernel would tell the file
-/// layer about: executable ones (probes) and private writable ones
-/// (semaphores).
+/// Report every mapping of `file` in `pid` to the file layer, as a kernel
+/// does from mmap: it places probes only in the private executable ones
+/// and counts semaphores only in the private writable ones (read-only
+/// aliases of the same file pages at segment boundaries are ignored).
 fn report_mappings(pid: pid_t, file: FileId) -> Result<usize, String> {
     let mut n = 0;
     for m in usdt::file_mappings(pid)? {
-        if m.dev == file.dev && m.ino == file.ino && (m.exec() || m.private_writable()) {
+        if m.dev == file.dev && m.ino == file.ino {
+            let region = FileMapping {
+                start: m.start,
+                len: m.len,
+                file_off: m.file_off,
+                exec: m.exec(),
+                write: m.perms[1] == b'w',
+                shared: m.perms[3] == b's',
+            };
             FILES
-                .mapped(&ENGINE, pid as usize, file, (m.start, m.len, m.file_off))
+                .mapped(&ENGINE, pid as usize, file, region)
                 .map_err(|e| format!("mapped({pid}, {:#x}): {e}", m.start))?;
             n += 1;
         }
