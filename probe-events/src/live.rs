@@ -22,7 +22,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use lock_api::RawMutex;
 use probe_core::{
-    Engine, KernelServices, Kprobe, Kretprobe, PreAction, ProbeContext, ProbeHandler, ProbeId,
+    Engine, FileId, FileUprobe, KernelServices, Kprobe, Kretprobe, PreAction, ProbeContext,
+    ProbeHandler, ProbeId, ProbeSpec,
 };
 use probe_hal::{Arch, ProbeError, ProbeErrorKind, Registers};
 
@@ -187,8 +188,89 @@ pub fn register_probe<
             0,
         )),
         (Point::File { .. }, _) => Err(ProbeError::new(
-            ProbeErrorKind::InvalidRequest("uprobes by file need file-keyed probes (not yet)"),
+            ProbeErrorKind::InvalidRequest(
+                "a PATH:OFFSET event is a uprobe by file: use file_uprobe and FileUprobes",
+            ),
             0,
         )),
+    }
+}
+
+/// The [`FileUprobe`] a `PATH:OFFSET[(REF_CTR_OFFSET)]` definition needs,
+/// for [`probe_core::FileUprobes::register`]: `file` is the kernel's
+/// identity of `PATH` (it resolves the path), `spec` the probe placed in
+/// each space (its handlers and data: e.g. a pre-handler with the event
+/// as data; a return event needs a [`probe_core::Kretprobe`]). A
+/// definition that is not `PATH:OFFSET`, or whose kind does not match
+/// `spec`'s, is an `InvalidRequest`.
+pub fn file_uprobe(
+    def: &EventDef,
+    file: FileId,
+    spec: ProbeSpec<'static>,
+) -> Result<FileUprobe, ProbeError> {
+    let Point::File {
+        offset, ref_ctr, ..
+    } = &def.point
+    else {
+        return Err(ProbeError::new(
+            ProbeErrorKind::InvalidRequest("not a PATH:OFFSET definition"),
+            0,
+        ));
+    };
+    if def.is_return != matches!(spec, ProbeSpec::Kretprobe(_)) {
+        return Err(ProbeError::new(
+            ProbeErrorKind::InvalidRequest(
+                "a return event needs a Kretprobe spec, an entry event a Kprobe",
+            ),
+            0,
+        ));
+    }
+    Ok(FileUprobe {
+        file,
+        offset: *offset,
+        ref_ctr: *ref_ctr,
+        spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::def::{parse, Command, Flavor};
+    use crate::regs::{RegRef, RegisterNames};
+
+    struct NoNames;
+    impl RegisterNames for NoNames {
+        fn lookup(&self, _: &str) -> Option<RegRef> {
+            None
+        }
+    }
+
+    fn def(line: &str) -> EventDef {
+        match parse(line, Flavor::Uprobe, &NoNames) {
+            Ok(Command::Define(d)) => d,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    const FILE: FileId = FileId { dev: 1, ino: 2 };
+
+    #[test]
+    fn a_path_offset_definition_becomes_a_file_uprobe() {
+        let entry = ProbeSpec::Kprobe(Kprobe::at(0));
+        let p = file_uprobe(&def("p:g/e /bin/sh:0x1234(0x40)"), FILE, entry).unwrap();
+        assert_eq!((p.file, p.offset, p.ref_ctr), (FILE, 0x1234, Some(0x40)));
+        let r = def("r:g/r /bin/sh:0x1234");
+        assert!(
+            file_uprobe(&r, FILE, entry).is_err(),
+            "a return event with a Kprobe spec"
+        );
+        let ret = ProbeSpec::Kretprobe(Kretprobe::at(0));
+        assert_eq!(file_uprobe(&r, FILE, ret).unwrap().ref_ctr, None);
+        let k = match parse("p:g/k do_sys_open", Flavor::Kprobe, &NoNames) {
+            Ok(Command::Define(d)) => d,
+            other => panic!("{other:?}"),
+        };
+        assert!(file_uprobe(&k, FILE, entry).is_err(), "not PATH:OFFSET");
     }
 }

@@ -120,6 +120,12 @@ fn a_file_uprobe_reaches_every_space_that_maps_the_file_and_follows_a_fork() {
     map_text(&fx, &files, 2, 0x9000, 0x100);
     assert_eq!(fx.call_in(Space::User(2), 2, 0x9000, &[]).r[1], 13);
     assert_eq!(hits(s), 2, "placed at the mapped address of the offset");
+    assert_eq!(files.address_of(2, LIB, (ARITH + 8) as u64), Some(0x9008));
+    assert_eq!(
+        files.address_of(2, LIB, 0x7000),
+        None,
+        "not mapped in space 2"
+    );
     assert_eq!(semaphore(&fx, 2), 0, "its counter is not mapped yet");
     map_data(&fx, &files, 2);
     assert_eq!(semaphore(&fx, 2), 1, "counted when its mapping arrives");

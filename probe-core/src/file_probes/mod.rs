@@ -489,6 +489,17 @@ impl<L: RawMutex, const N: usize, const M: usize> FileUprobes<L, N, M> {
         st.mappings.retain(|m| m.space != space);
     }
 
+    /// Where file offset `off` of `file` is mapped in `space` (any mapping),
+    /// for fetch arguments such as `@+OFFSET`. Callable from a probe
+    /// handler: `None` when the table is busy right now (never waits).
+    pub fn address_of(&self, space: usize, file: FileId, off: u64) -> Option<usize> {
+        let st = self.state.try_lock()?;
+        st.mappings
+            .iter()
+            .filter(|m| m.space == space && m.file == file)
+            .find_map(|m| m.region.addr_of(off))
+    }
+
     /// The spaces a file uprobe is placed in right now, with their probe
     /// ids (at most `K`).
     pub fn placements<const K: usize>(
