@@ -584,12 +584,45 @@ mod random {
         }
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 100_000, ..ProptestConfig::default() })]
-        #[test]
-        #[ignore = "10^5 inputs: run with --release -- --ignored"]
-        fn no_panic_and_round_trip_long(s in fragments()) {
-            check(&s);
+    /// Inputs of the long run: `PROBE_EVENTS_FUZZ_CASES`, 10^5 by default
+    /// (`cargo xtask test` runs 10^5, `cargo xtask soak` 10^7).
+    fn fuzz_cases() -> u32 {
+        match std::env::var("PROBE_EVENTS_FUZZ_CASES") {
+            Ok(v) => v
+                .replace('_', "")
+                .parse()
+                .unwrap_or_else(|_| panic!("PROBE_EVENTS_FUZZ_CASES={v:?}: not a count")),
+            Err(_) => 100_000,
         }
+    }
+
+    /// The parser on `fuzz_cases()` random inputs: no panic, and every
+    /// definition that parses prints back to itself. Prints
+    /// `parse fuzz: N inputs in T s (R inputs/s), 0 failures`.
+    #[test]
+    #[ignore = "10^5 inputs (PROBE_EVENTS_FUZZ_CASES): run with --release -- --ignored"]
+    fn no_panic_and_round_trip_long() {
+        use proptest::test_runner::{Config, TestRunner};
+        let cases = fuzz_cases();
+        let mut runner = TestRunner::new(Config {
+            cases,
+            // The regressions file is read by the other tests; this run
+            // only reports.
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let start = std::time::Instant::now();
+        let result = runner.run(&fragments(), |s| {
+            check(&s);
+            Ok(())
+        });
+        let secs = start.elapsed().as_secs_f64();
+        if let Err(e) = result {
+            panic!("parse fuzz: failed after {secs:.1} s: {e}");
+        }
+        println!(
+            "parse fuzz: {cases} inputs in {secs:.1} s ({:.0} inputs/s), 0 failures",
+            f64::from(cases) / secs
+        );
     }
 }

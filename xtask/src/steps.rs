@@ -11,6 +11,7 @@ use crate::harness;
 use crate::no_alloc::check_no_alloc;
 use crate::setup::run_setup;
 
+mod parse_fuzz;
 mod publish;
 
 /// One named step of a command.
@@ -302,6 +303,13 @@ pub const TEST: &[Step] = &[
         timeout: minutes(30),
     },
     Step {
+        // The probe-events parser on 10^5 random definitions, optimised: no
+        // panic, and whatever parses prints back to itself.
+        name: "parse-fuzz",
+        action: Action::Check(parse_fuzz::test),
+        timeout: minutes(20),
+    },
+    Step {
         // The coverage measurement on the first functions of each corpus
         // (`cargo xtask coverage` runs all of it): fails when a pc-reading
         // instruction is stepped out of line without a fix-up.
@@ -416,6 +424,12 @@ pub const SOAK: &[Step] = &[
             "--soak",
         ]),
         timeout: minutes(20),
+    },
+    Step {
+        // The probe-events parser on 10^7 random definitions.
+        name: "parse-fuzz",
+        action: Action::Check(parse_fuzz::soak),
+        timeout: minutes(50),
     },
 ];
 
