@@ -55,7 +55,7 @@ pub const KERNELS: &[Kernel] = &[
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ],
         pass_status: 33,
-        min_passed: 15,
+        min_passed: 29,
     },
     Kernel {
         arch: "riscv64",
@@ -82,7 +82,7 @@ pub const KERNELS: &[Kernel] = &[
             "-no-reboot",
         ],
         pass_status: 0,
-        min_passed: 40,
+        min_passed: 54,
     },
     Kernel {
         arch: "loongarch64",
@@ -117,7 +117,7 @@ pub const KERNELS: &[Kernel] = &[
             "panic=exit-failure",
         ],
         pass_status: 0,
-        min_passed: 35,
+        min_passed: 49,
     },
     Kernel {
         arch: "aarch64",
@@ -145,7 +145,7 @@ pub const KERNELS: &[Kernel] = &[
             "-semihosting",
         ],
         pass_status: 0,
-        min_passed: 60,
+        min_passed: 74,
     },
 ];
 

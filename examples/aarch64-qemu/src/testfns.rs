@@ -376,6 +376,20 @@ global_asm!(
     "adr x9, .",
     "ret",
     "ENDFUNC t_churn",
+    // ---- probe events (checks::events): t_ev_target(a, b, p, s) = a + b,
+    // probed at +4 (the `add`, arguments still in x0..x3); t_ev_caller
+    // calls it, the `bl` returning to +8
+    "FUNC t_ev_target",
+    "mov x9, x0",
+    "add x0, x9, x1",
+    "ret",
+    "ENDFUNC t_ev_target",
+    "FUNC t_ev_caller",
+    "stp x29, x30, [sp, #-16]!",
+    "bl t_ev_target",
+    "ldp x29, x30, [sp], #16",
+    "ret",
+    "ENDFUNC t_ev_caller",
     ".purgem FUNC",
     ".purgem ENDFUNC",
     ".purgem BCOND",
@@ -503,6 +517,8 @@ test_functions!(
     t_refused / t_refused_end,
     t_hot / t_hot_end,
     t_churn / t_churn_end,
+    t_ev_target / t_ev_target_end,
+    t_ev_caller / t_ev_caller_end,
 );
 
 /// The instruction word at `addr` (kernel text).
@@ -520,4 +536,15 @@ pub fn call(addr: usize, a0: usize, a1: usize) -> usize {
     // returning an integer in x0, clobbering only caller-saved registers.
     let f: extern "C" fn(usize, usize) -> usize = unsafe { core::mem::transmute(addr) };
     f(a0, a1)
+}
+
+/// Call the C-ABI test function at `addr` with four arguments
+/// (`t_ev_caller`).
+pub fn call4(addr: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> usize {
+    // SAFETY: `addr` is `t_ev_caller`, a C-ABI function of four integer
+    // arguments returning an integer in x0, which saves and restores x29
+    // and x30 and clobbers only caller-saved registers otherwise.
+    let f: extern "C" fn(usize, usize, usize, usize) -> usize =
+        unsafe { core::mem::transmute(addr) };
+    f(a0, a1, a2, a3)
 }

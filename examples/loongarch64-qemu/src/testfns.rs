@@ -292,6 +292,22 @@ global_asm!(
     "pcaddi $t0, 0",
     "ret",
     "ENDFUNC t_churn",
+    // ---- probe events (checks::events): t_ev_target(a, b, p, s) = a + b,
+    // probed at +4 (the `add.d`, arguments still in $a0..$a3 = r4..r7);
+    // t_ev_caller calls it, the `bl` returning to +12
+    "FUNC t_ev_target",
+    "move $t0, $a0",
+    "add.d $a0, $t0, $a1",
+    "ret",
+    "ENDFUNC t_ev_target",
+    "FUNC t_ev_caller",
+    "addi.d $sp, $sp, -16",
+    "st.d $ra, $sp, 8",
+    "bl t_ev_target",
+    "ld.d $ra, $sp, 8",
+    "addi.d $sp, $sp, 16",
+    "ret",
+    "ENDFUNC t_ev_caller",
     ".purgem FUNC",
     ".purgem ENDFUNC",
     ".purgem BRANCH2",
@@ -395,6 +411,8 @@ test_functions!(
     t_refused / t_refused_end,
     t_hot / t_hot_end,
     t_churn / t_churn_end,
+    t_ev_target / t_ev_target_end,
+    t_ev_caller / t_ev_caller_end,
 );
 
 /// The code range holding every test function.
@@ -420,4 +438,15 @@ pub fn call(addr: usize, a0: usize, a1: usize) -> usize {
     // returning an integer in a0, clobbering only caller-saved registers.
     let f: extern "C" fn(usize, usize) -> usize = unsafe { core::mem::transmute(addr) };
     f(a0, a1)
+}
+
+/// Call the C-ABI test function at `addr` with four arguments
+/// (`t_ev_caller`).
+pub fn call4(addr: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> usize {
+    // SAFETY: `addr` is `t_ev_caller`, a C-ABI function of four integer
+    // arguments returning an integer in a0, which saves and restores ra and
+    // clobbers only caller-saved registers otherwise.
+    let f: extern "C" fn(usize, usize, usize, usize) -> usize =
+        unsafe { core::mem::transmute(addr) };
+    f(a0, a1, a2, a3)
 }

@@ -241,6 +241,22 @@ global_asm!(
     "lea rax, [rdi + 1]",
     "ret",
     "xq_leaf_end:",
+    // u64 xq_ev_target(a, b, p, s) = a + b, probed by the events check at
+    // xq_ev_target_add (arguments still in rdi, rsi, rdx, rcx);
+    // xq_ev_caller calls it once, returning to xq_ev_caller_back.
+    ".global xq_ev_target, xq_ev_target_add, xq_ev_target_end",
+    "xq_ev_target:",
+    "mov rax, rdi",
+    "xq_ev_target_add:",
+    "add rax, rsi",
+    "ret",
+    "xq_ev_target_end:",
+    ".global xq_ev_caller, xq_ev_caller_back, xq_ev_caller_end",
+    "xq_ev_caller:",
+    "call xq_ev_target",
+    "xq_ev_caller_back:",
+    "ret",
+    "xq_ev_caller_end:",
     // Pair xq_load(p, want_if) = (*p, flags after), or (EFAULT, flags after)
     // when the load faults: the exception table sends a fault at
     // xq_load_insn to xq_load_fixup.
@@ -421,6 +437,12 @@ extern "C" {
     pub fn xq_sum_end();
     pub fn xq_leaf(x: u64) -> u64;
     pub fn xq_leaf_end();
+    pub fn xq_ev_target(a: u64, b: u64, p: u64, s: u64) -> u64;
+    pub fn xq_ev_target_add();
+    pub fn xq_ev_target_end();
+    pub fn xq_ev_caller(a: u64, b: u64, p: u64, s: u64) -> u64;
+    pub fn xq_ev_caller_back();
+    pub fn xq_ev_caller_end();
     pub fn xq_load(p: u64, want_if: u64) -> Pair;
     pub fn xq_load_insn();
     pub fn xq_load_fixup();

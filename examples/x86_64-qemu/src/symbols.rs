@@ -43,6 +43,8 @@ static TABLE: &[(&str, At, At)] = &[
     row!(xq_callmem, xq_callmem_end),
     row!(xq_callptr, xq_callptr_end),
     row!(xq_refused, xq_refused_end),
+    row!(xq_ev_target, xq_ev_target_end),
+    row!(xq_ev_caller, xq_ev_caller_end),
 ];
 
 fn symbol(start: At, end: At) -> Symbol {
@@ -66,4 +68,12 @@ pub fn containing(at: usize) -> Option<Symbol> {
         .iter()
         .map(|&(_, start, end)| symbol(start, end))
         .find(|s| (s.addr..s.addr + s.size).contains(&at))
+}
+
+/// Every symbol, with its name (the address-to-name lookup of trace
+/// lines).
+pub fn all() -> impl Iterator<Item = (&'static str, Symbol)> {
+    TABLE
+        .iter()
+        .map(|&(name, start, end)| (name, symbol(start, end)))
 }

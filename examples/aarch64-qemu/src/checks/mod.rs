@@ -5,6 +5,7 @@
 mod aggregate;
 mod bti;
 mod cases;
+mod events;
 mod fault;
 mod handlers;
 mod kretprobe;
@@ -97,6 +98,7 @@ pub fn run_all() -> ! {
     fault::run(&mut r);
     uprobe::run(&mut r);
     two_cpus::run(&mut r);
+    events::run(&mut r);
 
     // Everything is gone again.
     r.check_eq(

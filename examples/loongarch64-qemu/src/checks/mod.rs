@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod cases;
+mod events;
 mod fault;
 mod handlers;
 mod kretprobe;
@@ -96,6 +97,7 @@ pub fn run_all() -> ! {
     vector::run(&mut r);
     uprobe::run(&mut r);
     two_cpus::run(&mut r);
+    events::run(&mut r);
 
     // Everything is gone again.
     r.check_eq(

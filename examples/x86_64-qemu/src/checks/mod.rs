@@ -4,6 +4,7 @@
 //! from [`crate::probed_code`], compares what they return and what the
 //! handlers saw with exact expected values, and unregisters again.
 
+mod events;
 mod faults;
 mod instructions;
 mod interrupt_flag;
@@ -41,6 +42,7 @@ pub fn run_all() {
     refusals::run();
     faults::run();
     memory_branches::run();
+    events::run();
 
     lifecycle::everything_restored(&before[..len]);
 }

@@ -8,6 +8,7 @@ pub mod regfile;
 pub mod report;
 pub mod seen;
 
+mod events;
 mod fault;
 mod manage;
 mod refused;
@@ -44,6 +45,7 @@ pub fn run_all() {
     fault::run();
     user_mode::run();
     two_harts::run();
+    events::run();
 }
 
 /// Offsets of the instruction boundaries of `f`, walking forward with the
