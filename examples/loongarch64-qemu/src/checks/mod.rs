@@ -88,6 +88,8 @@ pub fn run_all() -> ! {
     let before = text_fingerprint();
     handlers::set_link_register(handlers::LINK_REGISTER);
 
+    // First: the probe-events trace is what a newcomer sees first.
+    events::run(&mut r);
     cases::run_simulated(&mut r);
     cases::run_stepped(&mut r);
     kretprobe::run(&mut r);
@@ -97,7 +99,6 @@ pub fn run_all() -> ! {
     vector::run(&mut r);
     uprobe::run(&mut r);
     two_cpus::run(&mut r);
-    events::run(&mut r);
 
     // Everything is gone again.
     r.check_eq(

@@ -35,6 +35,8 @@ pub fn run_all() {
         *b = peek(start + i);
     }
 
+    // First: the probe-events trace is what a newcomer sees first.
+    events::run();
     instructions::run();
     interrupt_flag::run();
     return_probes::run();
@@ -42,7 +44,6 @@ pub fn run_all() {
     refusals::run();
     faults::run();
     memory_branches::run();
-    events::run();
 
     lifecycle::everything_restored(&before[..len]);
 }

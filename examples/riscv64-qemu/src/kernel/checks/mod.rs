@@ -35,6 +35,8 @@ pub const MAX_FN_LEN: usize = 256;
 
 /// Run every check.
 pub fn run_all() {
+    // First: the probe-events trace is what a newcomer sees first.
+    events::run();
     simulated::run();
     stepped::run();
     system::run();
@@ -45,7 +47,6 @@ pub fn run_all() {
     fault::run();
     user_mode::run();
     two_harts::run();
-    events::run();
 }
 
 /// Offsets of the instruction boundaries of `f`, walking forward with the
