@@ -51,7 +51,7 @@ mod xol;
 pub use attach::{Attachment, ProbeHandler};
 pub use engine::Engine;
 pub use file_probes::{FileId, FileMapping, FileProbeId, FileUprobe, FileUprobes, UprobeHost};
-pub use register::BatchError;
+pub use register::{BatchError, OwnedProbe, Unregister};
 pub use services::{KernelServices, Space, Symbol, TextPatchError};
 pub use spec::{
     EntryAction, EntryHandler, Kprobe, Kretprobe, PostHandler, PreAction, PreHandler, ProbeContext,
@@ -74,3 +74,35 @@ pub type NativeArch = probe_hal_loongarch64::LoongArch64;
 /// The backend of the compilation target (with the `native` feature).
 #[cfg(all(feature = "native", target_arch = "aarch64"))]
 pub type NativeArch = probe_hal_aarch64::Aarch64;
+
+/// The compilation target's backend and what a kernel uses of it, under one
+/// name on every ISA (with the `native` feature): the architecture, its
+/// Linux `pt_regs` and the eBPF view of a frame, its `%REG` names, and its
+/// `frame_registers!` macro for a trap frame defined in another crate.
+#[cfg(all(
+    feature = "native",
+    any(
+        target_arch = "x86_64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "aarch64"
+    )
+))]
+pub mod native {
+    #[cfg(target_arch = "aarch64")]
+    pub use probe_hal_aarch64::{
+        frame_registers, pt_regs_mut, with_pt_regs, Aarch64 as Arch, PtRegs, RegNames,
+    };
+    #[cfg(target_arch = "loongarch64")]
+    pub use probe_hal_loongarch64::{
+        frame_registers, pt_regs_mut, with_pt_regs, LoongArch64 as Arch, PtRegs, RegNames,
+    };
+    #[cfg(target_arch = "riscv64")]
+    pub use probe_hal_riscv64::{
+        frame_registers, pt_regs_mut, with_pt_regs, PtRegs, RegNames, Riscv64 as Arch,
+    };
+    #[cfg(target_arch = "x86_64")]
+    pub use probe_hal_x86_64::{
+        frame_registers, pt_regs_mut, with_pt_regs, PtRegs, RegNames, X86_64 as Arch,
+    };
+}

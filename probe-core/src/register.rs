@@ -94,6 +94,24 @@ impl<
         self.register_locked(&mut reg, &ProbeSpec::Kretprobe(*p))
     }
 
+    /// Register a probe of either kind (for layers that handle both, such
+    /// as a perf-event or trace-event layer).
+    pub fn register(&self, spec: &ProbeSpec<'_>) -> Result<ProbeId, ProbeError> {
+        let mut reg = self.lock_registry()?;
+        self.register_locked(&mut reg, spec)
+    }
+
+    /// [`Engine::register`], with a handle that unregisters the probe when
+    /// dropped (which, like `unregister`, may block for a grace period:
+    /// drop it in registration context).
+    pub fn register_owned(&self, spec: &ProbeSpec<'_>) -> Result<OwnedProbe<'_>, ProbeError>
+    where
+        Self: Sync,
+    {
+        let id = self.register(spec)?;
+        Ok(OwnedProbe { engine: self, id })
+    }
+
     /// Register every probe of `specs`, writing their ids to `ids` (at least
     /// as long as `specs`). All or nothing: on failure the ones already
     /// registered are unregistered again (see [`BatchError`] for a rollback
@@ -530,6 +548,53 @@ fn has_post(h: &Handlers) -> bool {
 
 fn contains_index(ids: &[ProbeId], index: u32) -> bool {
     ids.iter().any(|i| i.index == index)
+}
+
+/// What an [`OwnedProbe`] needs from its engine (object-safe).
+pub trait Unregister {
+    /// Unregister probe `id`.
+    fn unregister_probe(&self, id: ProbeId) -> Result<(), ProbeError>;
+}
+
+impl<
+        A: Arch,
+        L: RawMutex,
+        K: KernelServices<A>,
+        const PROBES: usize,
+        const INSTANCES: usize,
+        const CPUS: usize,
+        const PAGES: usize,
+        const DATA: usize,
+    > Unregister for Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
+{
+    fn unregister_probe(&self, id: ProbeId) -> Result<(), ProbeError> {
+        self.unregister(id)
+    }
+}
+
+/// A registered probe that is unregistered when the handle is dropped
+/// ([`Engine::register_owned`]). The drop may block for a grace period; an
+/// unregistration that fails there (the text could not be written back)
+/// leaves the probe registered and disabled, as `unregister` does, and is
+/// logged.
+pub struct OwnedProbe<'e> {
+    engine: &'e (dyn Unregister + Sync),
+    id: ProbeId,
+}
+
+impl OwnedProbe<'_> {
+    /// The probe's id (for `attach`, `enable`, `info`…).
+    pub fn id(&self) -> ProbeId {
+        self.id
+    }
+}
+
+impl Drop for OwnedProbe<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.engine.unregister_probe(self.id) {
+            log::error!("dropping an owned probe: {e}");
+        }
+    }
 }
 
 /// Whether a new probe would repeat a registered one (Linux refuses

@@ -255,13 +255,32 @@ impl<'a> Kretprobe<'a> {
     }
 }
 
-/// One entry of a batch registration.
+/// A probe of either kind (an entry of a batch registration, or what
+/// [`crate::Engine::register`] takes).
 #[derive(Clone, Copy)]
 pub enum ProbeSpec<'a> {
     /// A kprobe or uprobe.
     Kprobe(Kprobe<'a>),
     /// A kretprobe or uretprobe.
     Kretprobe(Kretprobe<'a>),
+}
+
+impl<'a> ProbeSpec<'a> {
+    /// A probe of `kind` at `target` in `space`, enabled, with no handlers
+    /// of its own (attach handler objects to it, or set them on the
+    /// variant): what a perf or trace-event layer opens.
+    ///
+    /// ```
+    /// use probe_core::{ProbeKind, ProbeSpec, Space, Target};
+    /// let s = ProbeSpec::at(Target::Symbol { name: "do_sys_open", offset: 0 }, Space::Kernel, ProbeKind::Kretprobe);
+    /// assert!(matches!(s, ProbeSpec::Kretprobe(_)));
+    /// ```
+    pub fn at(target: Target<'a>, space: Space, kind: ProbeKind) -> Self {
+        match kind {
+            ProbeKind::Kprobe => ProbeSpec::Kprobe(Kprobe::new(target).in_space(space)),
+            ProbeKind::Kretprobe => ProbeSpec::Kretprobe(Kretprobe::new(target).in_space(space)),
+        }
+    }
 }
 
 /// What kind a listed probe is.
@@ -273,7 +292,15 @@ pub enum ProbeKind {
     Kretprobe,
 }
 
-/// A probe as the listing shows it.
+/// A probe as the listing shows it. Its `Display` is one line of a
+/// listing: address, kind (`k`, `r`, `u`, `ur`), space, state and counters.
+///
+/// ```
+/// # use probe_core::{ProbeInfo, ProbeKind, Space, ProbeId};
+/// let p = ProbeInfo { id: ProbeId::NONE, addr: 0x1000, space: Space::User(7), kind: ProbeKind::Kretprobe,
+///     enabled: false, hits: 3, missed: 1, attached: 2 };
+/// assert_eq!(p.to_string(), "0x1000 ur space=7 [DISABLED] hits=3 missed=1 attached=2");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeInfo {
     /// Its id.
@@ -292,4 +319,28 @@ pub struct ProbeInfo {
     pub missed: u64,
     /// Handler objects attached to it ([`crate::Engine::attach`]).
     pub attached: usize,
+}
+
+impl core::fmt::Display for ProbeInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let kind = match (self.space, self.kind) {
+            (Space::Kernel, ProbeKind::Kprobe) => "k",
+            (Space::Kernel, ProbeKind::Kretprobe) => "r",
+            (Space::User(_), ProbeKind::Kprobe) => "u",
+            (Space::User(_), ProbeKind::Kretprobe) => "ur",
+        };
+        write!(f, "{:#x} {kind}", self.addr)?;
+        match self.space {
+            Space::Kernel => f.write_str(" kernel")?,
+            Space::User(s) => write!(f, " space={s}")?,
+        }
+        if !self.enabled {
+            f.write_str(" [DISABLED]")?;
+        }
+        write!(
+            f,
+            " hits={} missed={} attached={}",
+            self.hits, self.missed, self.attached
+        )
+    }
 }

@@ -39,10 +39,10 @@ pub const LIMIT: usize = 120;
 
 /// What the `glue` step of `cargo xtask test` allows per ISA build while the
 /// goal is not met: the count measured when the model kernel landed
-/// (209 x86_64, 216 riscv64, 2026-12-03), so the glue cannot grow
+/// (202 x86_64, 209 riscv64, 2026-12-03), so the glue cannot grow
 /// unnoticed while the API work that brings it to [`LIMIT`] goes on. Lower
 /// it with every such change; remove it once the goal holds.
-pub const CEILING: usize = 216;
+pub const CEILING: usize = 209;
 
 /// The ISA builds measured (`target_arch` values).
 const ISAS: [&str; 2] = ["x86_64", "riscv64"];

@@ -425,3 +425,44 @@ fn two_hundred_fifty_six_probes_at_once() {
     fx.e.unregister_batch(&ids).unwrap();
     assert_eq!(fx.snapshot(), before);
 }
+
+#[test]
+fn an_owned_probe_of_either_kind_is_unregistered_when_dropped() {
+    use probe_core::{ProbeKind, ProbeSpec, Target};
+    let fx: Fx = Fx::new();
+    let arith = fx.w.peek(Space::Kernel, ARITH, 0x10);
+    let entry =
+        fx.e.register_owned(&ProbeSpec::at(
+            Target::Addr(ARITH + 8),
+            Space::Kernel,
+            ProbeKind::Kprobe,
+        ))
+        .unwrap();
+    let ret =
+        fx.e.register_owned(&ProbeSpec::at(
+            Target::Symbol {
+                name: "arith",
+                offset: 0,
+            },
+            Space::Kernel,
+            ProbeKind::Kretprobe,
+        ))
+        .unwrap();
+    assert_eq!(fx.call(ARITH, &[]).r[1], 13);
+    let kinds: Vec<_> = fx.e.list::<4>().iter().map(|p| (p.kind, p.hits)).collect();
+    assert_eq!(kinds, [(ProbeKind::Kprobe, 1), (ProbeKind::Kretprobe, 1)]);
+    let line = fx.e.info(ret.id()).unwrap().to_string();
+    assert_eq!(
+        line,
+        format!("{ARITH:#x} r kernel hits=1 missed=0 attached=0")
+    );
+    drop(entry);
+    assert_eq!(fx.e.list::<4>().len(), 1);
+    drop(ret);
+    assert!(fx.e.list::<4>().is_empty());
+    assert_eq!(
+        fx.w.peek(Space::Kernel, ARITH, 0x10),
+        arith,
+        "text restored"
+    );
+}

@@ -9,8 +9,4 @@ pub mod services;
 pub mod tasks;
 pub mod traps;
 
-#[cfg(target_arch = "x86_64")]
-pub use probe_hal_x86_64::{with_pt_regs, PtRegs, X86_64 as Isa};
-
-#[cfg(target_arch = "riscv64")]
-pub use probe_hal_riscv64::{with_pt_regs, PtRegs, Riscv64 as Isa};
+pub use probe_core::native::{with_pt_regs, Arch as Isa, PtRegs};

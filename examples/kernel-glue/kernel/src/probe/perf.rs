@@ -4,8 +4,8 @@
 use alloc::boxed::Box;
 use core::pin::Pin;
 
-use probe_core::{Attachment, Kprobe, Kretprobe, PreAction, ProbeContext, ProbeHandler, ProbeId};
-use probe_core::{Registers, Space};
+use probe_core::{Attachment, OwnedProbe, PreAction, ProbeContext, ProbeHandler, ProbeKind};
+use probe_core::{ProbeSpec, Registers, Space, Target};
 
 use super::{errno::errno, traps::ENGINE, with_pt_regs};
 use crate::perf::{PerfAttr, PerfEvent, PerfKind::*, Program};
@@ -25,40 +25,38 @@ impl ProbeHandler for Prog {
     }
 }
 
-struct ProbeEvent(ProbeId, bool, Option<Pin<Box<Attachment<'static, Prog>>>>);
+/// The event's probe (unregistered when dropped), whether it is a return
+/// probe, its program.
+struct ProbeEvent(
+    OwnedProbe<'static>,
+    bool,
+    Option<Pin<Box<Attachment<'static, Prog>>>>,
+);
 
 /// `perf_event_open` of a probe event: registers its probe.
 pub fn open(a: &PerfAttr<'_>) -> Result<Box<dyn PerfEvent>, i32> {
     let space = [Space::Kernel, Space::User(a.asid)][matches!(a.kind, Uprobe | Uretprobe) as usize];
-    let k = match a.symbol {
-        "" => Kprobe::at(a.addr),
-        name => Kprobe::symbol(name, a.addr),
-    }
-    .in_space(space);
-    let mut r = Kretprobe::at(0).in_space(space);
-    r.target = k.target;
-    let ret = matches!(a.kind, Kretprobe | Uretprobe);
-    let id = match ret {
-        false => ENGINE.register_kprobe(&k),
-        true => ENGINE.register_kretprobe(&r),
+    let target = match a.symbol {
+        "" => Target::Addr(a.addr),
+        name => Target::Symbol {
+            name,
+            offset: a.addr,
+        },
     };
-    Ok(Box::new(ProbeEvent(id.map_err(errno)?, ret, None)))
+    let ret = matches!(a.kind, Kretprobe | Uretprobe);
+    let kind = [ProbeKind::Kprobe, ProbeKind::Kretprobe][ret as usize];
+    let probe = ENGINE.register_owned(&ProbeSpec::at(target, space, kind));
+    Ok(Box::new(ProbeEvent(probe.map_err(errno)?, ret, None)))
 }
 
 impl PerfEvent for ProbeEvent {
     fn set_bpf(&mut self, prog: Program) -> Result<(), i32> {
         let att = Box::pin(Attachment::new(Prog(prog, self.1)));
-        ENGINE.attach(self.0, att.as_ref()).map_err(errno)?;
+        ENGINE.attach(self.0.id(), att.as_ref()).map_err(errno)?;
         self.2 = Some(att);
         Ok(())
     }
     fn clear_bpf(&mut self) {
         self.2 = None;
-    }
-}
-
-impl Drop for ProbeEvent {
-    fn drop(&mut self) {
-        let _ = ENGINE.unregister(self.0);
     }
 }
