@@ -205,6 +205,15 @@ pub trait KernelServices<A: Arch>: Sync {
         None
     }
 
+    /// The name and extent of the kernel symbol containing `addr` (the
+    /// address-to-name direction of `kallsyms`), for trace output such as
+    /// probe events' `(do_sys_open+0x0/0xd6)`. Not called by the engine
+    /// itself; the default knows no names.
+    fn symbol_name(&self, addr: usize) -> Option<(&str, Symbol)> {
+        let _ = addr;
+        None
+    }
+
     /// The symbol (function) containing `addr` in `space`, for the
     /// instruction-boundary and function-entry checks.
     fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {

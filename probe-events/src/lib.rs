@@ -32,7 +32,7 @@ pub use def::{parse, Command, EventDef, FetchArg, Flavor, Point};
 pub use error::{ParseError, Reason};
 pub use fetch::{fetch_all, Fault, FetchEnv, Record, Value};
 pub use format::{write_trace_line, LineStyle, SymInfo, Symbolizer};
-pub use live::{register_probe, EventHandler, EventSink};
+pub use live::{register_probe, EventHandler, EventSink, ServicesSymbols};
 pub use regs::{RegRef, RegisterNames};
 pub use ring::{CpuRing, FullMode, RingBuffer};
 pub use table::{Applied, EventTable};

@@ -18,6 +18,7 @@
 //! ENGINE.unregister(id)?;
 //! ```
 
+use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use lock_api::RawMutex;
@@ -29,7 +30,36 @@ use probe_hal::{Arch, ProbeError, ProbeErrorKind, Registers};
 
 use crate::def::{EventDef, Point};
 use crate::fetch::{fetch_all, flags, FetchEnv, Record};
+use crate::format::{SymInfo, Symbolizer};
 use crate::regs::RegisterNames;
+
+/// The kernel's own address-to-name lookup
+/// ([`KernelServices::symbol_name`]) as the formatter's [`Symbolizer`].
+pub struct ServicesSymbols<'k, A, K> {
+    services: &'k K,
+    _isa: PhantomData<fn() -> A>,
+}
+
+impl<'k, A: Arch, K: KernelServices<A>> ServicesSymbols<'k, A, K> {
+    /// Names from `services` (e.g. `ENGINE.services()`).
+    pub fn new(services: &'k K) -> Self {
+        Self {
+            services,
+            _isa: PhantomData,
+        }
+    }
+}
+
+impl<A: Arch, K: KernelServices<A>> Symbolizer for ServicesSymbols<'_, A, K> {
+    fn lookup(&self, addr: usize) -> Option<SymInfo<'_>> {
+        let (name, sym) = self.services.symbol_name(addr)?;
+        Some(SymInfo {
+            name,
+            offset: addr.checked_sub(sym.addr)?,
+            size: sym.size,
+        })
+    }
+}
 
 /// Words of the largest encoded record an event writes.
 pub const RECORD_WORDS: usize = 64;

@@ -267,6 +267,12 @@ fn events_attached_to_live_probes_record_until_deleted() {
     )
     .collect();
 
+    // The kernel's own address-to-name lookup serves the formatter.
+    let names = probe_events::ServicesSymbols::new(engine.services());
+    let at = probe_events::Symbolizer::lookup(&names, ARITH + 8).unwrap();
+    assert_eq!((at.name, at.offset, at.size), ("arith", 8, 14));
+    assert!(probe_events::Symbolizer::lookup(&names, 0x7000).is_none());
+
     // An inlined-away symbol: the engine's error, nothing registered.
     assert_eq!(
         register_probe(engine, &defs[3]).unwrap_err().kind(),

@@ -481,6 +481,16 @@ impl KernelServices<Toy> for Kernel {
             .map(|(_, s)| *s)
     }
 
+    fn symbol_name(&self, addr: usize) -> Option<(&str, Symbol)> {
+        self.0
+            .symbols
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, s)| (s.addr..s.addr + s.size).contains(&addr))
+            .map(|&(n, s)| (n, s))
+    }
+
     fn lookup_module_symbol(&self, module: &str, name: &str) -> Option<Symbol> {
         // Module symbols are listed as "module:name".
         self.0
