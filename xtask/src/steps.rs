@@ -210,6 +210,29 @@ pub const TEST: &[Step] = &[
         timeout: minutes(5),
     },
     Step {
+        // Miri over probe-events' ring buffer: writers on three threads and
+        // a concurrent reader, both full-ring modes, exact counts (sizes
+        // cut down under cfg(miri)); data races and aliasing checked.
+        name: "miri-ring",
+        action: Action::Run {
+            program: "env",
+            args: &[
+                "MIRIFLAGS=-Zmiri-ignore-leaks",
+                "cargo",
+                "+nightly",
+                "miri",
+                "test",
+                "--target-dir",
+                "target/miri",
+                "-p",
+                "probe-events",
+                "--test",
+                "ring",
+            ],
+        },
+        timeout: minutes(10),
+    },
+    Step {
         // loom: every interleaving of the probe table, the instance pool
         // and a record's generation+count (`cfg(loom)`, probe-core/src/
         // sync.rs), in its own target dir.
