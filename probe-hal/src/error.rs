@@ -308,8 +308,13 @@ impl fmt::Display for ProbeErrorKind {
 }
 
 impl fmt::Display for ProbeError {
+    /// `cannot probe 0x…: why`; without the address when the error is about
+    /// none (0: an unknown symbol, a stale id, a full table).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot probe {:#x}: {}", self.addr, self.kind)
+        match self.addr {
+            0 => write!(f, "cannot probe: {}", self.kind),
+            a => write!(f, "cannot probe {a:#x}: {}", self.kind),
+        }
     }
 }
 
