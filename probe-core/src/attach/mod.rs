@@ -265,7 +265,9 @@ pub(crate) fn attach_error(msg: &'static str) -> ProbeError {
     ProbeError::new(ProbeErrorKind::InvalidRequest(msg), 0)
 }
 
-#[link_section = "probe_trap_text"]
+// Not in `probe_trap_text`: these are the handler's side of the call (the
+// trap path reaches them through a function pointer, like a probe's `fn`
+// handlers), and the handler's own code, inlined here, is the kernel's.
 unsafe fn call_hit<H: ProbeHandler>(
     h: *const (),
     ctx: &ProbeContext,
@@ -277,7 +279,6 @@ unsafe fn call_hit<H: ProbeHandler>(
     unsafe { (*(h as *const H)).on_hit(ctx, regs) }
 }
 
-#[link_section = "probe_trap_text"]
 unsafe fn call_return<H: ProbeHandler>(h: *const (), ctx: &ProbeContext, regs: &mut dyn Registers) {
     // SAFETY: as for `call_hit`.
     unsafe { (*(h as *const H)).on_return(ctx, regs) }
