@@ -225,3 +225,52 @@ pub fn write_trace_line(
 pub fn write_profile_line(w: &mut dyn Write, event: &str, hits: u64, misses: u64) -> fmt::Result {
     writeln!(w, "  {event:<44} {hits:>15} {misses:>15}")
 }
+
+/// One line (with newline) of the probe list, as Linux's
+/// `/sys/kernel/debug/kprobes/list` prints it (`report_probe` in
+/// kernel/kprobes.c): the address as a 16-digit pointer, `k` or `r`, then
+/// `sym+0xoff` and the module (or a blank) when the address has a symbol,
+/// else the address again, then `[DISABLED]` for a disabled probe. (Ours
+/// are never `[GONE]`, `[OPTIMIZED]` or `[FTRACE]`.) User-space probes
+/// (uprobes) have no such file in Linux; they print the same way with
+/// `u`/`ur`, for the kernel's own listing.
+///
+/// ```
+/// # use probe_events::format::{write_probe_list_line, SymInfo};
+/// # use probe_core::{ProbeId, ProbeInfo, ProbeKind, Space};
+/// let p = ProbeInfo { id: ProbeId::NONE, addr: 0xffff_ffff_8123_4560, space: Space::Kernel,
+///     kind: ProbeKind::Kprobe, enabled: false, hits: 0, missed: 0, attached: 0 };
+/// let sym = SymInfo { name: "do_sys_open", offset: 0, size: 0xd6 };
+/// let mut s = String::new();
+/// write_probe_list_line(&mut s, &p, Some(sym), None).unwrap();
+/// assert_eq!(s, "ffffffff81234560  k  do_sys_open+0x0    [DISABLED]\n");
+/// ```
+pub fn write_probe_list_line(
+    w: &mut dyn Write,
+    p: &probe_core::ProbeInfo,
+    sym: Option<SymInfo<'_>>,
+    module: Option<&str>,
+) -> fmt::Result {
+    use probe_core::{ProbeKind, Space};
+    let kind = match (p.space, p.kind) {
+        (Space::Kernel, ProbeKind::Kprobe) => "k",
+        (Space::Kernel, ProbeKind::Kretprobe) => "r",
+        (Space::User(_), ProbeKind::Kprobe) => "u",
+        (Space::User(_), ProbeKind::Kretprobe) => "ur",
+    };
+    match sym {
+        Some(s) => write!(
+            w,
+            "{:016x}  {kind}  {}+0x{:x}  {} ",
+            p.addr,
+            s.name,
+            s.offset,
+            module.unwrap_or(" ")
+        )?,
+        None => write!(w, "{:016x}  {kind}  {:016x} ", p.addr, p.addr)?,
+    }
+    if !p.enabled {
+        w.write_str("[DISABLED]")?;
+    }
+    w.write_char('\n')
+}

@@ -303,6 +303,21 @@ fn events_attached_to_live_probes_record_until_deleted() {
 
     // Disabled: no record, the others go on.
     engine.disable(ids[0]).unwrap();
+    // The probe list as Linux's kprobes/list prints it.
+    let mut list = String::new();
+    for p in engine.list::<8>() {
+        let sym = probe_events::Symbolizer::lookup(&names, p.addr);
+        probe_events::format::write_probe_list_line(&mut list, &p, sym, None).unwrap();
+    }
+    assert_eq!(
+        list,
+        format!(
+            "{:016x}  k  arith+0x8    [DISABLED]\n{:016x}  k  arith+0x8    \n{:016x}  r  arith+0x0    \n",
+            ARITH + 8,
+            ARITH + 8,
+            ARITH
+        )
+    );
     run();
     assert_eq!(drain(&RING, &defs), sorted(&[mid2, ret]));
 
