@@ -42,8 +42,17 @@ pub fn doc(root: &Path) -> Result<(), String> {
 /// packaged files cargo would refuse to package them; then it runs with
 /// `--allow-dirty`, says so, and checks the working tree as it is.
 pub fn dry_run(root: &Path) -> Result<(), String> {
+    forget_stale_packages()?;
+    // Its own target dir, emptied first: cargo takes a registry crate of a
+    // given version as immutable and would reuse last run's build of it.
+    let target = root.join("target").join("publish-dry-run");
+    if target.exists() {
+        std::fs::remove_dir_all(&target)
+            .map_err(|e| format!("removing {}: {e}", target.display()))?;
+    }
     let mut cmd = Command::new("cargo");
     cmd.args(["publish", "--workspace", "--dry-run"])
+        .env("CARGO_TARGET_DIR", &target)
         .current_dir(root);
     let changed = uncommitted(root)?;
     if !changed.is_empty() {
@@ -54,6 +63,47 @@ pub fn dry_run(root: &Path) -> Result<(), String> {
         cmd.arg("--allow-dirty");
     }
     process::run(&mut cmd, Duration::from_secs(20 * 60)).map_err(|e| e.to_string())
+}
+
+/// Cargo builds each package against the others through a local registry
+/// (`<target>/package/tmp-registry`), and extracts its crates under
+/// `$CARGO_HOME/registry/src/-<hash of that path>/`, where an extraction
+/// from an earlier dry run of the same checkout path is reused as it is:
+/// a package would then be built against last run's copy of its
+/// dependencies (a new method missing). So remove our crates' extractions
+/// from those local registries first (crates.io's, `index.*`, are not
+/// touched).
+fn forget_stale_packages() -> Result<(), String> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for reg in registries.flatten() {
+        if !reg.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(reg.path()) else {
+            continue;
+        };
+        for c in crates.flatten() {
+            let name = c.file_name().to_string_lossy().into_owned();
+            let ours = LIBRARY_CRATES.iter().any(|(pkg, _)| {
+                name.strip_prefix(pkg)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|v| v.starts_with(|ch: char| ch.is_ascii_digit()))
+            });
+            if ours {
+                std::fs::remove_dir_all(c.path())
+                    .map_err(|e| format!("removing {}: {e}", c.path().display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The files git reports as changed or untracked in the library crates'
