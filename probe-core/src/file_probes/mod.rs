@@ -167,6 +167,12 @@ struct State<const N: usize, const M: usize> {
 /// Up to `N` file uprobes with `M` per-space instances (and `M` recorded
 /// mappings of probed files), under the lock `L` (same rules as the
 /// engine's registration lock: every method may wait for grace periods).
+///
+/// Every method is for registration context; those that take the engine
+/// refuse a call from a probe handler with
+/// [`ProbeErrorKind::InTrapContext`] before taking `L`, and
+/// [`FileUprobes::address_of`] never waits. `space_released` and
+/// `placements` take `L` unconditionally: never call them from a handler.
 pub struct FileUprobes<L: RawMutex, const N: usize, const M: usize> {
     state: Mutex<L, State<N, M>>,
 }
@@ -374,7 +380,10 @@ impl<L: RawMutex, const N: usize, const M: usize> FileUprobes<L, N, M> {
 
     /// The kernel is about to unmap `start..start + len` of `space`: the
     /// file probes placed there go (original bytes written back), their
-    /// semaphores there are counted down.
+    /// semaphores there are counted down. If the engine fails to remove
+    /// one (its text cannot be written back), the ones removed before it
+    /// stay removed and the mapping stays recorded: the error says which
+    /// probe, and a later call retries the rest.
     pub fn unmapped(
         &self,
         host: &dyn UprobeHost,
