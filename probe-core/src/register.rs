@@ -355,15 +355,15 @@ impl<
         if req.enabled && has_post(&req.handlers) {
             pt.post_handlers.fetch_add(1, Ordering::AcqRel);
         }
-        // Publish: link at the head of the point's chain.
-        rec.next
-            .store(pt.head.load(Ordering::Relaxed), Ordering::Relaxed);
-        pt.head.store(index as u32 + 1, Ordering::Release);
+        // Publish: link at the end of the point's chain, so the probes of
+        // one address run in registration order (as Linux's aggregate
+        // kprobe runs its list).
+        rec.next.store(0, Ordering::Relaxed);
+        self.link_at_tail(point, index as u32);
 
         if req.enabled {
             if let Err(e) = self.arm(point) {
-                pt.head
-                    .store(rec.next.load(Ordering::Relaxed), Ordering::Release);
+                self.unlink(point, index as u32);
                 if has_post(&req.handlers) {
                     pt.post_handlers.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -523,6 +523,26 @@ impl<
     /// Remove probe `index` from `point`'s chain. A reader standing on it
     /// still follows its `next`, which stays intact until the record is freed
     /// after a grace period.
+    /// Append record `index` (its `next` already 0) to `point`'s chain with
+    /// one Release store (registration lock held).
+    fn link_at_tail(&self, point: u32, index: u32) {
+        let pt = &self.points[point as usize];
+        let mut cur = pt.head.load(Ordering::Relaxed);
+        if cur == 0 {
+            pt.head.store(index + 1, Ordering::Release);
+            return;
+        }
+        loop {
+            let rec = &self.probes[cur as usize - 1];
+            let next = rec.next.load(Ordering::Relaxed);
+            if next == 0 {
+                rec.next.store(index + 1, Ordering::Release);
+                return;
+            }
+            cur = next;
+        }
+    }
+
     fn unlink(&self, point: u32, index: u32) {
         let pt = &self.points[point as usize];
         let next = self.probes[index as usize].next.load(Ordering::Relaxed);

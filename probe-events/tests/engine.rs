@@ -223,9 +223,9 @@ fn drain(ring: &RingBuffer<'static, 64, 64>, defs: &[EventDef]) -> Vec<String> {
         .unwrap();
         lines.push(text);
     }
-    // Events on one instruction fire in the engine's chain order (newest
-    // first; Linux's aggregate runs them in registration order): compare
-    // the lines of one run as a set.
+    // Events on one instruction fire in registration order (as Linux's
+    // aggregate kprobe); the lines of one run are compared as a set, so
+    // the check is about the records, not the order.
     lines.sort();
     lines
 }

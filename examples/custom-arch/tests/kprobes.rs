@@ -466,3 +466,35 @@ fn an_owned_probe_of_either_kind_is_unregistered_when_dropped() {
         "text restored"
     );
 }
+
+static ORDER: std::sync::Mutex<Vec<probe_core::ProbeId>> = std::sync::Mutex::new(Vec::new());
+
+fn record_order(ctx: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    ORDER.lock().unwrap().push(ctx.id);
+    PreAction::Continue
+}
+
+#[test]
+fn probes_on_one_address_run_in_registration_order() {
+    let fx: Fx = Fx::new();
+    let data: Vec<&'static Seen> = (0..3).map(|_| seen()).collect();
+    let ids: Vec<_> = data
+        .iter()
+        .map(|d| {
+            fx.e.register_kprobe(&Kprobe::at(ARITH + 8).pre(record_order).data(*d))
+                .unwrap()
+        })
+        .collect();
+    // The middle one goes and comes back: it is the newest then.
+    fx.e.unregister(ids[1]).unwrap();
+    let again =
+        fx.e.register_kprobe(&Kprobe::at(ARITH + 8).pre(record_order).data(data[1]))
+            .unwrap();
+    ORDER.lock().unwrap().clear();
+    fx.call(ARITH, &[]);
+    assert_eq!(
+        *ORDER.lock().unwrap(),
+        [ids[0], ids[2], again],
+        "Linux's order: registration"
+    );
+}
