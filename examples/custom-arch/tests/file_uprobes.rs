@@ -228,3 +228,50 @@ fn file_uprobe_errors_change_nothing() {
     );
     assert!(before == fx.snapshot());
 }
+
+#[test]
+fn enabling_is_all_or_nothing_when_one_space_cannot_be_written() {
+    let fx: Fx = Fx::new();
+    for asid in [1, 2] {
+        fx.load_user(asid);
+        fx.w.set_task_space(asid, asid);
+    }
+    let arith = fx.w.peek(Space::User(2), ARITH, 0x10);
+    fx.w.load(Space::User(2), 0x9000, &arith);
+    let files = Files::new();
+    map_text(&fx, &files, 1, 0x1000, 0x3000);
+    map_text(&fx, &files, 2, 0x9000, 0x100);
+    for asid in [1, 2] {
+        map_data(&fx, &files, asid);
+    }
+    let s = seen();
+    let id = files
+        .register(
+            fx.e,
+            FileUprobe {
+                file: LIB,
+                offset: (ARITH + 8) as u64,
+                ref_ctr: Some(SEM_OFF),
+                spec: ProbeSpec::Kprobe(Kprobe::at(0).pre(pre_count).data(s)),
+            },
+        )
+        .unwrap();
+    files.set_enabled(fx.e, id, false).unwrap();
+    // Space 2's breakpoint cannot be written back: enabling fails, and
+    // space 1 (switched first) is switched back.
+    fx.w.fail_writes_at(0x9008);
+    assert_eq!(
+        files.set_enabled(fx.e, id, true).unwrap_err().kind(),
+        ProbeErrorKind::TextPatchFailed
+    );
+    assert_eq!([semaphore(&fx, 1), semaphore(&fx, 2)], [0, 0]);
+    assert_eq!(fx.w.peek(Space::User(1), ARITH, 0x10), arith);
+    fx.call_in(Space::User(1), 1, ARITH, &[]);
+    assert_eq!(hits(s), 0, "space 1 stayed disabled");
+    // Once writes work, enabling reaches both.
+    fx.w.clear_failures();
+    files.set_enabled(fx.e, id, true).unwrap();
+    assert_eq!([semaphore(&fx, 1), semaphore(&fx, 2)], [1, 1]);
+    fx.call_in(Space::User(2), 2, 0x9000, &[]);
+    assert_eq!(hits(s), 1);
+}

@@ -297,6 +297,8 @@ impl<L: RawMutex, const N: usize, const M: usize> FileUprobes<L, N, M> {
     }
 
     /// Enable or disable a file uprobe in every space (semaphores follow).
+    /// All or nothing: when the engine cannot switch one space (its text
+    /// write failed), the spaces switched before it are switched back.
     pub fn set_enabled(
         &self,
         host: &dyn UprobeHost,
@@ -315,13 +317,32 @@ impl<L: RawMutex, const N: usize, const M: usize> FileUprobes<L, N, M> {
         }
         let ref_ctr = def.probe.ref_ctr;
         let file = def.probe.file;
-        for inst in st.instances.iter_mut().filter(|i| i.def == index) {
+        let switch = |inst: &mut Instance, on: bool| -> Result<(), ProbeError> {
             host.set_enabled(inst.id, on)?;
             if on {
                 count_semaphore(&st.mappings, host, inst, file, ref_ctr);
             } else if let Some(addr) = inst.counted.take() {
                 add_to_semaphore(host, inst.space, addr, -1);
             }
+            Ok(())
+        };
+        let mine = |i: &&mut Instance| i.def == index;
+        let mut done = 0;
+        let mut failure = None;
+        for inst in st.instances.iter_mut().filter(mine) {
+            if let Err(e) = switch(inst, on) {
+                failure = Some(e);
+                break;
+            }
+            done += 1;
+        }
+        if let Some(e) = failure {
+            // All or nothing: the spaces already switched go back (a write
+            // that fails again leaves that one as the engine left it).
+            for inst in st.instances.iter_mut().filter(mine).take(done) {
+                let _ = switch(inst, !on);
+            }
+            return Err(e);
         }
         def.enabled = on;
         Ok(())
