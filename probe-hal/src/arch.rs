@@ -192,4 +192,76 @@ pub trait Arch: Sized + Send + Sync + 'static {
     /// simulator whose machine calls the engine's return entry directly
     /// (examples/custom-arch) says false.
     const TRAMPOLINE_USES_RETURN_HOOK: bool = true;
+
+    // ---- Jump optimisation (optional; see `crate::optimize`) ----
+
+    /// Length of the jump that replaces the start of an optimised region
+    /// (x86_64: 5, `jmp rel32`); 0 when this backend does not optimise,
+    /// which is the default.
+    const OPT_JUMP_LEN: usize = 0;
+    /// Upper bound of the size of a detour built by
+    /// [`Self::build_detour`], in bytes (0: no jump optimisation).
+    const DETOUR_LEN: usize = 0;
+    /// How far from the probe address a detour may start (the largest
+    /// `|detour - addr|` for which [`Self::optimized_jump`] reaches and the
+    /// detour's jump back reaches), in bytes (0: no jump optimisation).
+    const OPT_REACH: usize = 0;
+
+    /// Whether the probe at `addr` can be replaced by a jump to a detour,
+    /// and which instructions the jump displaces. `function` is the range
+    /// of the function containing `addr` (from the kernel's symbol table);
+    /// the backend decodes the **whole** function from its start, reading it
+    /// through `text` (in chunks, without allocating), which must return the
+    /// original bytes (other probes' breakpoints replaced by the bytes they
+    /// cover). `may_fault(a)` says whether the instruction at `a` has an
+    /// exception-table entry. The default answers
+    /// [`SiteRule::NotSupported`](crate::SiteRule::NotSupported).
+    ///
+    /// The engine must still check what only it knows: no other probe
+    /// inside `(addr, addr + len)` (Linux `arch_check_optimized_kprobe`),
+    /// and that the region is not reserved by other text patching.
+    fn analyze_optimizable(
+        addr: usize,
+        function: core::ops::Range<usize>,
+        text: &dyn DataAccess,
+        may_fault: &dyn Fn(usize) -> bool,
+        mode: ExecMode,
+    ) -> Result<crate::OptRegion, crate::SiteRule> {
+        let _ = (addr, function, text, may_fault, mode);
+        Err(crate::SiteRule::NotSupported)
+    }
+
+    /// Write into `out` the detour for `region`, to live at `detour_addr`:
+    /// code that saves the registers into a frame (pc = the probe address),
+    /// masks interrupts when `mask_interrupts`, calls
+    /// [`crate::opthook::dispatch_optimized`] with `cookie`, restores the
+    /// registers and then runs the displaced instructions (relocated) and
+    /// jumps back to `region.end()`, or resumes at the frame's pc when the
+    /// hook returned true. Returns the detour's length (at most
+    /// [`Self::DETOUR_LEN`]). The default answers
+    /// [`SiteRule::NotSupported`](crate::SiteRule::NotSupported).
+    fn build_detour(
+        region: &crate::OptRegion,
+        detour_addr: usize,
+        cookie: usize,
+        mask_interrupts: bool,
+        out: &mut [u8],
+    ) -> Result<usize, crate::SiteRule> {
+        let _ = (region, detour_addr, cookie, mask_interrupts, out);
+        Err(crate::SiteRule::NotSupported)
+    }
+
+    /// Write into `out` the jump that replaces the start of the region at
+    /// `addr` and leads to `detour_addr`; returns its length
+    /// ([`Self::OPT_JUMP_LEN`]), or
+    /// [`SiteRule::OutOfReach`](crate::SiteRule::OutOfReach). The default
+    /// answers [`SiteRule::NotSupported`](crate::SiteRule::NotSupported).
+    fn optimized_jump(
+        addr: usize,
+        detour_addr: usize,
+        out: &mut [u8],
+    ) -> Result<usize, crate::SiteRule> {
+        let _ = (addr, detour_addr, out);
+        Err(crate::SiteRule::NotSupported)
+    }
 }

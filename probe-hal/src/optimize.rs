@@ -1,0 +1,167 @@
+//! Jump-optimised probes ("optprobes"): what a backend reports about a site
+//! and the region a jump displaces.
+//!
+//! A probe hit normally costs a breakpoint trap. Where the ISA has a jump
+//! long enough to reach nearby code, Linux replaces the breakpoint by a jump
+//! to a *detour* (arch/x86/kernel/kprobes/opt.c): the detour saves the
+//! registers into a frame, calls the engine, restores the registers, runs
+//! the instructions the jump displaced (the *region*) and jumps back after
+//! them. A backend that supports it implements the jump-optimisation items
+//! of [`crate::Arch`] ([`crate::Arch::analyze_optimizable`],
+//! [`crate::Arch::build_detour`], [`crate::Arch::optimized_jump`]) and its
+//! detour calls [`crate::opthook::dispatch_optimized`]. A backend that does
+//! not keeps the provided defaults, which answer [`SiteRule::NotSupported`].
+
+use core::fmt;
+
+/// Longest displaced region any backend may report, in bytes (x86_64: a
+/// 5-byte `jmp rel32` may end 1 byte into an instruction of up to 15 bytes,
+/// so at most 4 + 15 = 19 bytes; one more for good measure).
+pub const MAX_OPT_REGION: usize = 20;
+
+/// Why a site cannot be jump-optimised. The probe then stays a breakpoint
+/// probe; none of these is an error of the probe itself.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteRule {
+    /// The backend has no jump optimisation (the provided default of every
+    /// [`crate::Arch`] item).
+    NotSupported,
+    /// The function containing the probe is not known, or the range given
+    /// does not contain the probe address. Linux: `can_optimize()` refuses
+    /// when `kallsyms_lookup_size_offset()` fails.
+    FunctionSizeUnknown,
+    /// The displaced region would run past the end of the function. Linux:
+    /// `can_optimize()` refuses when `size - offset < JMP32_INSN_SIZE`, and
+    /// the region is copied instruction by instruction within the function.
+    RegionPastFunction,
+    /// An instruction of the region is not one the backend steps out of line
+    /// and may boost: it is simulated (a branch, or in kernel mode `cli`,
+    /// `sti`, `pushf`, `popf` on x86_64), refused, or not boostable. Linux:
+    /// `copy_optimized_instructions()` requires `can_boost()` of each one.
+    NotStepped {
+        /// Address of that instruction.
+        at: usize,
+    },
+    /// An instruction of the function has an exception-table entry: its
+    /// fault fix-up may jump back into the function, possibly into the
+    /// region. Linux: `can_optimize()` refuses on `search_exception_tables()`
+    /// for any instruction of the function.
+    MayFault {
+        /// Address of that instruction.
+        at: usize,
+    },
+    /// A direct branch somewhere in the function targets the inside of the
+    /// region (after its first byte), which the jump overwrites. Linux:
+    /// `insn_jump_into_range()` in `can_optimize()`.
+    JumpIntoRegion {
+        /// Address of the branch.
+        from: usize,
+    },
+    /// The function contains an indirect jump: a jump table could land
+    /// inside the region. Linux: `insn_is_indirect_jump()` in
+    /// `can_optimize()`.
+    IndirectJump {
+        /// Address of the indirect jump.
+        at: usize,
+    },
+    /// The bytes at this address do not decode (walking from the function
+    /// start). Linux: `can_optimize()` refuses when decoding fails.
+    Undecodable {
+        /// Address of the bytes.
+        at: usize,
+    },
+    /// Walking the function from its start, no instruction starts at the
+    /// probe address (it falls inside an instruction).
+    NotInstructionBoundary {
+        /// The start of the instruction that covers the probe address.
+        insn: usize,
+    },
+    /// The detour is out of the jump's reach from the probe (or a relocated
+    /// pc-relative operand of the region does not reach its data from the
+    /// detour). Linux allocates detours within ±2 GiB so it never happens
+    /// there.
+    OutOfReach,
+    /// Reading the text at this address failed.
+    ReadFailed {
+        /// The address that could not be read.
+        addr: usize,
+    },
+    /// The output buffer is shorter than the code to write (a caller bug:
+    /// give [`crate::Arch::DETOUR_LEN`] or [`crate::Arch::OPT_JUMP_LEN`]
+    /// bytes).
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+    },
+}
+
+impl fmt::Display for SiteRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::NotSupported => f.write_str("this backend has no jump optimisation"),
+            Self::FunctionSizeUnknown => {
+                f.write_str("the function containing the probe and its size are not known")
+            }
+            Self::RegionPastFunction => {
+                f.write_str("the instructions the jump displaces run past the end of the function")
+            }
+            Self::NotStepped { at } => write!(
+                f,
+                "the instruction at {at:#x}, which the jump displaces, is simulated, refused or not boostable"
+            ),
+            Self::MayFault { at } => write!(
+                f,
+                "the instruction at {at:#x} has an exception-table entry (its fix-up may jump into the region)"
+            ),
+            Self::JumpIntoRegion { from } => write!(
+                f,
+                "the branch at {from:#x} targets the inside of the displaced region"
+            ),
+            Self::IndirectJump { at } => write!(
+                f,
+                "the function has an indirect jump at {at:#x} (a jump table could land in the region)"
+            ),
+            Self::Undecodable { at } => write!(f, "the bytes at {at:#x} do not decode"),
+            Self::NotInstructionBoundary { insn } => write!(
+                f,
+                "the probe address falls inside the instruction at {insn:#x}"
+            ),
+            Self::OutOfReach => f.write_str("the detour is out of the jump's reach"),
+            Self::ReadFailed { addr } => write!(f, "reading the text at {addr:#x} failed"),
+            Self::BufferTooSmall { needed } => {
+                write!(f, "the output buffer is too small ({needed} bytes needed)")
+            }
+        }
+    }
+}
+
+/// The instructions a jump displaces at a probe address, as
+/// [`crate::Arch::analyze_optimizable`] found them; the detour runs copies of
+/// them ([`crate::Arch::build_detour`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptRegion {
+    /// The probe address: the first byte the jump overwrites.
+    pub addr: usize,
+    /// Length of the region in bytes: whole instructions, at least
+    /// [`crate::Arch::OPT_JUMP_LEN`] and at most [`MAX_OPT_REGION`].
+    pub len: usize,
+    /// Number of instructions in the region.
+    pub insns: usize,
+    /// The mode the region was decoded for.
+    pub mode: crate::ExecMode,
+    /// The original bytes of the region; the first `len` are used.
+    pub orig: [u8; MAX_OPT_REGION],
+}
+
+impl OptRegion {
+    /// The original bytes of the region.
+    pub fn original(&self) -> &[u8] {
+        &self.orig[..self.len]
+    }
+
+    /// The address after the region, where the detour jumps back.
+    pub fn end(&self) -> usize {
+        self.addr.wrapping_add(self.len)
+    }
+}
