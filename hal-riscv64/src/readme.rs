@@ -13,7 +13,8 @@
 ///     probe_state: TaskState<Riscv64>,
 /// }
 ///
-/// // 1. The kernel's services: read/patch text (safe against other CPUs, then
+/// // 1. The kernel's services: read/patch text (safe against other CPUs, and
+/// //    visible to instruction fetch: flush in `write_text` or implement
 /// //    `sync_icache`), executable pages for out-of-line slots, the current CPU
 /// //    and task, a grace period (`synchronize`, the one that may block),
 /// //    symbol lookup, a blacklist. See docs/integration.md for the contracts.
@@ -27,7 +28,6 @@
 ///     fn read(&self, space: Space, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> { todo!() }
 ///     fn write_data(&self, space: Space, addr: usize, data: &[u8]) -> Result<(), MemoryFault> { todo!() }
 ///     fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError> { todo!() }
-///     fn sync_icache(&self, space: Space, addr: usize, len: usize) { todo!() }
 ///     fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> { todo!() }
 ///     fn free_slot_page(&self, space: Space, page: usize) { todo!() }
 ///     fn synchronize(&self) { todo!("wait for a grace period") }
@@ -72,7 +72,8 @@
 /// }
 ///
 /// // 5. Probes. An eBPF program reads Linux's riscv64 `pt_regs`:
-/// //    `probe_hal_riscv64::with_pt_regs(regs, |pt| ...)` gives it one.
+/// //    `probe_hal_riscv64::with_pt_regs(regs, |pt| ...)` gives it one, and
+/// //    `probe_core::native::PtRegsProgram(f)` attaches a closure over it.
 /// fn on_hit(ctx: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
 ///     log::info!("{:#x}: first argument {:?}", ctx.addr, regs.arg(0));
 ///     PreAction::Continue

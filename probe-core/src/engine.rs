@@ -9,10 +9,10 @@ use probe_hal::{Arch, DataAccess, MemoryFault, ProbeError, ProbeErrorKind};
 use crate::cpu::CpuState;
 use crate::instances::InstancePool;
 use crate::point::ProbePoint;
-use crate::probe::{Handlers, ProbeRecord};
+use crate::probe::ProbeRecord;
 use crate::removed::RecentlyRemoved;
 use crate::services::{KernelServices, Space};
-use crate::spec::{ProbeId, ProbeInfo, ProbeKind};
+use crate::spec::{ProbeId, ProbeInfo};
 use crate::table::{Key, ProbeTable};
 use crate::task::TaskState;
 use crate::xol::XolArea;
@@ -279,10 +279,7 @@ impl<
             },
             addr: point.addr,
             space: point.space,
-            kind: match cfg.handlers {
-                Handlers::Kprobe { .. } => ProbeKind::Kprobe,
-                Handlers::Kretprobe { .. } => ProbeKind::Kretprobe,
-            },
+            kind: cfg.kind(),
             enabled: rec.enabled.load(Ordering::Relaxed),
             hits: rec.hits.load(Ordering::Relaxed),
             missed: rec.missed.load(Ordering::Relaxed),
@@ -315,6 +312,20 @@ impl<
             }
         }
         out
+    }
+
+    /// Write the probe list, one line per probe in table order, each
+    /// [`ProbeInfo`]'s `Display` (Linux's `/sys/kernel/debug/kprobes/list`
+    /// shape). Formats under the registration lock: `out` must not call
+    /// into the engine. From trap context it writes nothing unless the lock
+    /// is free.
+    pub fn write_list(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let Some(_reg) = self.lock_for_query() else {
+            return Ok(());
+        };
+        (0..PROBES)
+            .filter_map(|i| self.info_of(i))
+            .try_for_each(|info| writeln!(out, "{info}"))
     }
 
     /// Fill `out` with registered probes; returns how many there are in all

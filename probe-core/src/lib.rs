@@ -41,6 +41,7 @@ mod rethook;
 mod services;
 mod space;
 mod spec;
+mod symbols;
 mod sync;
 mod table;
 mod task;
@@ -57,8 +58,9 @@ pub use spec::{
     EntryAction, EntryHandler, Kprobe, Kretprobe, PostHandler, PreAction, PreHandler, ProbeContext,
     ProbeId, ProbeInfo, ProbeKind, ProbeSpec, ReturnHandler, Target, UserData, NO_DATA,
 };
+pub use symbols::SymbolTable;
 pub use task::TaskState;
-pub use trap::{FaultOutcome, TrapOutcome};
+pub use trap::{FaultOutcome, TrapCause, TrapOutcome};
 
 pub use probe_hal::{Arch, ExecMode, MemoryFault, ProbeError, ProbeErrorKind, Registers};
 
@@ -89,6 +91,8 @@ pub type NativeArch = probe_hal_aarch64::Aarch64;
     )
 ))]
 pub mod native {
+    mod pt_regs_program;
+    pub use pt_regs_program::PtRegsProgram;
     #[cfg(target_arch = "aarch64")]
     pub use probe_hal_aarch64::{
         frame_registers, pt_regs_mut, with_pt_regs, Aarch64 as Arch, PtRegs, RegNames,

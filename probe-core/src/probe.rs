@@ -30,6 +30,18 @@ pub(crate) struct ProbeConfig {
     pub(crate) data: UserData,
 }
 
+impl ProbeConfig {
+    /// Entry or return probe.
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    pub(crate) fn kind(&self) -> crate::spec::ProbeKind {
+        match self.handlers {
+            Handlers::Kprobe { .. } => crate::spec::ProbeKind::Kprobe,
+            Handlers::Kretprobe { .. } => crate::spec::ProbeKind::Kretprobe,
+        }
+    }
+}
+
 /// See the module documentation.
 pub(crate) struct ProbeRecord {
     /// The generation (high 32 bits) and the live return instances of this

@@ -20,7 +20,7 @@ use crate::engine::Engine;
 use crate::instances::Instance;
 use crate::probe::Handlers;
 use crate::services::{KernelServices, Space};
-use crate::spec::{EntryAction, ProbeContext, ProbeId};
+use crate::spec::{EntryAction, ProbeContext, ProbeId, ProbeKind};
 use crate::task::TaskState;
 
 impl<
@@ -193,6 +193,7 @@ impl<
                                 cpu: cpu_index,
                                 space,
                                 return_address: real,
+                                kind: ProbeKind::Kretprobe,
                             };
                             if let Some(ret) = ret {
                                 // SAFETY: the current task's instance; the

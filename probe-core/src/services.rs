@@ -2,6 +2,7 @@
 
 use probe_hal::{Arch, MemoryFault};
 
+use crate::symbols::SymbolTable;
 use crate::task::TaskState;
 
 /// Which address space a probe or an access is about.
@@ -157,8 +158,18 @@ pub trait KernelServices<A: Arch>: Sync {
     fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError>;
 
     /// Make `len` bytes at `addr` in `space` visible to instruction fetch on
-    /// every CPU.
-    fn sync_icache(&self, space: Space, addr: usize, len: usize);
+    /// every CPU; called after every [`write_text`](Self::write_text). The
+    /// default does nothing: right when `write_text` already leaves the new
+    /// bytes visible to every CPU's instruction fetch (Linux's `patch_text`
+    /// and `text_poke` flush as part of the write), and on x86_64, whose
+    /// instruction caches are coherent with stores (a serializing event on
+    /// each CPU is still the writer's job: stop-machine gives one). A
+    /// kernel whose `write_text` does not flush implements it (riscv64:
+    /// `fence.i` on every hart; loongarch64: `ibar`; aarch64: clean to the
+    /// point of unification, then invalidate).
+    fn sync_icache(&self, space: Space, addr: usize, len: usize) {
+        let _ = (space, addr, len);
+    }
 
     /// An executable page for out-of-line slots in `space`, as close to
     /// `near` as the ISA needs (x86_64: within ±2 GiB). `None` if none.
@@ -186,10 +197,20 @@ pub trait KernelServices<A: Arch>: Sync {
         false
     }
 
-    /// Resolve a kernel symbol.
-    fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
-        let _ = name;
+    /// The kernel's symbol table, if it has one: the defaults of
+    /// [`lookup_symbol`](Self::lookup_symbol),
+    /// [`symbol_name`](Self::symbol_name) and
+    /// [`symbol_containing`](Self::symbol_containing) (kernel space) answer
+    /// from it. A `/proc/kallsyms`-style slice of `(start, name)` sorted by
+    /// address is one ([`SymbolTable`]'s slice implementation sizes each
+    /// symbol up to the next start). The default has none.
+    fn symbols(&self) -> Option<&dyn SymbolTable> {
         None
+    }
+
+    /// Resolve a kernel symbol. The default asks [`symbols`](Self::symbols).
+    fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
+        self.symbols()?.lookup(name)
     }
 
     /// Resolve symbol `name` of the loaded module `module` (a target
@@ -208,17 +229,20 @@ pub trait KernelServices<A: Arch>: Sync {
     /// The name and extent of the kernel symbol containing `addr` (the
     /// address-to-name direction of `kallsyms`), for trace output such as
     /// probe events' `(do_sys_open+0x0/0xd6)`. Not called by the engine
-    /// itself; the default knows no names.
+    /// itself; the default asks [`symbols`](Self::symbols).
     fn symbol_name(&self, addr: usize) -> Option<(&str, Symbol)> {
-        let _ = addr;
-        None
+        self.symbols()?.containing(addr)
     }
 
     /// The symbol (function) containing `addr` in `space`, for the
-    /// instruction-boundary and function-entry checks.
+    /// instruction-boundary and function-entry checks. The default asks
+    /// [`symbols`](Self::symbols) for kernel addresses and knows no user
+    /// symbols.
     fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
-        let _ = (space, addr);
-        None
+        match space {
+            Space::Kernel => Some(self.symbols()?.containing(addr)?.1),
+            Space::User(_) => None,
+        }
     }
 
     /// Whether the instruction at kernel address `addr` may fault with a

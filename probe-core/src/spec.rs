@@ -76,6 +76,10 @@ pub struct ProbeContext {
     pub space: Space,
     /// For return handlers, the real return address; 0 otherwise.
     pub return_address: usize,
+    /// The probe's kind: a handler object attached to a kretprobe learns
+    /// here that a hit is the function's entry (Linux runs a kretprobe
+    /// event's program at the return only).
+    pub kind: ProbeKind,
 }
 
 impl core::fmt::Debug for ProbeContext {
@@ -102,6 +106,29 @@ pub enum Target<'a> {
         /// Offset into the symbol.
         offset: usize,
     },
+}
+
+impl<'a> Target<'a> {
+    /// A target as a perf probe event names it (Linux's
+    /// `perf_event_attr` for the kprobe PMU: `kprobe_func` with
+    /// `probe_offset`, or, when the name is empty, `kprobe_addr`): `name`
+    /// plus `value` as an offset, or `value` as an address.
+    ///
+    /// ```
+    /// use probe_core::Target;
+    /// assert_eq!(Target::symbol_or_addr("vfs_read", 4), Target::Symbol { name: "vfs_read", offset: 4 });
+    /// assert_eq!(Target::symbol_or_addr("", 0x1000), Target::Addr(0x1000));
+    /// ```
+    pub const fn symbol_or_addr(name: &'a str, value: usize) -> Self {
+        if name.is_empty() {
+            Target::Addr(value)
+        } else {
+            Target::Symbol {
+                name,
+                offset: value,
+            }
+        }
+    }
 }
 
 /// A kprobe (or, with [`Kprobe::in_space`], a uprobe).

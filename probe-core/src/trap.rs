@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::point::{PointInfo, PointKind};
 use crate::probe::Handlers;
 use crate::services::{KernelServices, Space};
-use crate::spec::{PreAction, ProbeContext, ProbeId};
+use crate::spec::{PreAction, ProbeContext, ProbeId, ProbeKind};
 
 /// What a trap entry point did with a trap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,18 @@ pub enum TrapOutcome {
         /// The data address whose access faulted.
         addr: usize,
     },
+}
+
+/// Which trap a kernel hands to [`Engine::handle_trap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapCause {
+    /// A breakpoint instruction (`int3`, `ebreak`, `break`, `brk`).
+    Breakpoint,
+    /// A single-step trap (x86_64 `#DB` with TF, a hardware step).
+    SingleStep,
+    /// A page fault, access fault or illegal instruction: any exception
+    /// a stepped instruction can raise.
+    Fault,
 }
 
 /// What the fault entry point did.
@@ -72,6 +84,34 @@ impl<
             cpu_out_of_range(c, CPUS);
         }
         c
+    }
+
+    /// One entry for a kernel's trap dispatcher: the breakpoint, single-step
+    /// or fault entry point by `cause`. For [`TrapCause::Fault`] the engine
+    /// abandons a step in flight (see [`Engine::handle_fault`]) and answers
+    /// [`TrapOutcome::NotOurs`]: the kernel's own fault handling runs next,
+    /// at the registers as they now are.
+    ///
+    /// # Safety
+    /// As for [`Engine::handle_breakpoint`].
+    #[link_section = "probe_trap_text"]
+    pub unsafe fn handle_trap<R: Registers>(
+        &self,
+        regs: &mut R,
+        mode: ExecMode,
+        cause: TrapCause,
+    ) -> TrapOutcome {
+        // SAFETY: the caller's promise, passed on.
+        unsafe {
+            match cause {
+                TrapCause::Breakpoint => self.handle_breakpoint(regs, mode),
+                TrapCause::SingleStep => self.handle_single_step(regs, mode),
+                TrapCause::Fault => {
+                    let _ = self.handle_fault(regs, mode);
+                    TrapOutcome::NotOurs
+                }
+            }
+        }
     }
 
     /// The kernel's breakpoint trap handler calls this with the trap frame
@@ -347,6 +387,7 @@ impl<
                 cpu,
                 space: info.space,
                 return_address: 0,
+                kind: cfg.kind(),
             };
             match cfg.handlers {
                 Handlers::Kprobe { pre, .. } => {
@@ -548,6 +589,7 @@ impl<
                     cpu,
                     space,
                     return_address: 0,
+                    kind: ProbeKind::Kprobe,
                 };
                 post(&ctx, regs);
             }

@@ -244,6 +244,31 @@ impl ProbeError {
     }
 }
 
+/// A probe error as the negative errno a system call returns (Linux's
+/// `register_kprobe` convention: `-EINVAL`, `-EILSEQ`, …; the table is on
+/// [`ProbeErrorKind::errno`]), so `?` works in kernel code that returns
+/// `Result<_, i32>`.
+///
+/// ```
+/// use probe_hal::{ProbeError, ProbeErrorKind};
+/// fn open() -> Result<u32, i32> {
+///     Err(ProbeError::new(ProbeErrorKind::UnknownSymbol, 0))?
+/// }
+/// assert_eq!(open(), Err(-2)); // -ENOENT
+/// ```
+impl From<ProbeError> for i32 {
+    fn from(e: ProbeError) -> i32 {
+        -e.kind().errno()
+    }
+}
+
+/// As the `i32` conversion, for kernels whose system calls return `isize`.
+impl From<ProbeError> for isize {
+    fn from(e: ProbeError) -> isize {
+        -(e.kind().errno() as isize)
+    }
+}
+
 impl fmt::Display for Capacity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

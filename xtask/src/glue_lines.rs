@@ -17,7 +17,8 @@
 //! - **register copies**: lines that copy registers between the kernel's
 //!   frame and another layout, explicitly (`PtRegs::capture`,
 //!   `capture_into`, `write_back`, a field-by-field assignment between two
-//!   frames), and the `pt_regs` view sites (`with_pt_regs`), which copy
+//!   frames), and the `pt_regs` view sites (`with_pt_regs`, or a program
+//!   attached as `PtRegsProgram`, which runs it), which copy
 //!   only when the frame is not a `PtRegs`: each is printed with the paths
 //!   that reach it and whether they copy, and why.
 //!
@@ -39,10 +40,12 @@ pub const LIMIT: usize = 120;
 
 /// What the `glue` step of `cargo xtask test` allows per ISA build while the
 /// goal is not met: the count measured when the model kernel landed
-/// (202 x86_64, 209 riscv64, 2026-12-03), so the glue cannot grow
-/// unnoticed while the API work that brings it to [`LIMIT`] goes on. Lower
-/// it with every such change; remove it once the goal holds.
-pub const CEILING: usize = 209;
+/// (202 x86_64, 209 riscv64, 2026-12-03), lowered with each API change
+/// since (150 x86_64, 157 riscv64 after the symbol table, the `pt_regs`
+/// program adaptor, `handle_trap`, `write_list` and the errno conversion),
+/// so the glue cannot grow unnoticed while the goal is not met. Lower it
+/// with every such change; remove it once the goal holds.
+pub const CEILING: usize = 157;
 
 /// The ISA builds measured (`target_arch` values).
 const ISAS: [&str; 2] = ["x86_64", "riscv64"];
@@ -533,6 +536,13 @@ fn is_register(name: &str) -> bool {
 /// What a `pt_regs` view site costs on the paths that reach it.
 fn view_paths(func: &str) -> &'static str {
     match func {
+        "set_bpf" => {
+            "a program attached as probe-core's PtRegsProgram (its view runs with_pt_regs): \
+             kretprobes: no copy (the return trampoline's frame is the hal's PtRegs, \
+             zero-copy through pt_regs_mut); kprobes, uprobes, uretprobes: capture + \
+             write-back (the CPU crate's frame does not have Linux's pt_regs layout, which \
+             eBPF programs read: it cannot serve)"
+        }
         "on_return" => {
             "kretprobes: no copy (the return trampoline's frame is the hal's PtRegs, \
              zero-copy through pt_regs_mut); uretprobes: capture + write-back (they \
@@ -564,7 +574,8 @@ fn measure(kernel: &Path) -> Result<Report, String> {
         for l in explicit_copies(&f.lines) {
             copies.push((name.clone(), l.number, l.code.clone()));
         }
-        for l in f.lines.iter().filter(|l| l.code.contains("with_pt_regs(")) {
+        let view = |c: &str| c.contains("with_pt_regs(") || c.contains("PtRegsProgram(");
+        for l in f.lines.iter().filter(|l| view(&l.code)) {
             views.push((name.clone(), l.number, l.func.clone()));
         }
     }

@@ -12,7 +12,8 @@ use std::sync::Mutex;
 use common::*;
 use custom_arch::world::Event;
 use probe_core::{
-    Attachment, Kprobe, Kretprobe, PreAction, ProbeContext, ProbeErrorKind, ProbeHandler, Space,
+    Attachment, Kprobe, Kretprobe, PreAction, ProbeContext, ProbeErrorKind, ProbeHandler,
+    ProbeKind, Space,
 };
 use probe_hal::Registers;
 
@@ -23,6 +24,8 @@ struct Program {
     alive: AtomicU64,
     hits: AtomicUsize,
     returns: AtomicUsize,
+    /// `ctx.kind` at the last hit (0: none, 1: kprobe, 2: kretprobe).
+    hit_kind: AtomicUsize,
     add_to_r1: u64,
     skip_to: Option<usize>,
     set_return: Option<u64>,
@@ -42,6 +45,7 @@ impl Program {
             alive: AtomicU64::new(ALIVE),
             hits: AtomicUsize::new(0),
             returns: AtomicUsize::new(0),
+            hit_kind: AtomicUsize::new(0),
             add_to_r1: 0,
             skip_to: None,
             set_return: None,
@@ -89,6 +93,8 @@ impl ProbeHandler for Program {
     fn on_hit(&self, ctx: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
         self.check_alive();
         self.hits.fetch_add(1, Ordering::SeqCst);
+        let kind = 1 + usize::from(ctx.kind == ProbeKind::Kretprobe);
+        self.hit_kind.store(kind, Ordering::SeqCst);
         for _ in 0..self.dwell {
             std::hint::spin_loop();
         }
@@ -118,6 +124,7 @@ impl ProbeHandler for Program {
         }
         self.check_alive();
         assert_ne!(ctx.return_address, 0);
+        assert_eq!(ctx.kind, ProbeKind::Kretprobe);
         if let Some(v) = self.set_return {
             regs.set_return_value(v as usize);
         }
@@ -143,6 +150,11 @@ fn an_attached_program_runs_on_every_hit_until_detached() {
     assert_eq!(att.probe(), Some(id));
     assert_eq!(fx.e.info(id).unwrap().attached, 1);
     assert_eq!(fx.call(BRANCHY, &[2]).r[1], 100, "the program changed r1");
+    assert_eq!(
+        att.handler().hit_kind.load(Ordering::SeqCst),
+        1,
+        "a kprobe hit"
+    );
     assert_eq!(att.handler().hits.load(Ordering::SeqCst), 1);
     assert_eq!(hits(own), 2, "the probe's own handler runs as before");
 
@@ -194,6 +206,11 @@ fn a_program_on_a_return_probe_sees_entry_and_return_and_can_change_the_result()
     assert_eq!(fx.call(CALLER, &[]).r[1], 99);
     let p = att.handler();
     assert_eq!(p.hits.load(Ordering::SeqCst), 1, "entry");
+    assert_eq!(
+        p.hit_kind.load(Ordering::SeqCst),
+        2,
+        "the entry of a kretprobe"
+    );
     assert_eq!(p.returns.load(Ordering::SeqCst), 1, "return");
 }
 

@@ -403,6 +403,13 @@ fn listing_shows_address_kind_state_and_counters() {
     );
     let mut buf = [*ia; 1];
     assert_eq!(fx.e.list_into(&mut buf), 2, "list_into reports the total");
+    let mut text = String::new();
+    fx.e.write_list(&mut text).unwrap();
+    let want: String = list.iter().map(|p| format!("{p}\n")).collect();
+    assert_eq!(
+        text, want,
+        "write_list: a Display line per probe, in table order"
+    );
 }
 
 #[test]

@@ -38,5 +38,5 @@ pub mod trap;
 pub fn boot(p: &'static dyn platform::Platform, symbols: &'static [(usize, &'static str)]) {
     platform::init(p);
     ksyms::init(symbols);
-    probe::traps::init(); // probe hook
+    probe::init(); // probe hook
 }

@@ -39,11 +39,6 @@ pub fn patch_text(addr: usize, bytes: &[u8]) -> Result<(), usize> {
     ok.then_some(()).ok_or(addr)
 }
 
-/// Make `len` bytes of new instructions at `addr` visible everywhere.
-pub fn flush_icache(addr: usize, len: usize) {
-    platform::get().flush_icache(addr, len)
-}
-
 /// An executable kernel page near `near`.
 pub fn alloc_exec_page(near: usize) -> Option<usize> {
     platform::get().alloc_exec_page(near)
@@ -191,6 +186,7 @@ impl AddrSpace {
             let ok = p.set_text_writable(addr, data.len(), true)
                 && p.write_nofault(addr, data)
                 && p.set_text_writable(addr, data.len(), false);
+            p.flush_icache(addr, data.len());
             return ok.then_some(()).ok_or(addr);
         }
         if self.direct {

@@ -15,7 +15,7 @@ pub struct Task {
     /// Signals pending (bit `n - 1` for signal `n`).
     pub pending: AtomicU64,
     /// The probe engine's per-task state.
-    pub probe: crate::probe::tasks::TaskExt, // probe hook
+    pub probe: probe_core::TaskState<crate::probe::Isa>, // probe hook
 }
 
 impl Task {
@@ -61,7 +61,7 @@ pub fn exit(task: Arc<Task>, last_in_space: bool) {
 }
 
 fn drop_space(asid: usize) {
-    crate::probe::tasks::on_space_gone(asid); // probe hook
+    let _ = crate::probe::ENGINE.release_space(asid); // probe hook
     mm::remove_space(asid);
 }
 
@@ -93,5 +93,5 @@ pub fn fork(parent: &Task, tid: usize, child_asid: usize) -> Result<Arc<Task>, i
 /// (else it stays pending until the task's next return to user mode).
 pub fn signal(task: &Task, sig: u32) -> bool {
     task.pending.fetch_or(1 << (sig - 1), Ordering::Relaxed);
-    !crate::probe::tasks::defer_signal(task) // probe hook
+    !crate::probe::ENGINE.should_defer_signal(&task.probe) // probe hook
 }

@@ -23,7 +23,7 @@ use glue_cpu::TrapKind;
 use glue_kernel::mm::{self, AddrSpace};
 use glue_kernel::perf::{self, PerfAttr, PerfKind, Program};
 use glue_kernel::platform::Platform;
-use glue_kernel::probe::listing;
+use glue_kernel::probe;
 use glue_kernel::task::{self, Task};
 use glue_kernel::trap::{dispatch, Disposition};
 use libc::{c_int, greg_t, siginfo_t, ucontext_t};
@@ -270,7 +270,7 @@ fn open_with(a: &PerfAttr<'_>, prog: Program) -> usize {
 
 fn listing() -> String {
     let mut s = String::new();
-    listing::show(&mut s).unwrap();
+    probe::show_list(&mut s).unwrap();
     s
 }
 

@@ -1,62 +1,40 @@
-//! Probe events for the perf layer: a probe per event, programs attached
-//! to it while it is live, detached by dropping them.
+//! Probe events for the perf layer: a probe per event, a program attached
+//! to it while it is live, detached by dropping it.
 
 use alloc::boxed::Box;
 use core::pin::Pin;
 
-use probe_core::{Attachment, OwnedProbe, PreAction, ProbeContext, ProbeHandler, ProbeKind};
-use probe_core::{ProbeSpec, Registers, Space, Target};
+use probe_core::{native::PtRegsProgram, Attachment, OwnedProbe};
+use probe_core::{ProbeKind::*, ProbeSpec, Space, Target};
 
-use super::{errno::errno, traps::ENGINE, with_pt_regs};
-use crate::perf::{PerfAttr, PerfEvent, PerfKind::*, Program};
+use super::ENGINE;
+use crate::perf::{PerfAttr, PerfEvent, PerfKind, Program};
 
-/// A program and whether it runs at the return.
-pub struct Prog(Program, bool);
+type Prog = Pin<Box<Attachment<'static, PtRegsProgram<Program>>>>;
 
-impl ProbeHandler for Prog {
-    fn on_hit(&self, _: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
-        if !self.1 {
-            with_pt_regs(regs, |pt| (self.0)(pt));
-        }
-        PreAction::Continue
-    }
-    fn on_return(&self, _: &ProbeContext, regs: &mut dyn Registers) {
-        with_pt_regs(regs, |pt| (self.0)(pt));
-    }
-}
-
-/// The event's probe (unregistered when dropped), whether it is a return
-/// probe, its program.
-struct ProbeEvent(
-    OwnedProbe<'static>,
-    bool,
-    Option<Pin<Box<Attachment<'static, Prog>>>>,
-);
+/// The event's probe (unregistered when dropped) and its program.
+struct ProbeEvent(OwnedProbe<'static>, Option<Prog>);
 
 /// `perf_event_open` of a probe event: registers its probe.
 pub fn open(a: &PerfAttr<'_>) -> Result<Box<dyn PerfEvent>, i32> {
-    let space = [Space::Kernel, Space::User(a.asid)][matches!(a.kind, Uprobe | Uretprobe) as usize];
-    let target = match a.symbol {
-        "" => Target::Addr(a.addr),
-        name => Target::Symbol {
-            name,
-            offset: a.addr,
-        },
+    let target = Target::symbol_or_addr(a.symbol, a.addr);
+    let spec = match a.kind {
+        PerfKind::Kprobe => ProbeSpec::at(target, Space::Kernel, Kprobe),
+        PerfKind::Kretprobe => ProbeSpec::at(target, Space::Kernel, Kretprobe),
+        PerfKind::Uprobe => ProbeSpec::at(target, Space::User(a.asid), Kprobe),
+        PerfKind::Uretprobe => ProbeSpec::at(target, Space::User(a.asid), Kretprobe),
     };
-    let ret = matches!(a.kind, Kretprobe | Uretprobe);
-    let kind = [ProbeKind::Kprobe, ProbeKind::Kretprobe][ret as usize];
-    let probe = ENGINE.register_owned(&ProbeSpec::at(target, space, kind));
-    Ok(Box::new(ProbeEvent(probe.map_err(errno)?, ret, None)))
+    Ok(Box::new(ProbeEvent(ENGINE.register_owned(&spec)?, None)))
 }
 
 impl PerfEvent for ProbeEvent {
     fn set_bpf(&mut self, prog: Program) -> Result<(), i32> {
-        let att = Box::pin(Attachment::new(Prog(prog, self.1)));
-        ENGINE.attach(self.0.id(), att.as_ref()).map_err(errno)?;
-        self.2 = Some(att);
+        let prog = Box::pin(Attachment::new(PtRegsProgram(prog)));
+        ENGINE.attach(self.0.id(), prog.as_ref())?;
+        self.1 = Some(prog);
         Ok(())
     }
     fn clear_bpf(&mut self) {
-        self.2 = None;
+        self.1 = None;
     }
 }

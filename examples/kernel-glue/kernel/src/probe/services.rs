@@ -1,16 +1,18 @@
 //! The engine's kernel services, delegating to the kernel's own APIs.
 //!
-//! Not implemented (the defaults serve): `kernel_slots_covered_by_grace_period`
-//! (the kernel's grace period does not wait for preempted tasks, so no
-//! kernel probe is boosted and every kernel step runs with interrupts
-//! masked), hence `may_fault` (it only matters for boosting); modules
-//! (`lookup_module_symbol`); a `blacklist` (a bare-metal kernel lists its
-//! trap entry and these services there, or links them into
-//! `probe_trap_text`: docs/integration.md section 6).
+//! Not implemented (the defaults serve): `sync_icache` (the kernel's
+//! `patch_text` and copy-on-write text writes flush), the symbol lookups
+//! (answered from the kallsyms-like table `symbols` returns),
+//! `kernel_slots_covered_by_grace_period` (the kernel's grace period does
+//! not wait for preempted tasks, so no kernel probe is boosted and every
+//! kernel step runs with interrupts masked), hence `may_fault` (it only
+//! matters for boosting); modules (`lookup_module_symbol`); a `blacklist`
+//! (a bare-metal kernel lists its trap entry and these services there, or
+//! links them into `probe_trap_text`: docs/integration.md section 6).
 
 use alloc::sync::Arc;
 
-use probe_core::{KernelServices, MemoryFault, Space, Symbol, TaskState, TextPatchError};
+use probe_core::{KernelServices, MemoryFault, Space, SymbolTable, TaskState, TextPatchError};
 
 use super::Isa;
 use crate::mm::{self, AddrSpace};
@@ -54,9 +56,6 @@ impl KernelServices<Isa> for Services {
         }
         .map_err(|_| TextPatchError)
     }
-    fn sync_icache(&self, _: Space, addr: usize, len: usize) {
-        mm::flush_icache(addr, len)
-    }
     fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> {
         match space {
             Space::Kernel => mm::alloc_exec_page(near),
@@ -72,14 +71,7 @@ impl KernelServices<Isa> for Services {
     fn synchronize(&self) {
         rcu::synchronize()
     }
-    fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
-        ksyms::lookup(name).map(|addr| Symbol { addr, size: 0 })
-    }
-    fn symbol_containing(&self, space: Space, addr: usize) -> Option<Symbol> {
-        let (addr, next) = ksyms::containing(addr).filter(|_| space == Space::Kernel)?;
-        Some(Symbol {
-            addr,
-            size: next - addr,
-        })
+    fn symbols(&self) -> Option<&dyn SymbolTable> {
+        Some(ksyms::TABLE.get()?)
     }
 }

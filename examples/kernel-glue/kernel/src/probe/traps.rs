@@ -1,41 +1,27 @@
-//! The engine and every call of its `unsafe` entry points: the trap hooks
+//! Every call of the engine's `unsafe` entry points: the trap hook
 //! (breakpoint, faults) and the task lifecycle entries (exit, exec, fork),
 //! whose obligations only these paths can keep. No single-step hook: on
 //! x86_64 and riscv64 an out-of-line step ends with a breakpoint.
 
 use glue_cpu::TrapKind;
-use probe_core::{Engine, ExecMode, TrapOutcome};
+use probe_core::{ExecMode, TrapCause, TrapOutcome};
 
-use super::{errno::errno, registers::Frame, services::Services, Isa};
-use crate::{rcu::MAX_CPUS, task::Task, trap::TrapFrame};
-
-/// The kernel's probe engine: 64 probes, 64 return instances.
-pub static ENGINE: Engine<Isa, spin::Mutex<()>, Services, 64, 64, MAX_CPUS> = Engine::new(Services);
-
-/// Boot: return probes come back through the engine.
-pub fn init() {
-    let _ = probe_hal::rethook::set_return_hook(&ENGINE);
-}
+use super::{registers::Frame, ENGINE};
+use crate::{task::Task, trap::TrapFrame};
 
 /// The trap hook, before the kernel's own handling: `None` when the trap
 /// was the engine's, else what the kernel handles (a simulated access's
 /// fault becomes a page fault of the probed instruction).
 pub fn on_trap(tf: &mut TrapFrame, kind: TrapKind) -> Option<TrapKind> {
+    let cause = match kind {
+        TrapKind::Breakpoint => TrapCause::Breakpoint,
+        TrapKind::PageFault { .. } | TrapKind::IllegalInstruction => TrapCause::Fault,
+        _ => return Some(kind),
+    };
     let mode = [ExecMode::Kernel, ExecMode::User][tf.from_user() as usize];
-    let f = &mut Frame(tf);
     // SAFETY: called by `trap::dispatch` with interrupts masked, on the CPU
     // and task the services name; `tf` is the interrupted context's.
-    let outcome = unsafe {
-        match kind {
-            TrapKind::Breakpoint => ENGINE.handle_breakpoint(f, mode),
-            TrapKind::PageFault { .. } | TrapKind::IllegalInstruction => {
-                let _ = ENGINE.handle_fault(f, mode);
-                return Some(kind);
-            }
-            _ => return Some(kind),
-        }
-    };
-    match outcome {
+    match unsafe { ENGINE.handle_trap(&mut Frame(tf), mode, cause) } {
         TrapOutcome::Handled => None,
         TrapOutcome::Fault { addr } => Some(TrapKind::PageFault { addr, write: false }),
         _ => Some(kind),
@@ -58,5 +44,5 @@ pub fn on_exec(task: &Task) {
 pub fn on_fork(parent: &Task, child: &Task) -> Result<(), i32> {
     let (p, c) = (parent.asid(), child.asid());
     // SAFETY: `task::fork` runs on the forking task; the child never ran.
-    unsafe { ENGINE.fork_space(p, c, &parent.probe, &child.probe) }.map_err(errno)
+    Ok(unsafe { ENGINE.fork_space(p, c, &parent.probe, &child.probe) }?)
 }
