@@ -22,6 +22,7 @@ fi
 set +e
 timeout "${TIMEOUT:-60}" qemu-system-x86_64 \
     -accel tcg \
+    -smp 2 \
     -m 128M \
     -display none \
     -serial stdio \

@@ -44,6 +44,8 @@ pub const KERNELS: &[Kernel] = &[
         qemu_args: &[
             "-accel",
             "tcg",
+            "-smp",
+            "2",
             "-m",
             "128M",
             "-display",
@@ -55,7 +57,7 @@ pub const KERNELS: &[Kernel] = &[
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ],
         pass_status: 33,
-        min_passed: 29,
+        min_passed: 70,
     },
     Kernel {
         arch: "riscv64",

@@ -14,11 +14,17 @@
 //!   (CR0.WP is set: ring 0 cannot write it either, except through
 //!   `KernelServices::write_text`, which clears WP around the write);
 //! - the rest, up to 1 GiB, uses writable 2 MiB pages;
-//! - everything is executable (no NX), so slot pages need no extra mapping.
+//! - everything is executable (no NX), so slot pages need no extra mapping;
+//! - one more 2 MiB page, uncached (PCD | PWT), maps the local APIC's
+//!   registers at [`APIC_BASE`] (identity), outside the 1 GiB above.
+//!
+//! The second CPU reuses these tables: the AP trampoline
+//! ([`crate::ap_trampoline`]) loads the same CR3.
 
 use core::arch::global_asm;
 use core::mem::size_of;
 
+use crate::apic::APIC_BASE;
 use crate::gdt::{Gdt, BOOT_GDT, KERNEL_CS, KERNEL_DS};
 
 /// End of the identity map: addresses at or above it fault.
@@ -27,10 +33,17 @@ pub const MAPPED_END: usize = 1 << 30;
 pub const SMALL_PAGES_END: usize = 16 << 20;
 /// Lowest mapped address (page 0 stays unmapped).
 pub const MAPPED_START: usize = 0x1000;
-/// Bytes of the boot stack (the only stack: one CPU, no tasks).
+/// Bytes of the boot CPU's stack (no tasks: the second CPU has its own,
+/// see [`crate::smp`]).
 const STACK_SIZE: usize = 256 * 1024;
 /// Page tables mapping [`SMALL_PAGES_END`] with 4 KiB pages.
 const PAGE_TABLES: usize = SMALL_PAGES_END >> 21;
+/// The APIC's page-directory entry: present, writable, write-through,
+/// cache disabled, 2 MiB page.
+const APIC_PDE: u32 = APIC_BASE as u32 | 0x9b;
+/// Its indexes in the PDPT (which GiB) and in that GiB's page directory.
+const APIC_PDPT_INDEX: usize = APIC_BASE >> 30;
+const APIC_PD_INDEX: usize = (APIC_BASE >> 21) & 511;
 
 const MULTIBOOT_MAGIC: u32 = 0x1bad_b002;
 /// Only the a.out kludge: the header gives the load addresses.
@@ -59,6 +72,7 @@ global_asm!(
     "xq_pml4: .zero 4096",
     "xq_pdpt: .zero 4096",
     "xq_pd: .zero 4096",
+    "xq_pd_apic: .zero 4096",
     "xq_pt: .zero {pt_bytes}",
     ".p2align 4",
     "xq_stack: .zero {stack_size}",
@@ -86,6 +100,11 @@ global_asm!(
     "mov eax, offset xq_pd",
     "or eax, 3",
     "mov dword ptr [xq_pdpt], eax",
+    // The APIC's GiB -> its own PD, with one uncached 2 MiB page.
+    "mov eax, offset xq_pd_apic",
+    "or eax, 3",
+    "mov dword ptr [xq_pdpt + {apic_pdpt} * 8], eax",
+    "mov dword ptr [xq_pd_apic + {apic_pd} * 8], {apic_pde}",
     // PD[i] for i < PAGE_TABLES -> the i-th page table; above, 2 MiB pages.
     "xor ecx, ecx",
     "2:",
@@ -172,6 +191,9 @@ global_asm!(
     cs = const KERNEL_CS,
     ds = const KERNEL_DS,
     gdt_limit = const size_of::<Gdt>() - 1,
+    apic_pdpt = const APIC_PDPT_INDEX,
+    apic_pd = const APIC_PD_INDEX,
+    apic_pde = const APIC_PDE,
     gdt = sym BOOT_GDT,
     main = sym crate::kernel_main,
 );
@@ -183,3 +205,5 @@ const _: () = assert!(
         == 0
 );
 const _: () = assert!(PAGE_TABLES == 8 && SMALL_PAGES_END < MAPPED_END);
+const _: () = assert!(APIC_BASE % (2 << 20) == 0 && APIC_BASE >= MAPPED_END);
+const _: () = assert!(APIC_PDPT_INDEX == 3 && APIC_PD_INDEX == 503);

@@ -94,8 +94,9 @@ pub fn with_write_protect_off<T>(f: impl FnOnce() -> T) -> T {
     let cr0: u64;
     // SAFETY: reading CR0 has no side effect.
     unsafe { asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags)) };
-    // SAFETY: clearing WP only lets ring 0 write read-only pages; interrupts
-    // are masked and there is one CPU, so only `f` runs in this window.
+    // SAFETY: clearing WP only lets ring 0 write read-only pages, on this
+    // CPU only; interrupts are masked, so only `f` runs in this window here
+    // (the caller keeps the other CPU away from the bytes `f` writes).
     unsafe { asm!("mov cr0, {}", in(reg) cr0 & !CR0_WP, options(nostack, preserves_flags)) };
     let result = f();
     // SAFETY: puts back the CR0 value read above.
@@ -119,6 +120,65 @@ pub fn serialize() {
             options(preserves_flags),
         )
     };
+}
+
+/// Enable maskable interrupts.
+///
+/// # Safety
+/// Every vector that can arrive (the IPI and spurious vectors of
+/// [`crate::apic`]; the legacy PIC is masked) must have its gate installed.
+pub unsafe fn enable_interrupts() {
+    // SAFETY: the caller vouches for the IDT.
+    unsafe { asm!("sti", options(nomem, nostack)) };
+}
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: `rdtsc` only reads the counter (CR4.TSD is clear: ring 0 anyway).
+    unsafe {
+        asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Read a model-specific register.
+///
+/// # Safety
+/// `msr` must exist on this CPU (else #GP).
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller vouches for the MSR; reading it has no side effect.
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Write a model-specific register.
+///
+/// # Safety
+/// `msr` must exist, and the value must keep the kernel's invariants
+/// (the caller says which).
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller vouches for the MSR and the value.
+    unsafe {
+        asm!(
+            "wrmsr",
+            in("ecx") msr,
+            in("eax") value as u32,
+            in("edx") (value >> 32) as u32,
+            options(nostack, preserves_flags),
+        )
+    };
+}
+
+/// CR3: the physical address of the page tables (the PML4).
+pub fn cr3() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR3 has no side effect.
+    unsafe { asm!("mov {}, cr3", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
 }
 
 /// CR2: the linear address of the last page fault.

@@ -186,6 +186,45 @@ global_asm!(
     "pop rdi",
     "add rsp, 8", // error code
     "iretq",
+    // --- the kernel's IPI (see crate::smp) and the spurious vector --------
+    // An interrupt, not an exception: save the registers the C ABI lets
+    // the handler clobber (and rbx, which keeps the frame), pass the
+    // interrupted rip, return with `iretq` (which also serialises).
+    ".p2align 4",
+    ".global xq_ipi_entry",
+    "xq_ipi_entry:",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "push rbx",
+    "mov rdi, [rsp + 80]", // rip
+    "mov rbx, rsp",
+    "and rsp, -16",
+    "cld",
+    "call {on_ipi}",
+    "mov rsp, rbx",
+    "pop rbx",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    "iretq",
+    // A spurious interrupt gets no EOI (Intel SDM Vol. 3A §11.9).
+    ".p2align 4",
+    ".global xq_spurious_entry",
+    "xq_spurious_entry:",
+    "iretq",
     // --- every other exception: report and stop --------------------------
     // One 16-byte stub per vector: push a zero error code where the CPU
     // pushes none, then the vector.
@@ -212,6 +251,7 @@ global_asm!(
     on_breakpoint = sym on_breakpoint,
     on_fault = sym on_fault,
     on_fatal = sym on_fatal,
+    on_ipi = sym on_ipi,
 );
 
 extern "C" {
@@ -219,6 +259,8 @@ extern "C" {
     fn xq_gp_entry();
     fn xq_pf_entry();
     fn xq_fatal_stubs();
+    fn xq_ipi_entry();
+    fn xq_spurious_entry();
 }
 
 /// Bytes of one fatal stub.
@@ -232,6 +274,21 @@ pub fn address_for(vector: u8) -> usize {
         14 => xq_pf_entry as *const () as usize,
         v => xq_fatal_stubs as *const () as usize + v as usize * FATAL_STUB_LEN,
     }
+}
+
+/// The entry of the kernel's IPI ([`crate::apic::IPI_VECTOR`]).
+pub fn ipi_entry() -> usize {
+    xq_ipi_entry as *const () as usize
+}
+
+/// The entry of the spurious-interrupt vector.
+pub fn spurious_entry() -> usize {
+    xq_spurious_entry as *const () as usize
+}
+
+/// The IPI, from its entry: interrupts masked, `rip` the interrupted one.
+extern "C" fn on_ipi(rip: u64) {
+    crate::smp::on_ipi(rip as usize);
 }
 
 /// The breakpoint entry (vector 3), for the blacklist check.
@@ -251,7 +308,8 @@ extern "C" fn on_breakpoint(regs: *mut PtRegs) {
         STEP_END_FLAGS.store(regs.eflags, Ordering::SeqCst);
     }
     // SAFETY: vector 3 runs with interrupts masked (interrupt gate) on
-    // the only CPU, which `cpu_id` names; `regs` is the interrupted frame.
+    // this CPU, which `cpu_id` names (its GS base), in its kernel task;
+    // `regs` is the interrupted frame.
     match unsafe { ENGINE.handle_breakpoint(regs, ExecMode::Kernel) } {
         TrapOutcome::Handled => {}
         TrapOutcome::Fault { addr } => {

@@ -1,12 +1,15 @@
-//! The interrupt descriptor table: every exception vector (0-31) gets an
-//! interrupt gate (IF cleared on entry, as the engine's trap path needs),
-//! pointing at the entries of [`crate::entry`].
+//! The interrupt descriptor table, shared by both CPUs: every exception
+//! vector (0-31) gets an interrupt gate (IF cleared on entry, as the
+//! engine's trap path needs), pointing at the entries of [`crate::entry`];
+//! so do the kernel's IPI and the APIC's spurious vector. Only the double
+//! fault switches stacks (IST1, each CPU's own, see [`crate::gdt`]).
 
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 
+use crate::apic::{IPI_VECTOR, SPURIOUS_VECTOR};
 use crate::entry;
-use crate::gdt::KERNEL_CS;
+use crate::gdt::{DOUBLE_FAULT_IST, KERNEL_CS};
 
 /// A 64-bit IDT gate (Intel SDM Vol. 3A §6.14.1).
 #[repr(C)]
@@ -40,10 +43,16 @@ impl Gate {
     /// An interrupt gate to `handler` in the kernel code segment, on the
     /// interrupted stack (IST 0).
     pub const fn interrupt(handler: u64) -> Gate {
+        Gate::interrupt_on(handler, 0)
+    }
+
+    /// An interrupt gate to `handler` on IST stack `ist` (1-7; 0: the
+    /// interrupted stack).
+    pub const fn interrupt_on(handler: u64, ist: u8) -> Gate {
         Gate {
             offset_low: handler as u16,
             selector: KERNEL_CS,
-            ist: 0,
+            ist,
             type_attr: INTERRUPT_GATE,
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
@@ -63,8 +72,9 @@ const _: () = {
 /// The table, filled once by [`install`].
 struct Table(UnsafeCell<[Gate; 256]>);
 
-// SAFETY: written only by `install`, once, on the only CPU, before any
-// interrupt can use it; the CPU reads it afterwards.
+// SAFETY: written only by `install`, once, on the boot CPU, before any
+// interrupt can use it and before the second CPU starts; the CPUs only
+// read it afterwards.
 unsafe impl Sync for Table {}
 
 static IDT: Table = Table(UnsafeCell::new([Gate::MISSING; 256]));
@@ -76,21 +86,36 @@ struct Idtr {
     base: u64,
 }
 
-/// Fill the table and load it.
+/// Fill the table (once, on the boot CPU) and load it.
 pub fn install() {
     let table = IDT.0.get();
-    for vector in 0..32u8 {
-        let gate = Gate::interrupt(entry::address_for(vector) as u64);
+    let gate_for = |vector: u8| match vector {
+        8 => Gate::interrupt_on(entry::address_for(8) as u64, DOUBLE_FAULT_IST),
+        v if v < 32 => Gate::interrupt(entry::address_for(v) as u64),
+        IPI_VECTOR => Gate::interrupt(entry::ipi_entry() as u64),
+        SPURIOUS_VECTOR => Gate::interrupt(entry::spurious_entry() as u64),
+        _ => Gate::MISSING,
+    };
+    for vector in 0..=255u8 {
         // SAFETY: nothing reads the table before `lidt` below, and this is
-        // the only writer (called once, on the only CPU).
-        unsafe { (*table)[vector as usize] = gate };
+        // the only writer (called once, on the boot CPU, before the second
+        // CPU starts).
+        unsafe { (*table)[vector as usize] = gate_for(vector) };
     }
+    load();
+}
+
+/// Load the table on this CPU (the boot CPU through [`install`], the
+/// second CPU when it starts).
+pub fn load() {
     let idtr = Idtr {
         limit: (size_of::<[Gate; 256]>() - 1) as u16,
-        base: table as u64,
+        base: IDT.0.get() as u64,
     };
-    // SAFETY: the table is static, filled above, and every present gate
-    // points at an entry of `crate::entry` in the kernel code segment.
+    // SAFETY: the table is static, filled by `install` before any CPU
+    // loads it, and every present gate points at an entry of
+    // `crate::entry` in the kernel code segment; the double-fault gate's
+    // IST1 is set in every CPU's TSS (`gdt::load` runs first).
     unsafe {
         core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags))
     };

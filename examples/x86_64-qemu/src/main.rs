@@ -16,9 +16,15 @@
 mod exit_code;
 
 #[cfg(target_os = "none")]
+mod ap_trampoline;
+#[cfg(target_os = "none")]
+mod apic;
+#[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
 mod checks;
+#[cfg(target_os = "none")]
+mod clock;
 #[cfg(target_os = "none")]
 mod cpu;
 #[cfg(target_os = "none")]
@@ -32,6 +38,8 @@ mod handlers;
 #[cfg(target_os = "none")]
 mod idt;
 #[cfg(target_os = "none")]
+mod percpu;
+#[cfg(target_os = "none")]
 mod probed_code;
 #[cfg(target_os = "none")]
 mod report;
@@ -40,17 +48,26 @@ mod serial;
 #[cfg(target_os = "none")]
 mod services;
 #[cfg(target_os = "none")]
+mod smp;
+#[cfg(target_os = "none")]
 mod symbols;
 
-/// Called by the boot code in long mode, on the boot stack, interrupts off.
+/// Called by the boot code in long mode, on the boot stack, interrupts off
+/// (they stay off on this CPU: it never needs to take an IPI).
 #[cfg(target_os = "none")]
 extern "C" fn kernel_main() -> ! {
     use exit_code::{exit, Verdict};
 
+    // First: every trap asks the engine, which asks `cpu_id` (gs:0).
+    percpu::install(0);
     serial::Com1::init();
     println!("x86_64-qemu: kprobes and kretprobes in ring 0, probe-hal-x86_64 under QEMU");
+    gdt::load(0);
     idt::install();
     cpu::mask_legacy_pic();
+    clock::calibrate();
+    apic::enable();
+    smp::init_boot_cpu();
     services::init();
     if probe_hal::rethook::set_return_hook(&services::ENGINE).is_err() {
         println!("the return hook was already installed");

@@ -1,22 +1,28 @@
-//! The kernel services the engine needs, for this ring-0, one-CPU kernel,
-//! and the engine itself.
+//! The kernel services the engine needs, for this ring-0 kernel on two
+//! CPUs, and the engine itself.
 //!
 //! - memory: the identity map, read and written directly; addresses outside
 //!   it are refused rather than faulted on;
 //! - text: mapped read-only, written with CR0.WP cleared and interrupts
-//!   masked (one CPU: nothing else can execute the bytes meanwhile);
+//!   masked, with the other CPU stopped in its IPI handler meanwhile
+//!   ("stop machine", [`crate::smp::stop_others`]), which serialises before
+//!   it runs on;
 //! - instruction fetch: x86 keeps it coherent with stores on the same CPU
 //!   once a serialising instruction has run (Intel SDM Vol. 3A §8.1.3), so
-//!   `sync_icache` is a `cpuid`;
+//!   `sync_icache` is a `cpuid` here, and an IPI to the other CPU when it
+//!   has not serialised since the last write;
 //! - slot pages: a static executable area inside the kernel text, well
 //!   within ±2 GiB of every probed instruction;
-//! - one CPU (id 0) and one task (a static [`TaskState`]);
+//! - CPUs: `cpu_id` reads the per-CPU data at `gs:0` ([`crate::percpu`]);
+//!   tasks: no scheduler, CPU `i` always runs kernel task `i` ([`TASKS`]);
 //! - grace period: probes run their handlers and steps with interrupts
-//!   masked, and there is one CPU and no preemption, so when registration
-//!   code (never a trap handler) runs, nobody is inside a handler or a
-//!   slot: `synchronize` has nothing to wait for;
+//!   masked, so an IPI that the other CPU takes outside every slot and the
+//!   trap text proves it has left them ([`crate::smp::wait_quiescent_others`]);
+//!   this CPU, registering, is outside them anyway. Boosted slots (run with
+//!   interrupts as they were) are covered too: an IPI landing in one is no
+//!   quiescent point, and the IPI is sent again;
 //! - symbols: the probed test functions ([`crate::symbols`]); blacklist:
-//!   the exception entries.
+//!   the exception and interrupt entries, and the boot code.
 
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
@@ -29,17 +35,24 @@ use probe_hal::MemoryFault;
 use probe_hal_x86_64::X86_64;
 
 use crate::boot::{MAPPED_END, MAPPED_START};
-use crate::{cpu, entry, symbols};
+use crate::smp::{self, MAX_CPUS};
+use crate::{cpu, entry, percpu, symbols};
 
-/// The engine of this kernel: up to 32 probes, 16 return instances in
-/// flight, one CPU, 4 slot pages, 16 bytes of per-instance data.
-pub type KernelEngine = Engine<X86_64, spin::Mutex<()>, Ring0, 32, 16, 1, SLOT_PAGES, 16>;
+/// The engine of this kernel: up to 32 probes, [`INSTANCES`] return
+/// instances in flight, two CPUs, 4 slot pages, 16 bytes of per-instance
+/// data.
+pub type KernelEngine =
+    Engine<X86_64, spin::Mutex<()>, Ring0, 32, INSTANCES, MAX_CPUS, SLOT_PAGES, 16>;
+
+/// Return instances the engine holds.
+pub const INSTANCES: usize = 16;
 
 /// The engine.
 pub static ENGINE: KernelEngine = KernelEngine::new(Ring0);
 
-/// The probe state of the kernel's only task.
-pub static TASK: TaskState<X86_64> = TaskState::new();
+/// The probe state of each CPU's kernel task (no scheduler: CPU `i` always
+/// runs task `i`).
+pub static TASKS: [TaskState<X86_64>; MAX_CPUS] = [const { TaskState::new() }; MAX_CPUS];
 
 /// Slot pages the kernel can give.
 pub const SLOT_PAGES: usize = 4;
@@ -91,13 +104,20 @@ pub fn grace_periods() -> u64 {
     GRACE_PERIODS.load(Ordering::SeqCst)
 }
 
+/// Whether `addr` lies in the engine's trap path (`probe_trap_text`: the
+/// engine's trap entry points and the return trampoline).
+pub fn in_trap_text(addr: usize) -> bool {
+    (&raw const __start_probe_trap_text as usize..&raw const __stop_probe_trap_text as usize)
+        .contains(&addr)
+}
+
 /// Ranges that must never be probed, set once by [`init`]: the exception
 /// entries (a breakpoint there would trap inside the trap path) and the
 /// boot code (ran once, with paging off).
 struct Blacklist(UnsafeCell<[Range<usize>; 2]>);
 
-// SAFETY: written once by `init`, on the only CPU, before the engine is
-// used; only read afterwards.
+// SAFETY: written once by `init`, on the boot CPU, before the engine is
+// used and before the second CPU starts; only read afterwards.
 unsafe impl Sync for Blacklist {}
 
 static BLACKLIST: Blacklist = Blacklist(UnsafeCell::new([0..0, 0..0]));
@@ -107,6 +127,8 @@ extern "C" {
     static __text_start: u8;
     static __entry_start: u8;
     static __entry_end: u8;
+    static __start_probe_trap_text: u8;
+    static __stop_probe_trap_text: u8;
 }
 
 /// Record the addresses the services need. Call once, before registering.
@@ -130,16 +152,16 @@ pub fn peek(addr: usize) -> u8 {
     unsafe { ptr::read_volatile(addr as *const u8) }
 }
 
-/// The kernel's services (state lives in statics: one CPU, one task).
+/// The kernel's services (state lives in statics: a task per CPU).
 pub struct Ring0;
 
 impl KernelServices<X86_64> for Ring0 {
     fn cpu_id(&self) -> usize {
-        0
+        percpu::cpu_id()
     }
 
     fn with_current_task<R>(&self, f: impl FnOnce(&TaskState<X86_64>) -> R) -> Option<R> {
-        Some(f(&TASK))
+        Some(f(&TASKS[percpu::cpu_id()]))
     }
 
     fn current_space(&self) -> usize {
@@ -178,23 +200,32 @@ impl KernelServices<X86_64> for Ring0 {
         if space != Space::Kernel || !mapped(addr, bytes.len()) {
             return Err(TextPatchError);
         }
+        // The other CPU spins in its IPI handler, interrupts masked, until
+        // the guard drops; it then serialises before it runs on.
+        let stop = smp::stop_others();
+        if stop.any() {
+            smp::STATS.stopped_writes.fetch_add(1, Ordering::Relaxed);
+        }
         cpu::with_write_protect_off(|| {
             for (i, b) in bytes.iter().enumerate() {
                 // SAFETY: the range is mapped; CR0.WP is clear, so ring 0
                 // may write it although text is read-only; interrupts are
-                // masked and there is one CPU, so no one executes these
-                // bytes while they change.
+                // masked here and the other CPU is stopped outside the
+                // text, so no one executes these bytes while they change.
                 unsafe { ptr::write_volatile((addr + i) as *mut u8, *b) };
             }
         });
+        smp::text_written();
+        cpu::serialize();
+        drop(stop);
         Ok(())
     }
 
     fn sync_icache(&self, _space: Space, _addr: usize, _len: usize) {
-        // Same CPU, stores already done: one serialising instruction makes
-        // instruction fetch see them. With more CPUs this would also have to
-        // make every other CPU serialise (an IPI running `cpuid`).
-        cpu::serialize();
+        // Stores already done: a serialising instruction on every CPU makes
+        // instruction fetch see them (the other CPU usually did it already,
+        // leaving the stop of `write_text`).
+        smp::serialize_everywhere();
     }
 
     fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> {
@@ -229,12 +260,14 @@ impl KernelServices<X86_64> for Ring0 {
     }
 
     fn synchronize(&self) {
-        // See the module documentation: nothing to wait for.
+        // See the module documentation.
         GRACE_PERIODS.fetch_add(1, Ordering::SeqCst);
+        smp::wait_quiescent_others();
     }
 
     fn kernel_slots_covered_by_grace_period(&self) -> bool {
-        // One CPU and no preemption: nothing can be stopped inside a slot.
+        // No preemption, and the grace period does not accept an IPI taken
+        // inside a slot: no CPU is inside one when it returns.
         true
     }
 

@@ -12,6 +12,7 @@ mod lifecycle;
 mod memory_branches;
 mod refusals;
 mod return_probes;
+mod two_cpus;
 
 use probe_core::{Kprobe, Kretprobe, ProbeError, ProbeId};
 
@@ -35,7 +36,9 @@ pub fn run_all() {
         *b = peek(start + i);
     }
 
-    // First: the probe-events trace is what a newcomer sees first.
+    // CPU 1 first: every later check patches text with it online.
+    two_cpus::bring_up();
+    // Then the probe-events trace: what a newcomer reads first.
     events::run();
     instructions::run();
     interrupt_flag::run();
@@ -44,6 +47,7 @@ pub fn run_all() {
     refusals::run();
     faults::run();
     memory_branches::run();
+    two_cpus::run();
 
     lifecycle::everything_restored(&before[..len]);
 }

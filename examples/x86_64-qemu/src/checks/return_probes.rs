@@ -11,7 +11,7 @@ use crate::handlers::{
 };
 use crate::probed_code::*;
 use crate::report::check;
-use crate::services::{ENGINE, TASK};
+use crate::services::{ENGINE, INSTANCES, TASKS};
 
 pub fn run() {
     recursion_through_the_trampoline();
@@ -159,10 +159,10 @@ fn maxactive() {
 fn instances_returned() {
     let name = "return instances all back in the pool, none pending on the task";
     let free = ENGINE.free_instances();
-    let pending = ENGINE.pending_returns(&TASK);
+    let pending = ENGINE.pending_returns(&TASKS[0]);
     check(
         name,
-        free == 16 && pending == 0,
-        format_args!("free {free} (want 16), pending {pending} (want 0)"),
+        free == INSTANCES && pending == 0,
+        format_args!("free {free} (want {INSTANCES}), pending {pending} (want 0)"),
     );
 }

@@ -1,0 +1,382 @@
+//! The second CPU: starting it, and the one IPI through which the CPU that
+//! patches text asks it for three things.
+//!
+//! - **Stop** ("stop machine"): the target spins in its IPI handler, with
+//!   interrupts masked, until the requester has written the text; then it
+//!   serialises (`cpuid`, then the handler's `iretq`) before it fetches
+//!   another instruction: the cross-modifying-code protocol of the Intel
+//!   SDM (Vol. 3A §8.1.3): the modifying CPU writes, then raises a flag; the
+//!   executing CPU waits for the flag and executes a serialising instruction.
+//! - **Serialise**: every run of the handler executes `cpuid` and then
+//!   publishes the text generation it has seen ([`TEXT_GENERATION`], which
+//!   every text write bumps), so `sync_icache` needs an IPI only when the
+//!   other CPU has not serialised since the last write.
+//! - **Grace period**: the handler reports a quiescent point, unless the
+//!   interrupted rip lies in an out-of-line slot or in the engine's trap
+//!   text. Probe handlers, steps and the trap path run with interrupts
+//!   masked, so an IPI taken anywhere else proves the CPU is outside all
+//!   of them; the exceptions are a boosted slot (the engine runs it with
+//!   interrupts as they were) and the first instructions of the return
+//!   trampoline (before its `cli`): there the answer is deferred and the
+//!   requester sends the IPI again.
+//!
+//! The requester waits with a deadline, so a CPU that never answers is
+//! reported (panic) instead of hanging the run. The other CPU never sends
+//! IPIs and takes no lock, so the boot CPU may wait with interrupts masked.
+//!
+//! Bring-up: [`start_second_cpu`] copies the real-mode trampoline
+//! ([`crate::ap_trampoline`]) below 1 MiB and sends INIT, STARTUP,
+//! STARTUP; the new CPU arrives in [`ap_main`] on its own stack, loads its
+//! per-CPU GS base, GDT and TSS, the shared IDT, enables its APIC and
+//! interrupts, and runs jobs ([`start_job`]) as the boot CPU hands them out.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use crate::clock::{self, Deadline};
+use crate::percpu::cpu_id;
+use crate::{ap_trampoline, apic, cpu, gdt, idt, percpu, services};
+
+/// CPUs the kernel supports (the engine's CPU capacity).
+pub const MAX_CPUS: usize = 2;
+/// The APIC id QEMU gives the second CPU.
+const SECOND_CPU_APIC_ID: u32 = 1;
+/// How long a CPU may take to answer. An answer normally takes
+/// microseconds, but QEMU's vCPU threads compete with whatever else runs
+/// on the host: leave room for a badly loaded one.
+const ANSWER_MS: u64 = 15_000;
+/// Bytes of the second CPU's stack.
+const AP_STACK: usize = 128 * 1024;
+
+/// Requests to one CPU, and its answers.
+struct Mailbox {
+    /// Running, interrupts enabled, answering IPIs.
+    online: AtomicBool,
+    /// Its APIC id (where IPIs go).
+    apic_id: AtomicU32,
+    /// Spin in the IPI handler until cleared.
+    stop_requested: AtomicBool,
+    /// Answer: spinning in the IPI handler.
+    stopped: AtomicBool,
+    /// The [`TEXT_GENERATION`] it serialised after, last time.
+    synced: AtomicU64,
+    /// Grace-period requests made.
+    quiescent_requested: AtomicU64,
+    /// Grace-period requests answered.
+    quiescent_done: AtomicU64,
+    /// IPIs taken.
+    ipis: AtomicU64,
+    /// IPIs that found it in a slot or in the trap text (no quiescent point).
+    deferred: AtomicU64,
+}
+
+static MAILBOX: [Mailbox; MAX_CPUS] = [const {
+    Mailbox {
+        online: AtomicBool::new(false),
+        apic_id: AtomicU32::new(0),
+        stop_requested: AtomicBool::new(false),
+        stopped: AtomicBool::new(false),
+        synced: AtomicU64::new(0),
+        quiescent_requested: AtomicU64::new(0),
+        quiescent_done: AtomicU64::new(0),
+        ipis: AtomicU64::new(0),
+        deferred: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+/// Text writes so far (bumped by [`text_written`]).
+static TEXT_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// What the IPIs did, for the checks.
+pub struct Stats {
+    /// Text writes made with the other CPU stopped.
+    pub stopped_writes: AtomicU64,
+    /// `sync_icache` calls that needed an IPI (the other CPU had not
+    /// serialised since the last write).
+    pub remote_syncs: AtomicU64,
+    /// Grace periods that waited for the other CPU.
+    pub remote_grace_periods: AtomicU64,
+    /// IPIs sent.
+    pub ipis_sent: AtomicU64,
+}
+
+/// See [`Stats`].
+pub static STATS: Stats = Stats {
+    stopped_writes: AtomicU64::new(0),
+    remote_syncs: AtomicU64::new(0),
+    remote_grace_periods: AtomicU64::new(0),
+    ipis_sent: AtomicU64::new(0),
+};
+
+/// IPIs that found the other CPU in a slot or the trap text, in all.
+pub fn deferred_quiescent() -> u64 {
+    MAILBOX
+        .iter()
+        .map(|m| m.deferred.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// The longest wait for another CPU's answer so far, in TSC ticks.
+static LONGEST_WAIT: AtomicU64 = AtomicU64::new(0);
+
+/// The longest wait for another CPU's answer so far, in microseconds.
+pub fn longest_wait_us() -> u64 {
+    LONGEST_WAIT.load(Ordering::Relaxed) / clock::ticks_per_us()
+}
+
+fn others() -> impl Iterator<Item = usize> {
+    let me = cpu_id();
+    (0..MAX_CPUS).filter(move |&c| c != me && MAILBOX[c].online.load(Ordering::Acquire))
+}
+
+/// Number of other CPUs online.
+pub fn others_online() -> usize {
+    others().count()
+}
+
+fn send_ipi(cpu: usize) {
+    STATS.ipis_sent.fetch_add(1, Ordering::Relaxed);
+    apic::send_ipi(MAILBOX[cpu].apic_id.load(Ordering::Relaxed));
+}
+
+/// Wait until `done` holds; panic (a reported crash) after [`ANSWER_MS`].
+fn wait_for(done: impl Fn() -> bool, cpu: usize, what: &str) {
+    let start = clock::now();
+    let deadline = Deadline::after_ms(ANSWER_MS);
+    while !done() {
+        if deadline.passed() {
+            panic!("cpu {cpu} did not {what} within {ANSWER_MS} ms");
+        }
+        core::hint::spin_loop();
+    }
+    LONGEST_WAIT.fetch_max(clock::now() - start, Ordering::Relaxed);
+}
+
+/// The other CPUs are stopped while this exists (see [`stop_others`]).
+#[must_use = "the other CPUs run again when this is dropped"]
+pub struct StopGuard {
+    stopped: [bool; MAX_CPUS],
+}
+
+/// Stop every other online CPU in its IPI handler ("stop machine"), so
+/// that none executes text while it is half written.
+pub fn stop_others() -> StopGuard {
+    let mut stopped = [false; MAX_CPUS];
+    for c in others() {
+        let m = &MAILBOX[c];
+        m.stop_requested.store(true, Ordering::SeqCst);
+        send_ipi(c);
+        wait_for(|| m.stopped.load(Ordering::Acquire), c, "stop");
+        stopped[c] = true;
+    }
+    StopGuard { stopped }
+}
+
+impl StopGuard {
+    /// Whether any CPU is stopped by this guard.
+    pub fn any(&self) -> bool {
+        self.stopped.iter().any(|&s| s)
+    }
+}
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        for (c, &s) in self.stopped.iter().enumerate() {
+            if s {
+                let m = &MAILBOX[c];
+                m.stop_requested.store(false, Ordering::SeqCst);
+                // It serialises before it leaves the handler (see `on_ipi`).
+                wait_for(|| !m.stopped.load(Ordering::Acquire), c, "resume");
+            }
+        }
+    }
+}
+
+/// Text was written (call after the write, before other CPUs resume).
+pub fn text_written() {
+    TEXT_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Serialise here and on every other online CPU that has not serialised
+/// since the last text write.
+pub fn serialize_everywhere() {
+    cpu::serialize();
+    let generation = TEXT_GENERATION.load(Ordering::SeqCst);
+    for c in others() {
+        let m = &MAILBOX[c];
+        if m.synced.load(Ordering::Acquire) >= generation {
+            continue;
+        }
+        STATS.remote_syncs.fetch_add(1, Ordering::Relaxed);
+        send_ipi(c);
+        wait_for(
+            || m.synced.load(Ordering::Acquire) >= generation,
+            c,
+            "serialise",
+        );
+    }
+}
+
+/// Return once every other online CPU has taken an IPI outside every
+/// slot and the trap text after this call began (the grace period).
+pub fn wait_quiescent_others() {
+    for c in others() {
+        STATS.remote_grace_periods.fetch_add(1, Ordering::Relaxed);
+        let m = &MAILBOX[c];
+        let ticket = m.quiescent_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let answered = || m.quiescent_done.load(Ordering::Acquire) >= ticket;
+        while !answered() {
+            let taken = m.ipis.load(Ordering::Acquire);
+            send_ipi(c);
+            // Either the answer, or an IPI that found it in a slot: again.
+            wait_for(
+                || answered() || m.ipis.load(Ordering::Acquire) != taken,
+                c,
+                "pass a quiescent point",
+            );
+        }
+    }
+}
+
+/// Whether an interrupt taken at `rip` proves the CPU is outside every
+/// probe handler, step and trap path (see the module documentation).
+fn quiescent_at(rip: usize) -> bool {
+    !services::in_slot_area(rip) && !services::in_trap_text(rip)
+}
+
+/// The IPI, on the CPU that receives it (called by the entry in
+/// [`crate::entry`], interrupts masked, `rip` the interrupted one).
+pub fn on_ipi(rip: usize) {
+    let m = &MAILBOX[cpu_id()];
+    if m.stop_requested.load(Ordering::SeqCst) {
+        m.stopped.store(true, Ordering::SeqCst);
+        while m.stop_requested.load(Ordering::SeqCst) {
+            core::hint::spin_loop();
+        }
+    }
+    // Serialise after every request (the stop's writes included), and say
+    // which writes this covers.
+    let generation = TEXT_GENERATION.load(Ordering::SeqCst);
+    cpu::serialize();
+    m.synced.store(generation, Ordering::Release);
+    m.stopped.store(false, Ordering::SeqCst);
+    let wanted = m.quiescent_requested.load(Ordering::SeqCst);
+    if quiescent_at(rip) {
+        m.quiescent_done.store(wanted, Ordering::Release);
+    } else if m.quiescent_done.load(Ordering::Relaxed) < wanted {
+        m.deferred.fetch_add(1, Ordering::Relaxed);
+    }
+    m.ipis.fetch_add(1, Ordering::Release);
+    apic::eoi();
+    // The requester is waiting for this answer. Under QEMU's
+    // single-threaded TCG, `pause` hands the host thread to the next vCPU
+    // at once instead of at the end of this one's time slice (100 ms);
+    // elsewhere it is only a hint.
+    core::hint::spin_loop();
+}
+
+// ---------------------------------------------------------------------
+// Bring-up and jobs.
+
+/// The second CPU's stack.
+#[repr(C, align(16))]
+struct Stack(UnsafeCell<[u8; AP_STACK]>);
+
+// SAFETY: only the second CPU uses it, as its stack (the boot CPU takes
+// its address only).
+unsafe impl Sync for Stack {}
+
+static AP_STACK_MEM: Stack = Stack(UnsafeCell::new([0; AP_STACK]));
+
+/// The boot CPU's part of the setup: its mailbox.
+pub fn init_boot_cpu() {
+    let m = &MAILBOX[cpu_id()];
+    m.apic_id.store(apic::id(), Ordering::Relaxed);
+    m.online.store(true, Ordering::Release);
+}
+
+/// Start CPU 1 (APIC id 1) and wait (at most `ms`) until it answers IPIs;
+/// false when it never came (QEMU started without `-smp 2`).
+pub fn start_second_cpu(ms: u64) -> bool {
+    let top = AP_STACK_MEM.0.get() as usize + AP_STACK;
+    ap_trampoline::install(cpu::cr3(), top, ap_main, 1);
+    apic::start_cpu(SECOND_CPU_APIC_ID, ap_trampoline::TRAMPOLINE_PAGE);
+    let deadline = Deadline::after_ms(ms);
+    while !MAILBOX[1].online.load(Ordering::Acquire) {
+        if deadline.passed() {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+/// Whether CPU `cpu` is online.
+pub fn online(cpu: usize) -> bool {
+    MAILBOX
+        .get(cpu)
+        .is_some_and(|m| m.online.load(Ordering::Acquire))
+}
+
+/// A job for the second CPU (a `fn()` as an address; 0: none).
+static JOB: AtomicUsize = AtomicUsize::new(0);
+/// Jobs the second CPU finished.
+static JOBS_DONE: AtomicUsize = AtomicUsize::new(0);
+
+/// Give the second CPU a job (and an IPI to wake it from `hlt`).
+pub fn start_job(job: fn()) {
+    JOB.store(job as usize, Ordering::Release);
+    if online(1) {
+        send_ipi(1);
+    }
+}
+
+/// Jobs the second CPU has finished.
+pub fn jobs_done() -> usize {
+    JOBS_DONE.load(Ordering::Acquire)
+}
+
+/// Wait (at most `ms`) until the second CPU has finished `n` jobs.
+pub fn wait_jobs_done(n: usize, ms: u64) -> bool {
+    let deadline = Deadline::after_ms(ms);
+    while jobs_done() < n {
+        if deadline.passed() {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+/// Where the trampoline lands, in long mode on the new CPU's stack,
+/// interrupts masked, with the boot CPU's page tables.
+extern "C" fn ap_main(cpu: usize) -> ! {
+    percpu::install(cpu);
+    gdt::load(cpu);
+    idt::load();
+    apic::enable();
+    let m = &MAILBOX[cpu];
+    m.apic_id.store(apic::id(), Ordering::Relaxed);
+    m.online.store(true, Ordering::Release);
+    loop {
+        // Masked while looking, so that the `sti; hlt` below cannot miss
+        // the IPI of a job stored after the look.
+        cpu::disable_interrupts();
+        let job = JOB.swap(0, Ordering::AcqRel);
+        if job == 0 {
+            // SAFETY: the IDT has the IPI and spurious gates (`idt::load`
+            // above); `sti` takes effect after `hlt` starts, so a pending
+            // IPI wakes it.
+            unsafe { core::arch::asm!("sti", "hlt", options(nomem, nostack)) };
+            continue;
+        }
+        // SAFETY: the IDT is loaded (see above); jobs run with interrupts
+        // enabled so that they answer IPIs.
+        unsafe { cpu::enable_interrupts() };
+        // SAFETY: JOB only ever holds addresses of `fn()` items, stored by
+        // `start_job`.
+        let job: fn() = unsafe { core::mem::transmute::<usize, fn()>(job) };
+        job();
+        JOBS_DONE.fetch_add(1, Ordering::Release);
+    }
+}
