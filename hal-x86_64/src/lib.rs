@@ -67,6 +67,7 @@ mod decode;
 mod frame_macro;
 mod memop;
 mod opmask;
+mod optprobe;
 pub mod pt_regs_view;
 mod refusals;
 mod reg_names;
@@ -77,7 +78,8 @@ mod single_step;
 mod slot;
 
 use probe_hal::{
-    Arch, Breakpoint, DataAccess, Decoded, ExecMode, MemoryFault, ProbeError, Registers, SlotImage,
+    Arch, Breakpoint, DataAccess, Decoded, ExecMode, MemoryFault, OptRegion, ProbeError, Registers,
+    SiteRule, SlotImage,
 };
 
 pub use decode::{Insn, Op, RipRelative, Step};
@@ -242,6 +244,44 @@ macro_rules! impl_arch {
 
             fn kernel_trampoline() -> Option<usize> {
                 rethook::trampoline_address()
+            }
+
+            const OPT_JUMP_LEN: usize = optprobe::JUMP_LEN;
+            const DETOUR_LEN: usize = optprobe::detour::DETOUR_LEN;
+            const OPT_REACH: usize = optprobe::REACH;
+
+            fn analyze_optimizable(
+                addr: usize,
+                function: core::ops::Range<usize>,
+                text: &dyn DataAccess,
+                may_fault: &dyn Fn(usize) -> bool,
+                mode: ExecMode,
+            ) -> Result<OptRegion, SiteRule> {
+                // Path (b) of a detour resumes through a `ret` that no `call`
+                // pushed, which a user shadow stack would refuse.
+                if $user_shadow_stacks && mode == ExecMode::User {
+                    return Err(SiteRule::NotSupported);
+                }
+                optprobe::region::analyze(addr, function, text, may_fault, mode)
+            }
+
+            fn build_detour(
+                region: &OptRegion,
+                detour_addr: usize,
+                cookie: usize,
+                mask_interrupts: bool,
+                out: &mut [u8],
+            ) -> Result<usize, SiteRule> {
+                let entry = optprobe::entry::entry_address().ok_or(SiteRule::NotSupported)?;
+                optprobe::detour::build(region, detour_addr, cookie, mask_interrupts, entry, out)
+            }
+
+            fn optimized_jump(
+                addr: usize,
+                detour_addr: usize,
+                out: &mut [u8],
+            ) -> Result<usize, SiteRule> {
+                optprobe::detour::jump(addr, detour_addr, out)
             }
         }
     };
