@@ -309,10 +309,8 @@ fn basic_function_entry_many_calls_and_threads() {
         101,
     );
     // SAFETY: reading our own mapping.
-    assert_eq!(
-        unsafe { *(sb.addr(hal_x86_64_opt_basic) as *const u8) },
-        0xe9
-    );
+    let first = unsafe { *(sb.addr(hal_x86_64_opt_basic) as *const u8) };
+    assert_eq!(first, 0xe9);
     for i in 0..1000 {
         assert_eq!(f(i, 2 * i), 4 * i + 7);
     }
@@ -683,4 +681,29 @@ fn near_and_far_entry_calls_both_run() {
         assert_eq!(f(1, 1), 10);
         assert_eq!(log.lock().unwrap().len(), 1);
     }
+}
+
+extern "C" {
+    static __start_probe_trap_text: u8;
+    static __stop_probe_trap_text: u8;
+}
+
+/// The entry a detour calls, and the hook dispatch it calls, are in the
+/// section the engine refuses probes in.
+#[test]
+fn the_entry_is_in_the_trap_path_section() {
+    // SAFETY: only the addresses of the linker-defined bounds are taken.
+    let (start, stop) = unsafe {
+        (
+            core::ptr::addr_of!(__start_probe_trap_text) as usize,
+            core::ptr::addr_of!(__stop_probe_trap_text) as usize,
+        )
+    };
+    let entry = entry_address().unwrap();
+    assert!(
+        (start..stop).contains(&entry),
+        "{entry:#x} not in {start:#x}..{stop:#x}"
+    );
+    let dispatch = probe_hal::opthook::dispatch_optimized as *const () as usize;
+    assert!((start..stop).contains(&dispatch));
 }
