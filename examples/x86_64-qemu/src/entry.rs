@@ -311,7 +311,7 @@ extern "C" fn on_breakpoint(regs: *mut PtRegs) {
     // this CPU, which `cpu_id` names (its GS base), in its kernel task;
     // `regs` is the interrupted frame.
     match unsafe { ENGINE.handle_breakpoint(regs, ExecMode::Kernel) } {
-        TrapOutcome::Handled => {}
+        TrapOutcome::Handled => crate::smp::trap_exit(regs.rip as usize, regs.eflags),
         TrapOutcome::Fault { addr } => {
             // A simulated instruction faulted: deliver it as the original
             // instruction's fault, through the exception table.

@@ -17,8 +17,10 @@
 //!   masked, so an IPI taken anywhere else proves the CPU is outside all
 //!   of them; the exceptions are a boosted slot (the engine runs it with
 //!   interrupts as they were) and the first instructions of the return
-//!   trampoline (before its `cli`): there the answer is deferred and the
-//!   requester sends the IPI again.
+//!   trampoline (before its `cli`): there the answer is deferred, to the
+//!   end of the CPU's next breakpoint trap that resumes outside them with
+//!   interrupts enabled ([`trap_exit`]), or to the next IPI, which the
+//!   requester sends after a short wait.
 //!
 //! The requester waits with a deadline, so a CPU that never answers is
 //! reported (panic) instead of hanging the run. The other CPU never sends
@@ -68,6 +70,8 @@ struct Mailbox {
     ipis: AtomicU64,
     /// IPIs that found it in a slot or in the trap text (no quiescent point).
     deferred: AtomicU64,
+    /// Grace periods answered at the end of a breakpoint trap.
+    trap_exit_answers: AtomicU64,
 }
 
 static MAILBOX: [Mailbox; MAX_CPUS] = [const {
@@ -81,6 +85,7 @@ static MAILBOX: [Mailbox; MAX_CPUS] = [const {
         quiescent_done: AtomicU64::new(0),
         ipis: AtomicU64::new(0),
         deferred: AtomicU64::new(0),
+        trap_exit_answers: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 
@@ -113,6 +118,14 @@ pub fn deferred_quiescent() -> u64 {
     MAILBOX
         .iter()
         .map(|m| m.deferred.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Grace periods answered at the end of a breakpoint trap, in all.
+pub fn trap_exit_answers() -> u64 {
+    MAILBOX
+        .iter()
+        .map(|m| m.trap_exit_answers.load(Ordering::Relaxed))
         .sum()
 }
 
@@ -228,20 +241,49 @@ pub fn wait_quiescent_others() {
         while !answered() {
             let taken = m.ipis.load(Ordering::Acquire);
             send_ipi(c);
-            // Either the answer, or an IPI that found it in a slot: again.
+            // Either the answer, or an IPI that found it in a slot or the
+            // trap text. Then it is about to leave: give the end of its
+            // trap (`trap_exit`) a moment to answer before asking again.
             wait_for(
                 || answered() || m.ipis.load(Ordering::Acquire) != taken,
                 c,
                 "pass a quiescent point",
             );
+            let retry = Deadline::after_us(RETRY_US);
+            while !answered() && !retry.passed() {
+                core::hint::spin_loop();
+            }
         }
     }
 }
+
+/// How long a grace period waits for a deferred answer before it sends
+/// the IPI again.
+const RETRY_US: u64 = 50;
 
 /// Whether an interrupt taken at `rip` proves the CPU is outside every
 /// probe handler, step and trap path (see the module documentation).
 fn quiescent_at(rip: usize) -> bool {
     !services::in_slot_area(rip) && !services::in_trap_text(rip)
+}
+
+/// The end of a breakpoint trap on this CPU that resumes `rip` with
+/// `rflags`: when that context has interrupts enabled and lies outside
+/// every slot and the trap text, an IPI taken right after the `iretq`
+/// would count as a quiescent point, and the engine is done with this
+/// trap: answer a pending grace period now. (A trap nested in a probe
+/// handler resumes with interrupts masked, a boosted step resumes in its
+/// slot: neither answers.)
+pub fn trap_exit(rip: usize, rflags: u64) {
+    if rflags & cpu::IF == 0 || !quiescent_at(rip) {
+        return;
+    }
+    let m = &MAILBOX[cpu_id()];
+    let wanted = m.quiescent_requested.load(Ordering::SeqCst);
+    if m.quiescent_done.load(Ordering::Relaxed) < wanted {
+        m.quiescent_done.store(wanted, Ordering::Release);
+        m.trap_exit_answers.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The IPI, on the CPU that receives it (called by the entry in
