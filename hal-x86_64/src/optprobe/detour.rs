@@ -13,6 +13,14 @@ use super::JUMP_LEN;
 /// against the worst case).
 pub(crate) const DETOUR_LEN: usize = 256;
 
+/// Offset in every detour of its copy of the displaced instructions
+/// (followed by the jump back): the code before it has the same length
+/// whatever the detour's address, entry reach or interrupt masking. Reached
+/// with the registers as the probed code had them at the probe address, it
+/// runs the region and continues after it, which is where the engine's
+/// breakpoint path resumes while a jump is being installed or removed.
+pub(crate) const DISPLACED_AT: usize = 172;
+
 /// Distance from the probed code's `rsp` down to the frame: the red zone
 /// (128), the resume slot (8) and the frame (168).
 pub(crate) const FRAME_BELOW_SP: usize = SLOT_BELOW_SP + PT_REGS_LEN;
@@ -123,9 +131,8 @@ pub(crate) fn build(
     c.store_rax(OFF_CS);
     c.put(&[0x48, 0x8c, 0xd0]); // mov rax, ss
     c.store_rax(OFF_SS);
-    if mask_interrupts {
-        c.put(&[0xfa]); // cli
-    }
+    // cli, or a nop of the same length: the layout does not depend on it.
+    c.put(&[if mask_interrupts { 0xfa } else { 0x90 }]);
     c.put(&[0xfc]); // cld
     c.put(&[
         0x48, 0x89, 0xe3, // mov rbx, rsp
@@ -134,11 +141,13 @@ pub(crate) fn build(
         0x48, 0xbe, // movabs rsi, cookie
     ]);
     c.put(&(cookie as u64).to_le_bytes());
-    // Call the entry: rel32 when it reaches, else through rax (saved).
+    // Call the entry: rel32 when it reaches (padded with a 7-byte nop to
+    // the length of the other form), else through rax (saved).
     match rel32(detour.wrapping_add(c.len + 5), entry) {
         Some(rel) => {
             c.put(&[0xe8]);
             c.put(&rel.to_le_bytes());
+            c.put(&[0x0f, 0x1f, 0x80, 0, 0, 0, 0]); // nop dword [rax + 0]
         }
         None => {
             c.put(&[0x48, 0xb8]);
@@ -157,6 +166,7 @@ pub(crate) fn build(
     c.restore();
     c.put(&[0x48, 0x8d, 0xa4, 0x24]); // lea rsp, [rsp + 152]
     c.put(&(FRAME_BELOW_SP as u32 - OFF_RSP).to_le_bytes());
+    debug_assert_eq!(c.len, DISPLACED_AT);
     let mut at = 0;
     while at < region.len {
         let orig_addr = region.addr.wrapping_add(at);

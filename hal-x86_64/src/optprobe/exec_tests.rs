@@ -703,3 +703,32 @@ fn the_entry_is_in_the_trap_path_section() {
     let dispatch = probe_hal::opthook::dispatch_optimized as *const () as usize;
     assert!((start..stop).contains(&dispatch));
 }
+
+/// What the engine's breakpoint path does while the jump is being written:
+/// resume at the detour's copy of the region with the registers of the
+/// probe address. Here: call that copy as if it were the function.
+#[test]
+fn the_displaced_copy_runs_the_region_and_continues_after_it() {
+    let mut sb = Sandbox::new();
+    let log = recorder(110);
+    let detour = sb.optimize(
+        hal_x86_64_opt_basic,
+        hal_x86_64_opt_redzone,
+        hal_x86_64_opt_basic,
+        110,
+    );
+    // SAFETY: the copy of the region, then a jump back into the copy of
+    // `basic` after it: together the function's body, C ABI included.
+    let g = unsafe {
+        core::mem::transmute::<usize, extern "C" fn(usize, usize) -> usize>(
+            detour + super::detour::DISPLACED_AT,
+        )
+    };
+    for i in 0..100 {
+        assert_eq!(g(i, 3), 2 * i + 10);
+    }
+    assert!(log.lock().unwrap().is_empty(), "no handler on that path");
+    let f = sb.func(hal_x86_64_opt_basic);
+    assert_eq!(f(1, 1), 10);
+    assert_eq!(log.lock().unwrap().len(), 1);
+}

@@ -34,17 +34,18 @@
 //!     lea   rax, [rsp + 304] ; mov [rsp + 152], rax     ; rsp = R
 //!     movabs rax, addr ; mov [rsp + 128], rax           ; rip = the probe address
 //!     mov   rax, cs ; mov [rsp + 136], rax ; mov rax, ss ; mov [rsp + 160], rax
-//!     cli                            ; only with mask_interrupts (after the flags were saved)
+//!     cli                            ; with mask_interrupts (after the flags were saved), else nop
 //!     cld
 //!     mov   rbx, rsp ; and rsp, -16 ; mov rdi, rbx
 //!     movabs rsi, cookie
-//!     call  entry                    ; rel32, or movabs rax, entry ; call rax
+//!     call  entry                    ; rel32 + a 7-byte nop, or movabs rax, entry ; call rax
 //!     mov   rsp, rbx
 //!     test  al, al
 //!     jnz   resume
 //!     pop   r15 … rdi                ; path (a): every register from the frame
 //!     lea   rsp, [rsp + 24] ; popfq  ; the flags (IF, DF and the status flags)
 //!     lea   rsp, [rsp + 152]         ; rsp = R
+//! displaced:                         ; always at offset 172 (detour::DISPLACED_AT)
 //!     <the displaced instructions, rip-relative operands relocated>
 //!     jmp   addr + len               ; rel32, or jmp [rip + 0] ; .quad addr + len
 //! resume:                            ; path (b): the hook moved the pc
@@ -53,6 +54,12 @@
 //!     mov   rsp, [rsp]               ; the frame's rsp field: the entry put the slot address there
 //!     ret   128                      ; pops the new rip, then rsp = the frame's rsp
 //! ```
+//!
+//! The code before `displaced` has the same length in every detour, so the
+//! copy of the region sits at a fixed offset: jumping there with the
+//! registers as they were at the probe address runs the region and continues
+//! after it (the engine's breakpoint path does that while the jump is being
+//! written or removed, so no CPU resumes inside the region).
 //!
 //! On path (b) the [entry](entry) writes the frame's rip at
 //! `frame.rsp - 136` and puts that address in the frame's rsp field, so the

@@ -377,12 +377,39 @@ fn detour_code_decodes_as_documented() {
         &out[insns[b - 4].ip() as usize - DETOUR..jmp_back.ip() as usize - DETOUR],
         &PROLOGUE[..7]
     );
-    // Without mask_interrupts: no cli, one byte shorter.
+    // Without mask_interrupts: a nop instead of cli, the same length.
     let n2 = detour::build(&r, DETOUR, 0xc0ffee, false, entry, &mut out).unwrap();
-    assert_eq!(n2, n - 1);
-    assert!(!decode_all(&out[..n2], DETOUR as u64)
-        .iter()
-        .any(|i| i.mnemonic() == Mnemonic::Cli));
+    assert_eq!(n2, n);
+    let insns2 = decode_all(&out[..n2], DETOUR as u64);
+    assert!(!insns2.iter().any(|i| i.mnemonic() == Mnemonic::Cli));
+    assert_eq!(insns2[cli].mnemonic(), Mnemonic::Nop);
+}
+
+/// The copy of the region is at the same offset in every detour: near or
+/// far entry, with or without cli, near or far jump back.
+#[test]
+fn the_displaced_copy_is_at_a_fixed_offset() {
+    let r = region(PROLOGUE);
+    let mut out = [0u8; DETOUR_LEN];
+    for (det, entry) in [
+        (DETOUR, DETOUR + 0x1000),
+        (DETOUR, DETOUR.wrapping_add(1 << 40)),
+        (BASE.wrapping_add(3 << 30), DETOUR),
+    ] {
+        for mask in [false, true] {
+            let n = detour::build(&r, det, 7, mask, entry, &mut out).unwrap();
+            let at = detour::DISPLACED_AT;
+            assert_eq!(&out[at..at + 7], &PROLOGUE[..7]);
+            // What precedes it is path (a)'s lea rsp, [rsp + 152].
+            let insns = decode_all(&out[..n], det as u64);
+            let i = insns
+                .iter()
+                .position(|i| i.ip() == (det + at) as u64)
+                .expect("an instruction boundary");
+            assert_eq!(insns[i - 1].mnemonic(), Mnemonic::Lea);
+            assert_eq!(insns[i - 1].memory_displacement64(), 152);
+        }
+    }
 }
 
 #[test]
