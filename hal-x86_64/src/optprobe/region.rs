@@ -18,7 +18,7 @@
 //!    branch (`jmp`, `jcc`, `call`, the `loop` family, `jrcxz`) may target
 //!    an address strictly inside the region (Linux `insn_jump_into_range`
 //!    checks the 4 bytes after the first; every byte after the first is
-//!    checked here).
+//!    checked here); `xbegin`'s abort handler counts as a target too.
 //!
 //! Not checked here, because only the engine or the kernel knows: other
 //! probes inside the region (Linux `arch_check_optimized_kprobe`), text
@@ -106,8 +106,15 @@ pub(crate) fn classify(at: usize, w: &[u8]) -> Option<(usize, Flow)> {
     if insn.opcode() == Opcode::JMPF {
         return Some((len, Flow::IndirectJump));
     }
-    let flow = match simulate::class_of(insn.opcode()) {
-        Some(Class::Jmp | Class::Call | Class::Jcc(_) | Class::Loop(_)) => {
+    // `xbegin` branches to its abort handler (beyond Linux, whose
+    // `insn_jump_into_range` does not look at it).
+    let branches = insn.opcode() == Opcode::XBEGIN
+        || matches!(
+            simulate::class_of(insn.opcode()),
+            Some(Class::Jmp | Class::Call | Class::Jcc(_) | Class::Loop(_))
+        );
+    let flow = match branches {
+        true => {
             let rel = match insn.operand(0) {
                 Operand::ImmediateI8 { imm } => Some(imm as isize),
                 Operand::ImmediateI16 { imm } => Some(imm as isize),
@@ -120,7 +127,7 @@ pub(crate) fn classify(at: usize, w: &[u8]) -> Option<(usize, Flow)> {
                 None => Flow::Other,
             }
         }
-        _ => Flow::Other,
+        false => Flow::Other,
     };
     Some((len, flow))
 }

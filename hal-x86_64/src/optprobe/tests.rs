@@ -189,6 +189,11 @@ fn jump_into_region() {
     assert_eq!(at(&code, 5), Err(SiteRule::JumpIntoRegion { from: BASE }));
     let code = [0xe3, 0x01, 0x48, 0x89, 0xf8, 0x48, 0x89, 0xf1, 0xc3];
     assert_eq!(at(&code, 2), Err(SiteRule::JumpIntoRegion { from: BASE }));
+    // xbegin's abort handler: c7 f8 rel32 from BASE lands at BASE + 6 + 2.
+    let code = [
+        0xc7, 0xf8, 0x02, 0, 0, 0, 0x48, 0x89, 0xf8, 0x48, 0x89, 0xf1, 0xc3,
+    ];
+    assert_eq!(at(&code, 6), Err(SiteRule::JumpIntoRegion { from: BASE }));
 }
 
 #[test]
@@ -734,6 +739,7 @@ fn differential(functions: &[(String, Range<usize>, Vec<u8>)], per_function: usi
                     FlowControl::UnconditionalBranch
                         | FlowControl::ConditionalBranch
                         | FlowControl::Call
+                        | FlowControl::XbeginXabortXend
                 ) && matches!(
                     i.op0_kind(),
                     OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
