@@ -20,6 +20,8 @@ use crate::xol::XolArea;
 /// State that only registration touches, behind the registration lock.
 pub(crate) struct Registry<const PAGES: usize> {
     pub(crate) xol: XolArea<PAGES>,
+    /// Detours of optimised probes.
+    pub(crate) detours: crate::optimize::detours::DetourArea<PAGES>,
     /// The last instruction boundary the boundary walk reached: a batch in
     /// one function walks it once (cleared when the lock is taken anew).
     pub(crate) walk: Option<WalkCursor>,
@@ -84,6 +86,8 @@ pub struct Engine<
     /// User steps dropped because their task left the slot without
     /// reaching its end (non-local jump out of a signal handler).
     pub(crate) leaked_user_steps: AtomicU32,
+    /// The engine-wide jump-optimisation switch.
+    pub(crate) optimize_on: AtomicBool,
     _arch: PhantomData<A>,
 }
 
@@ -122,6 +126,7 @@ impl<
                 L::INIT,
                 Registry {
                     xol: XolArea::new(),
+                    detours: crate::optimize::detours::DetourArea::new(),
                     walk: None,
                     record_hint: 0,
                     point_hint: 0,
@@ -141,6 +146,7 @@ impl<
                 }
             }; PAGES],
             leaked_user_steps: AtomicU32::new(0),
+            optimize_on: AtomicBool::new(true),
             _arch: PhantomData,
         }
     }
@@ -284,6 +290,7 @@ impl<
             hits: rec.hits.load(Ordering::Relaxed),
             missed: rec.missed.load(Ordering::Relaxed),
             attached: Self::count_attached(rec),
+            optimization: self.optimization_of(cfg.point),
         })
     }
 

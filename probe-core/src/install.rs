@@ -325,6 +325,9 @@ impl<
                 }
             }
             pt.zombie.store(false, Ordering::Relaxed);
+            // SAFETY: lock held; a disarmed point has no jump (`disarm`
+            // removed it), so only its recorded reason is reset.
+            unsafe { pt.opt.set_data(crate::optimize::OptData::unused()) };
             // SAFETY: lock held, point unpublished and a grace period passed.
             unsafe { pt.set_info(None) };
             pt.used.store(false, Ordering::Release);
@@ -363,11 +366,15 @@ impl<
         Ok(())
     }
 
-    /// Write the original bytes back at `point` (no-op when disarmed).
-    pub(crate) fn disarm(&self, point: u32) -> Result<(), ProbeError> {
+    /// Write the original bytes back at `point` (no-op when disarmed),
+    /// removing its jump first if it is optimised.
+    pub(crate) fn disarm(&self, reg: &mut Registry<PAGES>, point: u32) -> Result<(), ProbeError> {
         let pt = &self.points[point as usize];
         if !pt.armed.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        if pt.opt.state.load(Ordering::Relaxed) != crate::optimize::NONE {
+            self.unoptimize(reg, point, crate::optimize::NotOptimized::Disabled)?;
         }
         let info = pt.info();
         self.patch(info.space, info.addr, &info.orig[..info.breakpoint.len])?;

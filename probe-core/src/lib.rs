@@ -32,6 +32,7 @@ mod file_probes;
 mod install;
 mod instances;
 mod lifecycle;
+mod optimize;
 mod point;
 mod probe;
 mod register;
@@ -52,6 +53,7 @@ mod xol;
 pub use attach::{Attachment, ProbeHandler};
 pub use engine::Engine;
 pub use file_probes::{FileId, FileMapping, FileProbeId, FileUprobe, FileUprobes, UprobeHost};
+pub use optimize::{NotOptimized, Optimization};
 pub use register::{BatchError, OwnedProbe, Unregister};
 pub use services::{KernelServices, Space, Symbol, TextPatchError};
 pub use spec::{
@@ -92,7 +94,6 @@ pub type NativeArch = probe_hal_aarch64::Aarch64;
 ))]
 pub mod native {
     mod pt_regs_program;
-    pub use pt_regs_program::PtRegsProgram;
     #[cfg(target_arch = "aarch64")]
     pub use probe_hal_aarch64::{
         frame_registers, pt_regs_mut, with_pt_regs, Aarch64 as Arch, PtRegs, RegNames,
@@ -109,4 +110,5 @@ pub mod native {
     pub use probe_hal_x86_64::{
         frame_registers, pt_regs_mut, with_pt_regs, PtRegs, RegNames, X86_64 as Arch,
     };
+    pub use pt_regs_program::PtRegsProgram;
 }

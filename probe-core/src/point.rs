@@ -66,6 +66,8 @@ pub(crate) struct ProbePoint<A: Arch> {
     pub(crate) space_user: AtomicBool,
     pub(crate) space_id: AtomicUsize,
     pub(crate) addr: AtomicUsize,
+    /// Jump optimisation (see `crate::optimize`).
+    pub(crate) opt: crate::optimize::OptSlot,
     info: UnsafeCell<Option<PointInfo<A>>>,
 }
 
@@ -87,6 +89,7 @@ impl<A: Arch> ProbePoint<A> {
             space_user: AtomicBool::new(false),
             space_id: AtomicUsize::new(0),
             addr: AtomicUsize::new(0),
+            opt: crate::optimize::OptSlot::new(),
             info: UnsafeCell::new(None),
         }
     }

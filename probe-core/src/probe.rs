@@ -28,6 +28,8 @@ pub(crate) struct ProbeConfig {
     pub(crate) point: u32,
     pub(crate) handlers: Handlers,
     pub(crate) data: UserData,
+    /// The probe allows jump optimisation of its address.
+    pub(crate) optimize: bool,
 }
 
 impl ProbeConfig {

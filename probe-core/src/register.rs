@@ -23,6 +23,7 @@ use lock_api::RawMutex;
 use probe_hal::{Arch, Capacity, ProbeError, ProbeErrorKind};
 
 use crate::engine::{Engine, Registry};
+use crate::optimize::NotOptimized;
 use crate::point::PointKind;
 use crate::probe::{Handlers, ProbeConfig};
 use crate::services::{KernelServices, Space};
@@ -65,6 +66,7 @@ struct Request<'a> {
     enabled: bool,
     handlers: Handlers,
     data: UserData,
+    optimize: bool,
 }
 
 impl<
@@ -210,7 +212,23 @@ impl<
     /// disabled one at its address, or if an earlier failure left its point
     /// disarmed).
     pub fn enable(&self, id: ProbeId) -> Result<(), ProbeError> {
-        let _reg = self.lock_registry()?;
+        let mut reg = self.lock_registry()?;
+        let rec = self.record(id)?;
+        let cfg = *rec.config().expect("live record has a config");
+        if !rec.enabled.load(Ordering::Relaxed) {
+            // Back to breakpoints before a post-handler or an opt-out joins.
+            if has_post(&cfg.handlers) {
+                self.unoptimize(&mut reg, cfg.point, NotOptimized::PostHandler)?;
+            } else if !cfg.optimize {
+                self.unoptimize(&mut reg, cfg.point, NotOptimized::OptedOut)?;
+            }
+        }
+        self.enable_locked(id)?;
+        let _ = self.refresh_optimization(&mut reg, cfg.point);
+        Ok(())
+    }
+
+    fn enable_locked(&self, id: ProbeId) -> Result<(), ProbeError> {
         let rec = self.record(id)?;
         let cfg = *rec.config().expect("live record has a config");
         if rec.enabled.load(Ordering::Relaxed) {
@@ -232,14 +250,14 @@ impl<
     /// Stop probe `id` from firing; when no enabled probe is left at its
     /// address, the original bytes are written back.
     pub fn disable(&self, id: ProbeId) -> Result<(), ProbeError> {
-        let _reg = self.lock_registry()?;
+        let mut reg = self.lock_registry()?;
         let rec = self.record(id)?;
         if !rec.enabled.load(Ordering::Relaxed) {
             return Ok(());
         }
         let cfg = *rec.config().expect("live record has a config");
         if self.enabled_probes(cfg.point) == 1 {
-            self.disarm(cfg.point)?;
+            self.disarm(&mut reg, cfg.point)?;
         }
         rec.enabled.store(false, Ordering::Release);
         if has_post(&cfg.handlers) {
@@ -247,6 +265,9 @@ impl<
                 .post_handlers
                 .fetch_sub(1, Ordering::AcqRel);
         }
+        // The probes left may now allow a jump (or the point is disarmed,
+        // which the policy records).
+        let _ = self.refresh_optimization(&mut reg, cfg.point);
         Ok(())
     }
 
@@ -266,6 +287,7 @@ impl<
                     post: p.post,
                 },
                 data: p.data,
+                optimize: p.optimize,
             },
             ProbeSpec::Kretprobe(p) => {
                 if p.data_size > DATA {
@@ -293,6 +315,7 @@ impl<
                         trampoline: 0,
                     },
                     data: p.data,
+                    optimize: p.optimize,
                 }
             }
         };
@@ -330,6 +353,20 @@ impl<
             }
             Handlers::Kprobe { .. } => None,
         };
+        // A jump must not cover the new probe, nor skip the single step a
+        // post-handler needs: back to breakpoints first.
+        let unopt = match existing {
+            Some(p) if has_post(&req.handlers) => {
+                self.unoptimize(reg, p, NotOptimized::PostHandler)
+            }
+            Some(p) if !req.optimize => self.unoptimize(reg, p, NotOptimized::OptedOut),
+            Some(_) => Ok(()),
+            None => self.unoptimize_covering(reg, req.space, addr),
+        };
+        if let Err(e) = unopt {
+            self.undo_trampoline(reg, new_trampoline);
+            return Err(e.at(addr));
+        }
         let (point, new_point) = match existing {
             Some(p) => (p, false),
             None => match self.create_point(reg, req.space, addr) {
@@ -346,6 +383,7 @@ impl<
             point,
             handlers: req.handlers,
             data: req.data,
+            optimize: req.optimize,
         };
         // SAFETY: the registration lock is held and the record is free
         // (no config), so nothing on the trap path can reach it.
@@ -378,6 +416,9 @@ impl<
                 return Err(e.at(addr));
             }
         }
+        // Best effort: a site that cannot be optimised keeps its breakpoint
+        // (the reason is in the listing); un-optimising cannot be needed.
+        let _ = self.refresh_optimization(reg, point);
         Ok(ProbeId {
             index: index as u32,
             generation: rec.generation(),
@@ -417,7 +458,7 @@ impl<
                     .armed
                     .load(Ordering::Relaxed)
             {
-                if let Err(e) = self.disarm(cfg.point) {
+                if let Err(e) = self.disarm(reg, cfg.point) {
                     self.rearm_after_failure(&disarmed);
                     return Err(e);
                 }
@@ -426,6 +467,7 @@ impl<
         }
         // 2. Unlink the probes and unpublish emptied points.
         let mut emptied = heapless::Vec::<u32, PROBES>::new();
+        let mut kept = heapless::Vec::<u32, PROBES>::new();
         for id in ids {
             let rec = &self.probes[id.index as usize];
             let cfg = *rec.config().expect("checked above");
@@ -454,6 +496,8 @@ impl<
                     cfg.point,
                 );
                 let _ = emptied.push(cfg.point);
+            } else if pt.head.load(Ordering::Relaxed) != 0 && !kept.contains(&cfg.point) {
+                let _ = kept.push(cfg.point);
             }
         }
         // 3. Grace period: nobody is in these handlers or slots any more
@@ -469,6 +513,15 @@ impl<
             unsafe { rec.set_config(None) };
         }
         self.free_points(reg, &emptied);
+        // Points that keep probes may now allow a jump (a post-handler or
+        // an opt-out left).
+        for &p in &kept {
+            let pt = &self.points[p as usize];
+            // A later probe of the batch may have emptied it after all.
+            if pt.used.load(Ordering::Relaxed) && pt.head.load(Ordering::Relaxed) != 0 {
+                let _ = self.refresh_optimization(reg, p);
+            }
+        }
         Ok(())
     }
 

@@ -199,14 +199,21 @@ impl<
     ) -> Result<(), probe_hal::MemoryFault> {
         self.services.read(space, addr, buf)?;
         let end = addr + buf.len();
-        // A breakpoint is at most as long as the longest instruction.
-        let reach = A::MAX_INSN_LEN.min(8) - 1;
+        // A breakpoint is at most as long as the longest instruction; a
+        // jump covers at most a displaced region.
+        let reach = (A::MAX_INSN_LEN.min(8) - 1).max(A::OPT_JUMP_LEN.saturating_sub(1));
         let first = addr.saturating_sub(reach);
         let mut a = first - first % A::INSN_ALIGN;
         while a < end {
             if let Some(p) = self.find_point(space, a) {
                 let pt = &self.points[p as usize];
-                if pt.armed.load(Ordering::Relaxed) {
+                // SAFETY: callers hold the registration lock.
+                if let Some(r) = unsafe { pt.opt.patched_region() } {
+                    // A jump (or a half-written one): its original bytes.
+                    for b in r.addr.max(addr)..(r.addr + r.len).min(end) {
+                        buf[b - addr] = r.orig[b - r.addr];
+                    }
+                } else if pt.armed.load(Ordering::Relaxed) {
                     let info = pt.info();
                     let bp_end = info.addr + info.breakpoint.len;
                     if info.kind == PointKind::Probe && bp_end > addr {

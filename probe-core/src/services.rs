@@ -183,6 +183,39 @@ pub trait KernelServices<A: Arch>: Sync {
         4096
     }
 
+    /// An executable kernel page (of [`slot_page_size`](Self::slot_page_size)
+    /// bytes) for detours of jump-optimised probes, whole within `reach`
+    /// bytes of `near`, or `None`. The default has none, so nothing is
+    /// optimised ([`crate::NotOptimized::NoDetourMemory`]). A kernel that
+    /// opts in reserves an area next to its text (a linker-script section)
+    /// and hands out its pages; the engine writes them with
+    /// [`write_text`](Self::write_text).
+    fn alloc_detour_page(&self, near: usize, reach: usize) -> Option<usize> {
+        let _ = (near, reach);
+        None
+    }
+
+    /// Give back a page from [`alloc_detour_page`](Self::alloc_detour_page)
+    /// (no CPU runs a detour in it any more).
+    fn free_detour_page(&self, page: usize) {
+        let _ = page;
+    }
+
+    /// Whether a text-patching site of the kernel (a static key, an
+    /// alternative, an ftrace site) lies inside `range`: a jump is not
+    /// written over one. The default knows none.
+    fn text_patch_site_in(&self, range: core::ops::Range<usize>) -> bool {
+        let _ = range;
+        false
+    }
+
+    /// Whether a detour masks interrupts around the handlers, as a trap
+    /// does (the default; kernel code). A harness that runs "kernel" code
+    /// in user mode, where the instruction faults, answers false.
+    fn detours_mask_interrupts(&self) -> bool {
+        true
+    }
+
     /// Wait for a grace period (see the trait documentation). The one
     /// service that may block; called with the registration lock held,
     /// never from trap context.

@@ -133,7 +133,7 @@ impl<
         let space = Space::User(asid);
         for p in self.points_in(space) {
             if self.points[p as usize].info().kind == PointKind::Probe {
-                self.disarm(p)?;
+                self.disarm(&mut reg, p)?;
             }
         }
         for task in tasks {

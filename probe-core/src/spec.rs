@@ -154,6 +154,8 @@ pub struct Kprobe<'a> {
     pub data: UserData,
     /// Armed when registered.
     pub enabled: bool,
+    /// Whether its address may be jump-optimised (default: yes).
+    pub optimize: bool,
 }
 
 impl<'a> Kprobe<'a> {
@@ -173,7 +175,15 @@ impl<'a> Kprobe<'a> {
             post: None,
             data: &NO_DATA,
             enabled: true,
+            optimize: true,
         }
+    }
+    /// Never jump-optimised: every hit takes the breakpoint trap (Linux
+    /// has no such flag; its `debug.kprobes-optimization` is engine-wide,
+    /// here [`crate::Engine::set_optimization`]).
+    pub fn no_optimize(mut self) -> Self {
+        self.optimize = false;
+        self
     }
     /// With a pre-handler.
     pub fn pre(mut self, h: PreHandler) -> Self {
@@ -222,6 +232,8 @@ pub struct Kretprobe<'a> {
     pub data: UserData,
     /// Armed when registered.
     pub enabled: bool,
+    /// Whether its address may be jump-optimised (default: yes).
+    pub optimize: bool,
 }
 
 impl<'a> Kretprobe<'a> {
@@ -243,7 +255,13 @@ impl<'a> Kretprobe<'a> {
             data_size: 0,
             data: &NO_DATA,
             enabled: true,
+            optimize: true,
         }
+    }
+    /// Never jump-optimised: every entry takes the breakpoint trap.
+    pub fn no_optimize(mut self) -> Self {
+        self.optimize = false;
+        self
     }
     /// With an entry handler.
     pub fn entry(mut self, h: EntryHandler) -> Self {
@@ -324,9 +342,16 @@ pub enum ProbeKind {
 ///
 /// ```
 /// # use probe_core::{ProbeInfo, ProbeKind, Space, ProbeId};
+/// # use probe_core::{NotOptimized, Optimization};
 /// let p = ProbeInfo { id: ProbeId::NONE, addr: 0x1000, space: Space::User(7), kind: ProbeKind::Kretprobe,
-///     enabled: false, hits: 3, missed: 1, attached: 2 };
+///     enabled: false, hits: 3, missed: 1, attached: 2,
+///     optimization: Optimization::NotOptimized(NotOptimized::UserSpace) };
 /// assert_eq!(p.to_string(), "0x1000 ur space=7 [DISABLED] hits=3 missed=1 attached=2");
+/// let k = ProbeInfo { space: Space::Kernel, kind: ProbeKind::Kprobe, enabled: true,
+///     optimization: Optimization::NotOptimized(NotOptimized::PostHandler), ..p };
+/// assert_eq!(k.to_string(), "0x1000 k kernel hits=3 missed=1 attached=2 [unoptimized: post-handler]");
+/// let o = ProbeInfo { optimization: Optimization::Optimized, ..k };
+/// assert_eq!(o.to_string(), "0x1000 k kernel hits=3 missed=1 attached=2 [OPTIMIZED]");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeInfo {
@@ -346,6 +371,8 @@ pub struct ProbeInfo {
     pub missed: u64,
     /// Handler objects attached to it ([`crate::Engine::attach`]).
     pub attached: usize,
+    /// Whether its address is jump-optimised, and if not, why.
+    pub optimization: crate::Optimization,
 }
 
 impl core::fmt::Display for ProbeInfo {
@@ -368,6 +395,13 @@ impl core::fmt::Display for ProbeInfo {
             f,
             " hits={} missed={} attached={}",
             self.hits, self.missed, self.attached
-        )
+        )?;
+        match (self.space, self.optimization) {
+            (Space::Kernel, crate::Optimization::Optimized) => f.write_str(" [OPTIMIZED]"),
+            (Space::Kernel, crate::Optimization::NotOptimized(why)) if self.enabled => {
+                write!(f, " [unoptimized: {}]", why.code())
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -371,6 +371,85 @@ impl<
         // Handlers see the pc at the probed instruction on every ISA (x86_64
         // reports the byte after `int3`).
         regs.set_pc(info.addr);
+        let skipped = self.run_chain(regs, point, info, cpu);
+        state.leave_handler();
+        if skipped {
+            // A handler moved the pc: no step, no post-handlers.
+            return TrapOutcome::Handled;
+        }
+        if let Some(resume) = self.optimizing(point) {
+            regs.set_pc(resume);
+            return TrapOutcome::Handled;
+        }
+        let post = self.points[point as usize]
+            .post_handlers
+            .load(Ordering::Acquire)
+            > 0;
+        self.execute(regs, point, info, cpu, post, true)
+    }
+
+    /// While a jump is being installed or removed at `point` (or is in
+    /// place and a CPU still trapped on the breakpoint), where the
+    /// breakpoint path resumes: the detour's copy of the displaced region.
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    fn optimizing(&self, point: u32) -> Option<usize> {
+        let opt = &self.points[point as usize].opt;
+        if opt.state.load(Ordering::Acquire) == crate::optimize::NONE {
+            return None;
+        }
+        Some(opt.resume.load(Ordering::Relaxed))
+    }
+
+    /// A hit through a detour (no trap): the handlers, unless this CPU is
+    /// inside the probe machinery (then counted as missed). True when a
+    /// handler moved the pc and the detour must resume there.
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    pub(crate) fn optimized_hit<R: Registers>(
+        &self,
+        regs: &mut R,
+        point: u32,
+        info: &PointInfo<A>,
+        cpu: usize,
+    ) -> bool {
+        let state = &self.cpus[cpu];
+        if state.steps.depth() > 0 && !state.in_handler() {
+            self.drop_unwound_steps(cpu, regs.sp());
+        }
+        if state.in_handler() || state.steps.depth() > 0 || !state.enter_handler() {
+            self.count_missed(point);
+            return false;
+        }
+        let skipped = self.run_chain(regs, point, info, cpu);
+        state.leave_handler();
+        skipped
+    }
+
+    /// Every enabled probe of `point` missed a hit.
+    #[link_section = "probe_trap_text"]
+    #[cold]
+    #[inline(never)]
+    fn count_missed(&self, point: u32) {
+        for p in self.chain(point) {
+            let rec = &self.probes[p as usize];
+            if rec.enabled.load(Ordering::Relaxed) {
+                rec.missed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Run the handlers of `point`'s enabled probes, pc at the probe
+    /// address; true when one skipped the instruction (moved the pc).
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    fn run_chain<R: Registers>(
+        &self,
+        regs: &mut R,
+        point: u32,
+        info: &PointInfo<A>,
+        cpu: usize,
+    ) -> bool {
         for p in self.chain(point) {
             let rec = &self.probes[p as usize];
             if !rec.enabled.load(Ordering::Acquire) {
@@ -399,9 +478,7 @@ impl<
                     if skip
                         || Self::run_attached_hits(rec, &ctx, regs) == PreAction::SkipInstruction
                     {
-                        // A handler moved the pc: no step, no post-handlers.
-                        state.leave_handler();
-                        return TrapOutcome::Handled;
+                        return true;
                     }
                 }
                 Handlers::Kretprobe { .. } => {
@@ -410,12 +487,7 @@ impl<
                 }
             }
         }
-        state.leave_handler();
-        let post = self.points[point as usize]
-            .post_handlers
-            .load(Ordering::Acquire)
-            > 0;
-        self.execute(regs, point, info, cpu, post, true)
+        false
     }
 
     /// A kernel hit while steps are in flight on this CPU: a nested trap
@@ -455,11 +527,10 @@ impl<
         info: &PointInfo<A>,
         cpu: usize,
     ) -> TrapOutcome {
-        for p in self.chain(point) {
-            let rec = &self.probes[p as usize];
-            if rec.enabled.load(Ordering::Relaxed) {
-                rec.missed.fetch_add(1, Ordering::Relaxed);
-            }
+        self.count_missed(point);
+        if let Some(resume) = self.optimizing(point) {
+            regs.set_pc(resume);
+            return TrapOutcome::Handled;
         }
         regs.set_pc(info.addr);
         self.execute(regs, point, info, cpu, false, false)

@@ -239,7 +239,8 @@ pub fn write_profile_line(w: &mut dyn Write, event: &str, hits: u64, misses: u64
 /// # use probe_events::format::{write_probe_list_line, SymInfo};
 /// # use probe_core::{ProbeId, ProbeInfo, ProbeKind, Space};
 /// let p = ProbeInfo { id: ProbeId::NONE, addr: 0xffff_ffff_8123_4560, space: Space::Kernel,
-///     kind: ProbeKind::Kprobe, enabled: false, hits: 0, missed: 0, attached: 0 };
+///     kind: ProbeKind::Kprobe, enabled: false, hits: 0, missed: 0, attached: 0,
+///     optimization: probe_core::Optimization::NotOptimized(probe_core::NotOptimized::Disabled) };
 /// let sym = SymInfo { name: "do_sys_open", offset: 0, size: 0xd6 };
 /// let mut s = String::new();
 /// write_probe_list_line(&mut s, &p, Some(sym), None).unwrap();
@@ -271,6 +272,9 @@ pub fn write_probe_list_line(
     }
     if !p.enabled {
         w.write_str("[DISABLED]")?;
+    }
+    if p.optimization == probe_core::Optimization::Optimized {
+        w.write_str("[OPTIMIZED]")?;
     }
     w.write_char('\n')
 }

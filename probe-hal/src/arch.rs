@@ -264,4 +264,17 @@ pub trait Arch: Sized + Send + Sync + 'static {
         let _ = (addr, detour_addr, out);
         Err(crate::SiteRule::NotSupported)
     }
+
+    /// Where, in the detour [`Self::build_detour`] writes for `region` at
+    /// `detour_addr`, the relocated displaced instructions start (followed
+    /// by the jump back to the region's end): an offset into the detour.
+    /// The engine's breakpoint path resumes there, with the registers as
+    /// the probed code had them at the probe address, while a jump is being
+    /// installed or removed (so no CPU ever resumes inside the region, where
+    /// the jump's bytes land). `None` (the default): not supported, and the
+    /// engine does not optimise.
+    fn detour_displaced_offset(region: &crate::OptRegion, detour_addr: usize) -> Option<usize> {
+        let _ = (region, detour_addr);
+        None
+    }
 }

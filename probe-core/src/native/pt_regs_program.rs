@@ -1,8 +1,8 @@
 //! A handler object that runs an eBPF-style program over the backend's
 //! Linux `pt_regs`, at the moment a perf probe event fires.
 
-use crate::attach::ProbeHandler;
 use super::{with_pt_regs, PtRegs};
+use crate::attach::ProbeHandler;
 use crate::spec::{PreAction, ProbeContext, ProbeKind};
 use probe_hal::Registers;
 

@@ -1,0 +1,106 @@
+//! A hit through a detour: the engine as [`probe_hal::opthook::OptHook`].
+
+use core::sync::atomic::Ordering;
+
+use lock_api::RawMutex;
+use probe_hal::opthook::OptHook;
+use probe_hal::{Arch, CallAbi, Registers};
+
+use crate::engine::Engine;
+use crate::services::{KernelServices, Space};
+
+/// A detour's frame as a sized [`Registers`] for the engine's generic trap
+/// code: every method forwards (so `as_any_mut` still reaches the frame
+/// itself, the zero-copy `pt_regs` path).
+pub(crate) struct DynFrame<'a>(pub(crate) &'a mut dyn Registers);
+
+impl Registers for DynFrame<'_> {
+    #[inline(always)]
+    fn pc(&self) -> usize {
+        self.0.pc()
+    }
+    #[inline(always)]
+    fn set_pc(&mut self, pc: usize) {
+        self.0.set_pc(pc)
+    }
+    #[inline(always)]
+    fn sp(&self) -> usize {
+        self.0.sp()
+    }
+    #[inline(always)]
+    fn set_sp(&mut self, sp: usize) {
+        self.0.set_sp(sp)
+    }
+    #[inline(always)]
+    fn gpr(&self, n: usize) -> usize {
+        self.0.gpr(n)
+    }
+    #[inline(always)]
+    fn set_gpr(&mut self, n: usize, value: usize) {
+        self.0.set_gpr(n, value)
+    }
+    #[inline(always)]
+    fn call_abi(&self) -> &'static CallAbi {
+        self.0.call_abi()
+    }
+    #[inline(always)]
+    fn flags(&self) -> usize {
+        self.0.flags()
+    }
+    #[inline(always)]
+    fn set_flags(&mut self, flags: usize) {
+        self.0.set_flags(flags)
+    }
+    #[inline(always)]
+    fn arg(&self, i: usize) -> Option<usize> {
+        self.0.arg(i)
+    }
+    #[inline(always)]
+    fn set_arg(&mut self, i: usize, value: usize) -> bool {
+        self.0.set_arg(i, value)
+    }
+    #[inline(always)]
+    fn return_value(&self) -> usize {
+        self.0.return_value()
+    }
+    #[inline(always)]
+    fn set_return_value(&mut self, value: usize) {
+        self.0.set_return_value(value)
+    }
+    #[inline(always)]
+    fn as_any_mut(&mut self) -> Option<&mut dyn core::any::Any> {
+        self.0.as_any_mut()
+    }
+}
+
+impl<
+        A: Arch,
+        L: RawMutex + Sync + Send,
+        K: KernelServices<A>,
+        const PROBES: usize,
+        const INSTANCES: usize,
+        const CPUS: usize,
+        const PAGES: usize,
+        const DATA: usize,
+    > OptHook for Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
+{
+    /// `cookie` is the point's index. A detour runs only while its point is
+    /// optimised or within the grace period after (the point and its
+    /// handlers are alive until then); the checks below only refuse a
+    /// cookie that names no kernel point at this pc.
+    #[link_section = "probe_trap_text"]
+    unsafe fn on_optimized_hit(&self, cookie: usize, regs: &mut dyn Registers) -> bool {
+        let Some(pt) = self.points.get(cookie) else {
+            return false;
+        };
+        if !pt.used.load(Ordering::Acquire) {
+            return false;
+        }
+        let info = pt.info();
+        if info.space != Space::Kernel || info.addr != regs.pc() {
+            return false;
+        }
+        let cpu = self.cpu_index();
+        self.optimized_hit(&mut DynFrame(regs), cookie as u32, info, cpu)
+    }
+}
