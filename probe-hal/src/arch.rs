@@ -277,4 +277,11 @@ pub trait Arch: Sized + Send + Sync + 'static {
         let _ = (region, detour_addr);
         None
     }
+
+    /// Whether detours reach the engine through
+    /// [`crate::opthook::dispatch_optimized`] (true for every real backend:
+    /// the engine then optimises only when the installed hook is its own).
+    /// A simulated ISA whose machine calls its engine's
+    /// [`crate::opthook::OptHook`] directly says false.
+    const DETOUR_USES_OPT_HOOK: bool = true;
 }

@@ -170,7 +170,9 @@ impl<
             return Some(NotOptimized::GracePeriod);
         }
         let me = self as *const Self as *const ();
-        if probe_hal::opthook::installed_opt_hook().map(|h| h.engine()) != Some(me) {
+        if A::DETOUR_USES_OPT_HOOK
+            && probe_hal::opthook::installed_opt_hook().map(|h| h.engine()) != Some(me)
+        {
             return Some(NotOptimized::HookMissing);
         }
         None
