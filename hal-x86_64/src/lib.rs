@@ -283,6 +283,10 @@ macro_rules! impl_arch {
             ) -> Result<usize, SiteRule> {
                 optprobe::detour::jump(addr, detour_addr, out)
             }
+
+            fn detour_displaced_offset(_region: &OptRegion, _detour_addr: usize) -> Option<usize> {
+                Some(optprobe::detour::DISPLACED_AT)
+            }
         }
     };
 }

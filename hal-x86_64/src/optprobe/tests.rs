@@ -404,6 +404,7 @@ fn the_displaced_copy_is_at_a_fixed_offset() {
         for mask in [false, true] {
             let n = detour::build(&r, det, 7, mask, entry, &mut out).unwrap();
             let at = detour::DISPLACED_AT;
+            assert_eq!(X86_64::detour_displaced_offset(&r, det), Some(at));
             assert_eq!(&out[at..at + 7], &PROLOGUE[..7]);
             // What precedes it is path (a)'s lea rsp, [rsp + 152].
             let insns = decode_all(&out[..n], det as u64);
