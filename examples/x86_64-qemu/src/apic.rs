@@ -25,6 +25,12 @@ const EOI: usize = 0xb0;
 const SVR: usize = 0xf0;
 const ICR_LOW: usize = 0x300;
 const ICR_HIGH: usize = 0x310;
+const LVT_TIMER: usize = 0x320;
+const TIMER_INITIAL: usize = 0x380;
+const TIMER_DIVIDE: usize = 0x3e0;
+
+/// Timer divide configuration 0b0011: divide the bus clock by 16.
+const DIVIDE_BY_16: u32 = 0b0011;
 
 /// SVR bit 8: the APIC is software-enabled.
 const SVR_ENABLE: u32 = 1 << 8;
@@ -83,6 +89,15 @@ fn send(dest: u32, command: u32) {
     while read(ICR_LOW) & ICR_PENDING != 0 {
         core::hint::spin_loop();
     }
+}
+
+/// Raise [`IPI_VECTOR`] on this CPU once, `ticks` × 16 bus clocks from
+/// now (one-shot timer): the wake-up of a `hlt` whose real wake-up never
+/// came. QEMU's APIC bus runs at 1 GHz, so 62,500 ticks are 1 ms.
+pub fn arm_timer_once(ticks: u32) {
+    write(TIMER_DIVIDE, DIVIDE_BY_16);
+    write(LVT_TIMER, u32::from(IPI_VECTOR)); // one-shot, not masked
+    write(TIMER_INITIAL, ticks);
 }
 
 /// Send the fixed IPI [`IPI_VECTOR`] to the CPU with APIC id `dest`.

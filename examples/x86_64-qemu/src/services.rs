@@ -205,6 +205,9 @@ impl KernelServices<X86_64> for Ring0 {
         let stop = smp::stop_others();
         if stop.any() {
             smp::STATS.stopped_writes.fetch_add(1, Ordering::Relaxed);
+            if in_slot_area(addr) {
+                smp::STATS.slot_writes.fetch_add(1, Ordering::Relaxed);
+            }
         }
         cpu::with_write_protect_off(|| {
             for (i, b) in bytes.iter().enumerate() {

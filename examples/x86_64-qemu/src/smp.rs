@@ -23,8 +23,11 @@
 //!   requester sends after a short wait.
 //!
 //! The requester waits with a deadline, so a CPU that never answers is
-//! reported (panic) instead of hanging the run. The other CPU never sends
-//! IPIs and takes no lock, so the boot CPU may wait with interrupts masked.
+//! reported (panic) instead of hanging the run. It spins briefly, then
+//! halts; the answering CPU then wakes it with the same IPI (its only
+//! request: the handler finds nothing to do on a CPU nobody asks). The
+//! other CPU takes no lock and asks nothing, so the boot CPU may wait with
+//! interrupts masked except inside that `sti; hlt`.
 //!
 //! Bring-up: [`start_second_cpu`] copies the real-mode trampoline
 //! ([`crate::ap_trampoline`]) below 1 MiB and sends INIT, STARTUP,
@@ -33,7 +36,7 @@
 //! interrupts, and runs jobs ([`start_job`]) as the boot CPU hands them out.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::clock::{self, Deadline};
 use crate::percpu::cpu_id;
@@ -72,6 +75,9 @@ struct Mailbox {
     deferred: AtomicU64,
     /// Grace periods answered at the end of a breakpoint trap.
     trap_exit_answers: AtomicU64,
+    /// The CPU halted until this one answers, plus one (0: none): every
+    /// answer then sends it the IPI (see [`wait_for`]).
+    waiter: AtomicUsize,
 }
 
 static MAILBOX: [Mailbox; MAX_CPUS] = [const {
@@ -86,6 +92,7 @@ static MAILBOX: [Mailbox; MAX_CPUS] = [const {
         ipis: AtomicU64::new(0),
         deferred: AtomicU64::new(0),
         trap_exit_answers: AtomicU64::new(0),
+        waiter: AtomicUsize::new(0),
     }
 }; MAX_CPUS];
 
@@ -96,6 +103,8 @@ static TEXT_GENERATION: AtomicU64 = AtomicU64::new(0);
 pub struct Stats {
     /// Text writes made with the other CPU stopped.
     pub stopped_writes: AtomicU64,
+    /// Of those, writes into the slot area.
+    pub slot_writes: AtomicU64,
     /// `sync_icache` calls that needed an IPI (the other CPU had not
     /// serialised since the last write).
     pub remote_syncs: AtomicU64,
@@ -108,6 +117,7 @@ pub struct Stats {
 /// See [`Stats`].
 pub static STATS: Stats = Stats {
     stopped_writes: AtomicU64::new(0),
+    slot_writes: AtomicU64::new(0),
     remote_syncs: AtomicU64::new(0),
     remote_grace_periods: AtomicU64::new(0),
     ipis_sent: AtomicU64::new(0),
@@ -152,17 +162,62 @@ fn send_ipi(cpu: usize) {
     apic::send_ipi(MAILBOX[cpu].apic_id.load(Ordering::Relaxed));
 }
 
-/// Wait until `done` holds; panic (a reported crash) after [`ANSWER_MS`].
+/// How long [`wait_for`] spins before it halts.
+const SPIN_US: u64 = 200;
+/// The one-shot timer that ends a `hlt` whose wake-up never came: 1 ms at
+/// QEMU's 1 GHz APIC bus (see [`apic::arm_timer_once`]).
+const WAKE_TICKS: u32 = 62_500;
+
+/// Wait until `done` holds (an answer of `cpu`); panic (a reported crash)
+/// after [`ANSWER_MS`].
+///
+/// It spins for [`SPIN_US`], which is enough on an idle host, then halts
+/// until `cpu` answers: on a busy host a spinning vCPU thread takes host
+/// time from the vCPU thread it waits for (2 CPU hogs beside QEMU: 9 s for
+/// the two-CPU check instead of 20-60 s spinning).
 fn wait_for(done: impl Fn() -> bool, cpu: usize, what: &str) {
     let start = clock::now();
     let deadline = Deadline::after_ms(ANSWER_MS);
+    let spin = Deadline::after_us(SPIN_US);
     while !done() {
         if deadline.passed() {
             panic!("cpu {cpu} did not {what} within {ANSWER_MS} ms");
         }
-        core::hint::spin_loop();
+        if spin.passed() {
+            halt_until_answer(&MAILBOX[cpu], &done);
+        } else {
+            core::hint::spin_loop();
+        }
     }
     LONGEST_WAIT.fetch_max(clock::now() - start, Ordering::Relaxed);
+}
+
+/// Halt until the CPU of mailbox `m` answers (it sends the IPI, see
+/// [`wake_waiter`]) or the one-shot timer fires.
+fn halt_until_answer(m: &Mailbox, done: &impl Fn() -> bool) {
+    let _restore = cpu::InterruptsMasked::mask();
+    m.waiter.store(cpu_id() + 1, Ordering::SeqCst);
+    // Either the answering CPU sees `waiter` (after its answer) and sends
+    // the IPI, or `done()` sees the answer: both sides store, fence, load.
+    fence(Ordering::SeqCst);
+    if !done() {
+        apic::arm_timer_once(WAKE_TICKS);
+        // SAFETY: the IDT has the IPI and spurious gates (loaded at
+        // boot); `sti` takes effect only once `hlt` has started, so an IPI
+        // sent after the `done()` check still ends the `hlt`; `cli` masks
+        // again, and the guard restores the caller's IF.
+        unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    }
+    m.waiter.store(0, Ordering::SeqCst);
+}
+
+/// On the answering CPU, after an answer: wake the CPU halted for it.
+fn wake_waiter(m: &Mailbox) {
+    fence(Ordering::SeqCst);
+    let waiter = m.waiter.load(Ordering::SeqCst);
+    if let Some(w) = waiter.checked_sub(1).and_then(|w| MAILBOX.get(w)) {
+        apic::send_ipi(w.apic_id.load(Ordering::Relaxed));
+    }
 }
 
 /// The other CPUs are stopped while this exists (see [`stop_others`]).
@@ -283,6 +338,7 @@ pub fn trap_exit(rip: usize, rflags: u64) {
     if m.quiescent_done.load(Ordering::Relaxed) < wanted {
         m.quiescent_done.store(wanted, Ordering::Release);
         m.trap_exit_answers.fetch_add(1, Ordering::Relaxed);
+        wake_waiter(m);
     }
 }
 
@@ -292,6 +348,7 @@ pub fn on_ipi(rip: usize) {
     let m = &MAILBOX[cpu_id()];
     if m.stop_requested.load(Ordering::SeqCst) {
         m.stopped.store(true, Ordering::SeqCst);
+        wake_waiter(m);
         while m.stop_requested.load(Ordering::SeqCst) {
             core::hint::spin_loop();
         }
@@ -309,6 +366,7 @@ pub fn on_ipi(rip: usize) {
         m.deferred.fetch_add(1, Ordering::Relaxed);
     }
     m.ipis.fetch_add(1, Ordering::Release);
+    wake_waiter(m);
     apic::eoi();
     // The requester is waiting for this answer. Under QEMU's
     // single-threaded TCG, `pause` hands the host thread to the next vCPU

@@ -86,9 +86,9 @@ safe_call! {
 }
 
 /// Cycles of CPU 0's churn (each: register a kprobe and a kretprobe,
-/// disable, enable, unregister: six probe operations). A debug build runs
-/// the engine about 30 times slower under TCG: it makes 200 cycles (still
-/// 1,200 operations) to stay well inside the run's timeout.
+/// disable, enable, unregister: six probe operations). A debug build is
+/// much slower under TCG (a cycle takes about 50 ms instead of 0.6 ms): it
+/// makes 200 cycles (still 1,200 operations) to stay inside the timeout.
 const CYCLES: usize = if cfg!(debug_assertions) { 200 } else { 1000 };
 /// Depth of the kretprobed recursion (`xq_sum(DEPTH)`: DEPTH + 1 calls).
 const DEPTH: u64 = 3;
@@ -421,7 +421,7 @@ struct Run {
     cpu1_done: bool,
     cycles: usize,
     fixed: [ProbeInfo; 4],
-    stats: [u64; 6],
+    stats: [u64; 7],
     differing: usize,
     compared: usize,
 }
@@ -488,9 +488,10 @@ fn run_both() -> Result<Run, ProbeError> {
 
 /// stopped writes, remote syncs, remote grace periods, IPIs sent,
 /// deferred, answered at a trap's end.
-fn stats() -> [u64; 6] {
+fn stats() -> [u64; 7] {
     [
         smp::STATS.stopped_writes.load(Ordering::Relaxed),
+        smp::STATS.slot_writes.load(Ordering::Relaxed),
         smp::STATS.remote_syncs.load(Ordering::Relaxed),
         smp::STATS.remote_grace_periods.load(Ordering::Relaxed),
         smp::STATS.ipis_sent.load(Ordering::Relaxed),
@@ -611,12 +612,12 @@ pub fn run() {
             CHURN.bad() + CHURN_RET.bad()
         ),
     );
-    let [stopped, syncs, graces, ipis, deferred, at_trap_exit] = run.stats;
+    let [stopped, slot_writes, syncs, graces, ipis, deferred, at_trap_exit] = run.stats;
     check(
         "two CPUs: text written with CPU 1 stopped, grace periods waited for CPU 1",
         stopped > 0 && graces > 0,
         format_args!(
-            "{stopped} writes with CPU 1 stopped, {syncs} extra serialising IPIs, {graces} grace \
+            "{stopped} writes with CPU 1 stopped ({slot_writes} into slots), {syncs} extra serialising IPIs, {graces} grace \
              periods ({at_trap_exit} answered at the end of a trap), {ipis} IPIs in all, \
              {deferred} found CPU 1 in a slot or the trap text"
         ),
