@@ -2,11 +2,11 @@
 //! probe-core knows this ISA; everything it needs is here.
 
 use probe_hal::{
-    Arch, Breakpoint, CallAbi, DataAccess, Decoded, ExecMode, Handling, MemoryFault, ProbeError,
-    ProbeErrorKind, Refusal, Registers, SlotImage,
+    Arch, Breakpoint, CallAbi, DataAccess, Decoded, ExecMode, Handling, MemoryFault, OptRegion,
+    ProbeError, ProbeErrorKind, Refusal, Registers, SiteRule, SlotImage, MAX_OPT_REGION,
 };
 
-use crate::isa::{op, FLAG_IE, RA, SP};
+use crate::isa::{op, DETOUR_HEADER, FLAG_IE, RA, SP};
 
 /// What the engine does with one opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,16 @@ pub const DECISIONS: &[Decision] = &[
     // Reads its target from memory: simulated through the data-access
     // interface (a bad pointer is a fault the kernel delivers).
     row(op::CALLM, "callm", Class::Simulate),
+    row(
+        op::OJMP,
+        "ojmp",
+        Class::Refuse("the optimised-probe jump belongs to the engine"),
+    ),
+    row(
+        op::DENTRY,
+        "dentry",
+        Class::Refuse("the detour entry belongs to the engine"),
+    ),
 ];
 
 /// The decision for `op`, if it is an opcode.
@@ -111,6 +121,56 @@ pub static CALL_ABI: CallAbi = CallAbi {
 /// The kernel-mode return trampoline: the interpreter calls the return hook
 /// (through `probe_hal::rethook::ReturnHook`) when a CPU's pc reaches it.
 pub const TRAMPOLINE: usize = 0x1_fff0;
+
+/// Length of the optimised-probe jump (`ojmp rel16`, 4 bytes).
+pub const OPT_JUMP_LEN: usize = 4;
+/// Longest displaced region: a 2-byte instruction, then a 4-byte one.
+pub const MAX_REGION: usize = 6;
+/// A detour: `dentry` and the probe address ([`DETOUR_HEADER`]), the
+/// displaced copy, the `ojmp` back.
+pub const DETOUR_LEN: usize = DETOUR_HEADER + MAX_REGION + 4;
+/// How far a detour may be from its probe: `ojmp` reaches ±64 KiB, and the
+/// jump back starts up to `DETOUR_LEN` bytes into the detour (margin kept).
+pub const OPT_REACH: usize = 0x1_0000 - 0x100;
+
+/// The `ojmp` displacement (in half-words) from `from` to `to`, if it
+/// reaches.
+pub fn ojmp_rel(from: usize, to: usize) -> Option<i16> {
+    let d = to as i64 - from as i64;
+    if d % 2 != 0 {
+        return None;
+    }
+    i16::try_from(d / 2).ok()
+}
+
+/// The target of an `ojmp` at `addr` with bytes `b`.
+pub fn ojmp_target(addr: usize, b: &[u8; 4]) -> usize {
+    (addr as i64 + 2 * rel16(b)) as usize
+}
+
+/// One instruction of the function being analysed: its bytes and length.
+fn read_insn(text: &dyn DataAccess, at: usize, end: usize) -> Result<([u8; 4], usize), SiteRule> {
+    let mut b = [0u8; 4];
+    text.read(at, &mut b[..1])
+        .map_err(|_| SiteRule::ReadFailed { addr: at })?;
+    let len = crate::isa::insn_len(b[0]).ok_or(SiteRule::Undecodable { at })?;
+    if at + len > end {
+        // The last instruction runs past the symbol's end.
+        return Err(SiteRule::Undecodable { at });
+    }
+    text.read(at, &mut b[..len])
+        .map_err(|_| SiteRule::ReadFailed { addr: at })?;
+    Ok((b, len))
+}
+
+/// Where a direct branch at `at` goes (`jmp`, `beq`, `call`), if it is one.
+fn branch_target(at: usize, b: &[u8; 4]) -> Option<usize> {
+    match b[0] {
+        op::JMP | op::CALL => Some((at as i64 + rel16(b)) as usize),
+        op::BEQ => Some((at as i64 + b[2] as i8 as i64) as usize),
+        _ => None,
+    }
+}
 
 /// The Toy backend.
 pub struct Toy;
@@ -338,6 +398,151 @@ impl Arch for Toy {
     // reaches TRAMPOLINE (many engines share a test process: one global
     // hook could not reach them all).
     const TRAMPOLINE_USES_RETURN_HOOK: bool = false;
+
+    // ---- Jump optimisation ----
+
+    const OPT_JUMP_LEN: usize = OPT_JUMP_LEN;
+    const DETOUR_LEN: usize = DETOUR_LEN;
+    const OPT_REACH: usize = OPT_REACH;
+
+    /// Linux's `can_optimize` rules, for Toy: the function is known and
+    /// contains `addr`; walking it from its start, every instruction
+    /// decodes, none has a fault fix-up, and one starts at `addr`; the
+    /// region (whole instructions, at least [`OPT_JUMP_LEN`] bytes) lies
+    /// within the function and each of its instructions is stepped and
+    /// boostable; no direct branch of the function (`jmp`, `beq`, and,
+    /// beyond Linux, `call`, since a Toy function may call into itself)
+    /// lands after the region's first byte and before its end. Toy has no
+    /// indirect jump (`callm` returns after itself, `ret` to a return
+    /// address, which never lies inside a region of stepped instructions).
+    fn analyze_optimizable(
+        addr: usize,
+        function: core::ops::Range<usize>,
+        text: &dyn DataAccess,
+        may_fault: &dyn Fn(usize) -> bool,
+        mode: ExecMode,
+    ) -> Result<OptRegion, SiteRule> {
+        if !function.contains(&addr) {
+            return Err(SiteRule::FunctionSizeUnknown);
+        }
+        let end = function.end;
+        // Pass 1: every instruction decodes, none may fault, `addr` is a
+        // boundary.
+        let mut at = function.start;
+        let mut boundary = false;
+        while at < end {
+            let (_, len) = read_insn(text, at, end)?;
+            if may_fault(at) {
+                return Err(SiteRule::MayFault { at });
+            }
+            if at == addr {
+                boundary = true;
+            } else if at < addr && addr < at + len {
+                return Err(SiteRule::NotInstructionBoundary { insn: at });
+            }
+            at += len;
+        }
+        if !boundary {
+            return Err(SiteRule::FunctionSizeUnknown);
+        }
+        // The region.
+        let mut region = OptRegion {
+            addr,
+            len: 0,
+            insns: 0,
+            mode,
+            orig: [0; MAX_OPT_REGION],
+        };
+        while region.len < OPT_JUMP_LEN {
+            let at = addr + region.len;
+            if at >= end {
+                return Err(SiteRule::RegionPastFunction);
+            }
+            let (b, len) = read_insn(text, at, end).map_err(|e| match e {
+                SiteRule::Undecodable { .. } => SiteRule::RegionPastFunction,
+                e => e,
+            })?;
+            match decision(b[0]).map(|d| d.class) {
+                Some(Class::Step { boost: true }) => {}
+                _ => return Err(SiteRule::NotStepped { at }),
+            }
+            region.orig[region.len..region.len + len].copy_from_slice(&b[..len]);
+            region.len += len;
+            region.insns += 1;
+        }
+        // Pass 2: no branch into the region after its first byte.
+        let mut at = function.start;
+        while at < end {
+            let (b, len) = read_insn(text, at, end)?;
+            if let Some(t) = branch_target(at, &b) {
+                if t > addr && t < region.end() {
+                    return Err(SiteRule::JumpIntoRegion { from: at });
+                }
+            }
+            at += len;
+        }
+        Ok(region)
+    }
+
+    /// `dentry mask, cookie`, the probe address (8 bytes), the displaced
+    /// instructions (`ldpc` relocated), `ojmp` back to the region's end.
+    fn build_detour(
+        region: &OptRegion,
+        detour_addr: usize,
+        cookie: usize,
+        mask_interrupts: bool,
+        out: &mut [u8],
+    ) -> Result<usize, SiteRule> {
+        if out.len() < DETOUR_LEN {
+            return Err(SiteRule::BufferTooSmall { needed: DETOUR_LEN });
+        }
+        if region.len > MAX_REGION {
+            return Err(SiteRule::NotSupported);
+        }
+        let cookie = u16::try_from(cookie).map_err(|_| SiteRule::NotSupported)?;
+        out[..4].copy_from_slice(&crate::isa::asm::dentry(mask_interrupts, cookie));
+        out[4..DETOUR_HEADER].copy_from_slice(&(region.addr as u64).to_le_bytes());
+        let mut o = DETOUR_HEADER;
+        let mut i = 0;
+        while i < region.len {
+            let len = crate::isa::insn_len(region.orig[i]).ok_or(SiteRule::Undecodable {
+                at: region.addr + i,
+            })?;
+            let mut copy = [0u8; 4];
+            copy[..len].copy_from_slice(&region.orig[i..i + len]);
+            if copy[0] == op::LDPC {
+                let target = (region.addr + i) as i64 + rel16(&copy);
+                let rel = i16::try_from(target - (detour_addr + o) as i64)
+                    .map_err(|_| SiteRule::OutOfReach)?;
+                copy[2..4].copy_from_slice(&rel.to_le_bytes());
+            }
+            out[o..o + len].copy_from_slice(&copy[..len]);
+            o += len;
+            i += len;
+        }
+        let back = ojmp_rel(detour_addr + o, region.end()).ok_or(SiteRule::OutOfReach)?;
+        out[o..o + 4].copy_from_slice(&crate::isa::asm::ojmp(back));
+        Ok(o + 4)
+    }
+
+    fn optimized_jump(addr: usize, detour_addr: usize, out: &mut [u8]) -> Result<usize, SiteRule> {
+        if out.len() < OPT_JUMP_LEN {
+            return Err(SiteRule::BufferTooSmall {
+                needed: OPT_JUMP_LEN,
+            });
+        }
+        let rel = ojmp_rel(addr, detour_addr).ok_or(SiteRule::OutOfReach)?;
+        out[..4].copy_from_slice(&crate::isa::asm::ojmp(rel));
+        Ok(OPT_JUMP_LEN)
+    }
+
+    fn detour_displaced_offset(_region: &OptRegion, _detour_addr: usize) -> Option<usize> {
+        Some(DETOUR_HEADER)
+    }
+
+    // The machine calls its own engine's `OptHook` at `dentry` (every test
+    // has its own engine: one process-wide hook could not reach them all).
+    const DETOUR_USES_OPT_HOOK: bool = false;
 }
 
 /// The Toy trap frame.

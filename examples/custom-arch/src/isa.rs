@@ -66,7 +66,21 @@ pub mod op {
     /// `callm [rs + imm8]`: r14 = addr + 4; pc = mem64[rs + imm8] (a call
     /// through memory, like x86 `call [rax + 8]`)
     pub const CALLM: u8 = 0x8a;
+    /// `ojmp rel16`: pc = addr + 2 * rel16 (b, c): the jump of an
+    /// optimised probe (reach ±64 KiB). Engine-reserved: never probed.
+    pub const OJMP: u8 = 0x8b;
+    /// `dentry mask, cookie16`: a detour's entry (engine-reserved). The
+    /// 8 bytes after it hold the probe address; the machine builds a frame
+    /// of the registers with pc = that address, calls its engine's
+    /// `OptHook::on_optimized_hit(cookie, frame)` and then resumes at the
+    /// frame's pc (true) or runs the displaced copy at addr + 12 (false).
+    /// a = 1: interrupts masked around the call.
+    pub const DENTRY: u8 = 0x8c;
 }
+
+/// Bytes of a detour before its copy of the displaced instructions: the
+/// `dentry` instruction and the probe address (u64, little-endian).
+pub const DETOUR_HEADER: usize = 12;
 
 /// Length of the instruction starting with opcode `op`, if it is one.
 pub fn insn_len(op: u8) -> Option<usize> {
@@ -172,6 +186,16 @@ pub mod asm {
     /// `sys`
     pub const fn sys() -> [u8; 4] {
         [op::SYS, 0, 0, 0]
+    }
+    /// `ojmp` from `from` to `to` (both even, within ±64 KiB)
+    pub const fn ojmp(rel_halfwords: i16) -> [u8; 4] {
+        let b = rel_halfwords.to_le_bytes();
+        [op::OJMP, 0, b[0], b[1]]
+    }
+    /// `dentry mask, cookie`
+    pub const fn dentry(mask: bool, cookie: u16) -> [u8; 4] {
+        let b = cookie.to_le_bytes();
+        [op::DENTRY, mask as u8, b[0], b[1]]
     }
     /// `callm [rs + imm]`
     pub const fn callm(rs: usize, imm: i8) -> [u8; 4] {

@@ -3,11 +3,12 @@
 //! handlers would.
 
 use probe_core::{FaultOutcome, Space, TrapOutcome};
+use probe_hal::opthook::OptHook;
 use probe_hal::rethook::ReturnHook;
 use probe_hal::{ExecMode, Registers};
 
 use crate::arch::{ToyRegs, TRAMPOLINE};
-use crate::isa::{op, FLAG_IE, SP};
+use crate::isa::{op, DETOUR_HEADER, FLAG_IE, SP};
 use crate::world::World;
 use crate::ToyEngine;
 
@@ -28,6 +29,8 @@ pub struct Cpu {
     pub executed: u64,
     /// Traps taken (breakpoints and faults).
     pub traps: u64,
+    /// Detour entries (`dentry`: optimised hits, no trap).
+    pub detour_entries: u64,
     /// How often each address was executed (outside traps).
     pub visits: std::collections::HashMap<usize, u64>,
 }
@@ -63,6 +66,7 @@ impl Cpu {
             link: None,
             executed: 0,
             traps: 0,
+            detour_entries: 0,
             visits: Default::default(),
         }
     }
@@ -162,6 +166,7 @@ impl Cpu {
             op::RET => self.regs.set_pc(self.regs.gpr(crate::isa::RA)),
             op::BRK | op::STEPEND => {
                 self.traps += 1;
+                world.count_trap();
                 self.link = None;
                 let mode = self.mode();
                 // SAFETY: traps are taken one at a time on this CPU (which
@@ -272,7 +277,51 @@ impl Cpu {
                     Err(f) => return self.fault(world, engine, f.addr),
                 }
             }
+            op::OJMP => self.regs.set_pc(crate::arch::ojmp_target(pc, &b)),
+            op::DENTRY if self.space == Space::Kernel => {
+                return self.detour_entry(world, engine, pc, &b)
+            }
             _ => return self.fault(world, engine, pc),
+        }
+        None
+    }
+
+    /// `dentry`: what a backend's detour does around its call into the
+    /// engine (save the registers into a frame with pc = the probe
+    /// address, mask interrupts, call, restore), here calling the
+    /// machine's own engine's `OptHook` directly.
+    fn detour_entry<const P: usize>(
+        &mut self,
+        world: &World,
+        engine: &ToyEngine<P>,
+        pc: usize,
+        b: &[u8; 4],
+    ) -> Option<Stop> {
+        let probe = match world.load_u64(self.space, pc + 4) {
+            Ok(v) => v as usize,
+            Err(f) => return self.fault(world, engine, f.addr),
+        };
+        let cookie = u16::from_le_bytes([b[2], b[3]]) as usize;
+        self.detour_entries += 1;
+        world.count_detour_entry();
+        let saved = self.regs;
+        let mut frame = self.regs;
+        frame.pc = probe as u64;
+        if b[1] & 1 != 0 {
+            // Masked for the call (the frame keeps the flags the probed
+            // code had, as a trap frame does).
+            self.regs.flags &= !FLAG_IE;
+        }
+        let hook: &dyn OptHook = engine;
+        // SAFETY: the interpreter runs this CPU's detour on behalf of the
+        // task `switch_to` named, one call at a time, with `frame` a local
+        // valid for the call (the contract of `on_optimized_hit`).
+        let moved = unsafe { hook.on_optimized_hit(cookie, &mut frame) };
+        self.regs = frame;
+        if !moved {
+            // Run the displaced copy; pc and sp are not read back.
+            self.regs.r[SP] = saved.r[SP];
+            self.regs.set_pc(pc + DETOUR_HEADER);
         }
         None
     }
@@ -285,6 +334,7 @@ impl Cpu {
         addr: usize,
     ) -> Option<Stop> {
         self.traps += 1;
+        world.count_trap();
         self.link = None;
         let mode = self.mode();
         // SAFETY: as for breakpoints above.

@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
@@ -27,6 +27,26 @@ pub const SLOT_AREA: usize = 0x8000;
 pub const PAGE: usize = 256;
 /// Number of tasks the world has.
 pub const TASKS: usize = 8;
+/// Where detour pages are handed out from (above the slot pages, below the
+/// stacks; within `ojmp` reach of all kernel text).
+pub const DETOUR_AREA: usize = 0xa000;
+/// Detour pages in [`DETOUR_AREA`].
+pub const DETOUR_AREA_PAGES: usize = 32;
+/// Pages a misbehaving kernel hands out as detour memory out of reach
+/// ([`World::far_detours`]).
+pub const FAR_DETOUR_AREA: usize = 0x1e000;
+
+/// How the world answers `alloc_detour_page`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detours {
+    /// No detour memory (the default: nothing is jump-optimised).
+    Off,
+    /// Pages of [`DETOUR_AREA`], `None` when out of the reach asked for.
+    Near,
+    /// Pages of [`FAR_DETOUR_AREA`] whatever the reach asked for (the
+    /// engine must check the reach itself and give them back).
+    Far,
+}
 
 /// One recorded service call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +75,10 @@ pub enum Event {
     PageAlloc(Space, usize),
     /// `free_slot_page`
     PageFree(Space, usize),
+    /// `alloc_detour_page`
+    DetourAlloc(usize),
+    /// `free_detour_page`
+    DetourFree(usize),
 }
 
 struct SpaceMem {
@@ -75,7 +99,9 @@ pub struct World {
     task_space: [AtomicUsize; TASKS],
     symbols: Mutex<Vec<(&'static str, Symbol)>>,
     blacklist: Vec<Range<usize>>,
-    failing_writes: Mutex<Vec<usize>>,
+    /// Addresses whose text writes fail, each after that many more
+    /// successful writes there.
+    failing_writes: Mutex<Vec<(usize, usize)>>,
     /// `read` calls the engine made (registration cost).
     pub reads: AtomicUsize,
     page_limit: AtomicUsize,
@@ -91,6 +117,13 @@ pub struct World {
     pub cpu_pcs: Mutex<BTreeMap<usize, (Space, usize)>>,
     /// Kernel fault fix-ups: faulting pc -> continuation pc.
     pub fixups: Mutex<Vec<(usize, usize)>>,
+    detour_mode: AtomicU8,
+    detour_page_limit: AtomicUsize,
+    detour_pages: Mutex<Vec<usize>>,
+    text_patch_sites: Mutex<Vec<usize>>,
+    traps_taken: AtomicU64,
+    detour_entries: AtomicU64,
+    wait_for_patches: AtomicBool,
 }
 
 thread_local! {
@@ -128,7 +161,71 @@ impl World {
             sync_hook: Mutex::new(None),
             cpu_pcs: Mutex::new(BTreeMap::new()),
             fixups: Mutex::new(Vec::new()),
+            detour_mode: AtomicU8::new(0),
+            detour_page_limit: AtomicUsize::new(usize::MAX),
+            detour_pages: Mutex::new(Vec::new()),
+            text_patch_sites: Mutex::new(Vec::new()),
+            traps_taken: AtomicU64::new(0),
+            detour_entries: AtomicU64::new(0),
+            wait_for_patches: AtomicBool::new(false),
         }
+    }
+
+    /// How `alloc_detour_page` answers from now on ([`Detours::Off`] by
+    /// default: existing tests see no jump optimisation unless they opt
+    /// in).
+    pub fn set_detours(&self, mode: Detours) {
+        let m = match mode {
+            Detours::Off => 0,
+            Detours::Near => 1,
+            Detours::Far => 2,
+        };
+        self.detour_mode.store(m, Ordering::SeqCst);
+    }
+
+    /// Give at most `n` more detour pages.
+    pub fn limit_detour_pages(&self, n: usize) {
+        let held = self.detour_pages.lock().unwrap().len();
+        self.detour_page_limit.store(held + n, Ordering::SeqCst);
+    }
+
+    /// Detour pages currently held by the engine.
+    pub fn detour_pages_held(&self) -> usize {
+        self.detour_pages.lock().unwrap().len()
+    }
+
+    /// Declare a kernel text-patching site (static key) at `addr`.
+    pub fn add_text_patch_site(&self, addr: usize) {
+        self.text_patch_sites.lock().unwrap().push(addr);
+    }
+
+    /// Breakpoint and fault traps taken by every CPU so far.
+    pub fn traps_taken(&self) -> u64 {
+        self.traps_taken.load(Ordering::SeqCst)
+    }
+
+    /// Detour entries (optimised hits) of every CPU so far.
+    pub fn detour_entries(&self) -> u64 {
+        self.detour_entries.load(Ordering::SeqCst)
+    }
+
+    /// The machine took a trap.
+    pub fn count_trap(&self) {
+        self.traps_taken.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The machine entered a detour.
+    pub fn count_detour_entry(&self) {
+        self.detour_entries.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Text writes stop the other CPUs (threads) until the bytes are
+    /// synced, as a kernel's stop-machine patching does: a fetch of bytes
+    /// written but not yet synced waits (up to 10 s) instead of failing
+    /// the protocol check. For tests whose CPUs are real threads running
+    /// code the engine patches.
+    pub fn stop_machine_text_writes(&self, on: bool) {
+        self.wait_for_patches.store(on, Ordering::SeqCst);
     }
 
     /// A leaked world (the engine needs `'static` services).
@@ -168,14 +265,30 @@ impl World {
         if !(GUARD..MEM_SIZE - 4).contains(&addr) {
             return Err(MemoryFault { addr });
         }
-        self.with_space(space, |m| {
-            if let Some(d) = m.dirty.iter().find(|d| d.start < addr + 4 && addr < d.end) {
-                panic!("protocol: executing {space:?} {addr:#x}, written at {d:?} with no icache sync since");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = self.with_space(space, |m| {
+                if let Some(d) = m.dirty.iter().find(|d| d.start < addr + 4 && addr < d.end) {
+                    return Err(d.clone());
+                }
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&m.bytes[addr..addr + 4]);
+                Ok(b)
+            });
+            match got {
+                Ok(b) => return Ok(b),
+                Err(d)
+                    if self.wait_for_patches.load(Ordering::SeqCst)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    let _ = d;
+                    std::thread::yield_now();
+                }
+                Err(d) => panic!(
+                    "protocol: executing {space:?} {addr:#x}, written at {d:?} with no icache sync since"
+                ),
             }
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&m.bytes[addr..addr + 4]);
-            Ok(b)
-        })
+        }
     }
 
     /// Data read by the machine.
@@ -266,7 +379,13 @@ impl World {
 
     /// Make text writes at `addr` fail.
     pub fn fail_writes_at(&self, addr: usize) {
-        self.failing_writes.lock().unwrap().push(addr);
+        self.failing_writes.lock().unwrap().push((addr, 0));
+    }
+
+    /// Make text writes at `addr` fail after `skip` more successful ones
+    /// there (a failure at a chosen step of a protocol).
+    pub fn fail_writes_at_after(&self, addr: usize, skip: usize) {
+        self.failing_writes.lock().unwrap().push((addr, skip));
     }
 
     /// Let text writes succeed again.
@@ -357,8 +476,21 @@ impl KernelServices<Toy> for Kernel {
     }
 
     fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError> {
-        if self.0.failing_writes.lock().unwrap().contains(&addr) {
-            return Err(TextPatchError);
+        {
+            let mut failing = self.0.failing_writes.lock().unwrap();
+            let mut fail = false;
+            for (a, skip) in failing.iter_mut() {
+                if *a == addr {
+                    if *skip == 0 {
+                        fail = true;
+                    } else {
+                        *skip -= 1;
+                    }
+                }
+            }
+            if fail {
+                return Err(TextPatchError);
+            }
         }
         self.0
             .write_raw(space, addr, bytes)
@@ -442,6 +574,64 @@ impl KernelServices<Toy> for Kernel {
 
     fn slot_page_size(&self) -> usize {
         PAGE
+    }
+
+    fn alloc_detour_page(&self, near: usize, reach: usize) -> Option<usize> {
+        let (area, pages) = match self.0.detour_mode.load(Ordering::SeqCst) {
+            1 => (DETOUR_AREA, DETOUR_AREA_PAGES),
+            2 => (FAR_DETOUR_AREA, 4),
+            _ => return None,
+        };
+        let mut held = self.0.detour_pages.lock().unwrap();
+        if held.len() >= self.0.detour_page_limit.load(Ordering::SeqCst) {
+            return None;
+        }
+        let near_mode = area == DETOUR_AREA;
+        let base = (0..pages).map(|i| area + i * PAGE).find(|b| {
+            !held.contains(b)
+                && (!near_mode || (near.abs_diff(*b) <= reach && near.abs_diff(b + PAGE) <= reach))
+        })?;
+        held.push(base);
+        drop(held);
+        self.0.record(Event::DetourAlloc(base));
+        Some(base)
+    }
+
+    fn free_detour_page(&self, page: usize) {
+        assert!(
+            self.0.detour_pages.lock().unwrap().contains(&page),
+            "protocol: detour page {page:#x} freed but not held"
+        );
+        // Nobody executes in the page…
+        for (cpu, (s, pc)) in self.0.cpu_pcs.lock().unwrap().iter() {
+            assert!(
+                !(*s == Space::Kernel && *pc >= page && *pc < page + PAGE),
+                "protocol: detour page {page:#x} freed while CPU {cpu} runs in it at {pc:#x}"
+            );
+        }
+        // …and no jump in the kernel text leads into it.
+        let text = self.0.peek(Space::Kernel, GUARD, SLOT_AREA - GUARD);
+        for (i, w) in text.windows(4).enumerate() {
+            if i % 2 == 0 && w[0] == crate::isa::op::OJMP {
+                let at = GUARD + i;
+                let t = crate::arch::ojmp_target(at, &[w[0], w[1], w[2], w[3]]);
+                assert!(
+                    !(t >= page && t < page + PAGE),
+                    "protocol: detour page {page:#x} freed while the jump at {at:#x} leads into it"
+                );
+            }
+        }
+        self.0.detour_pages.lock().unwrap().retain(|p| *p != page);
+        self.0.record(Event::DetourFree(page));
+    }
+
+    fn text_patch_site_in(&self, range: Range<usize>) -> bool {
+        self.0
+            .text_patch_sites
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| range.contains(a))
     }
 
     fn synchronize(&self) {

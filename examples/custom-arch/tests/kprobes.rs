@@ -461,7 +461,7 @@ fn an_owned_probe_of_either_kind_is_unregistered_when_dropped() {
     let line = fx.e.info(ret.id()).unwrap().to_string();
     assert_eq!(
         line,
-        format!("{ARITH:#x} r kernel hits=1 missed=0 attached=0 [unoptimized: not-supported]")
+        format!("{ARITH:#x} r kernel hits=1 missed=0 attached=0 [unoptimized: no-detour-memory]")
     );
     drop(entry);
     assert_eq!(fx.e.list::<4>().len(), 1);

@@ -366,6 +366,11 @@ pub struct Quiescence {
     passed: Vec<AtomicU64>,
     /// The thread is done (quiescent for good).
     done: Vec<std::sync::atomic::AtomicBool>,
+    /// Quiescent only between calls (pc in the call stubs), as a task is
+    /// for Linux's `synchronize_rcu_tasks` only at a voluntary switch: a
+    /// CPU that left a slot into the middle of a region about to be
+    /// covered by an optimised probe's jump is not quiescent there.
+    strict: std::sync::atomic::AtomicBool,
 }
 
 impl Quiescence {
@@ -376,10 +381,24 @@ impl Quiescence {
             done: (0..threads)
                 .map(|_| std::sync::atomic::AtomicBool::new(false))
                 .collect(),
+            strict: std::sync::atomic::AtomicBool::new(false),
         });
         let waiter = q.clone();
         w.on_synchronize(move || waiter.wait_for_all());
         q
+    }
+
+    /// Count quiescent points only between calls (see `strict`).
+    pub fn only_between_calls(&self) {
+        self.strict.store(true, Ordering::SeqCst);
+    }
+
+    fn quiescent_at(&self, pc: usize) -> bool {
+        if self.strict.load(Ordering::SeqCst) {
+            (STUBS..STUBS + 0x1000).contains(&pc)
+        } else {
+            pc < custom_arch::world::SLOT_AREA
+        }
     }
 
     fn wait_for_all(&self) {
@@ -421,7 +440,7 @@ impl Quiescence {
             let mut stop = None;
             while stop.is_none() {
                 stop = cpu.step(w, e);
-                if (cpu.regs.pc as usize) < custom_arch::world::SLOT_AREA {
+                if self.quiescent_at(cpu.regs.pc as usize) {
                     self.passed[k].fetch_add(1, Ordering::SeqCst);
                     // A quiescent point is a full barrier (a kernel's
                     // context switch or IPI is): the next trap sees every
