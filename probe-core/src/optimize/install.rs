@@ -300,17 +300,23 @@ impl<
         let region = unsafe { pt.opt.data() }
             .region
             .expect("an optimised point has its region");
+        let bp = info.breakpoint;
         if state == ACTIVE {
             pt.opt.state.store(STAGED, Ordering::Release);
-            let bp = info.breakpoint;
             if let Err(e) = self.patch(Space::Kernel, info.addr, bp.as_bytes()) {
                 pt.opt.state.store(ACTIVE, Ordering::Release);
                 return Err(e);
             }
-            let jl = A::OPT_JUMP_LEN.min(region.len);
-            if jl > bp.len {
-                self.patch(Space::Kernel, info.addr + bp.len, &region.orig[bp.len..jl])?;
-            }
+        }
+        // Restore the jump's tail on every attempt, also from STAGED: a
+        // point left staged because this write failed before still has the
+        // tail in the text. (It was restored only coming from ACTIVE, so
+        // the retry after a failed tail restore freed the detour and left
+        // the jump's tail bytes in the original code for good: found by
+        // examples/custom-arch/tests/optimized.rs, failure injection.)
+        let jl = A::OPT_JUMP_LEN.min(region.len);
+        if jl > bp.len {
+            self.patch(Space::Kernel, info.addr + bp.len, &region.orig[bp.len..jl])?;
         }
         self.unstage(reg, point, reason);
         Ok(())
