@@ -59,10 +59,16 @@ struct Mailbox {
     online: AtomicBool,
     /// Its APIC id (where IPIs go).
     apic_id: AtomicU32,
-    /// Spin in the IPI handler until cleared.
-    stop_requested: AtomicBool,
-    /// Answer: spinning in the IPI handler.
-    stopped: AtomicBool,
+    /// Stops requested (a ticket per stop).
+    stop_requested: AtomicU64,
+    /// Answer: the last stop it is spinning for (or has spun for).
+    stop_acked: AtomicU64,
+    /// The last stop released: it spins while this is below its ticket.
+    stop_released: AtomicU64,
+    /// The [`TEXT_GENERATION`] at the last release: it serialises after
+    /// leaving the spin, before it runs anything else, so that generation
+    /// needs no further IPI.
+    released_generation: AtomicU64,
     /// The [`TEXT_GENERATION`] it serialised after, last time.
     synced: AtomicU64,
     /// Grace-period requests made.
@@ -84,8 +90,10 @@ static MAILBOX: [Mailbox; MAX_CPUS] = [const {
     Mailbox {
         online: AtomicBool::new(false),
         apic_id: AtomicU32::new(0),
-        stop_requested: AtomicBool::new(false),
-        stopped: AtomicBool::new(false),
+        stop_requested: AtomicU64::new(0),
+        stop_acked: AtomicU64::new(0),
+        stop_released: AtomicU64::new(0),
+        released_generation: AtomicU64::new(0),
         synced: AtomicU64::new(0),
         quiescent_requested: AtomicU64::new(0),
         quiescent_done: AtomicU64::new(0),
@@ -223,38 +231,42 @@ fn wake_waiter(m: &Mailbox) {
 /// The other CPUs are stopped while this exists (see [`stop_others`]).
 #[must_use = "the other CPUs run again when this is dropped"]
 pub struct StopGuard {
-    stopped: [bool; MAX_CPUS],
+    /// The stop ticket of each CPU stopped (0: not stopped).
+    tickets: [u64; MAX_CPUS],
 }
 
 /// Stop every other online CPU in its IPI handler ("stop machine"), so
 /// that none executes text while it is half written.
 pub fn stop_others() -> StopGuard {
-    let mut stopped = [false; MAX_CPUS];
+    let mut tickets = [0; MAX_CPUS];
     for c in others() {
         let m = &MAILBOX[c];
-        m.stop_requested.store(true, Ordering::SeqCst);
+        let ticket = m.stop_requested.fetch_add(1, Ordering::SeqCst) + 1;
         send_ipi(c);
-        wait_for(|| m.stopped.load(Ordering::Acquire), c, "stop");
-        stopped[c] = true;
+        wait_for(|| m.stop_acked.load(Ordering::SeqCst) >= ticket, c, "stop");
+        tickets[c] = ticket;
     }
-    StopGuard { stopped }
+    StopGuard { tickets }
 }
 
 impl StopGuard {
     /// Whether any CPU is stopped by this guard.
     pub fn any(&self) -> bool {
-        self.stopped.iter().any(|&s| s)
+        self.tickets.iter().any(|&t| t != 0)
     }
 }
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
-        for (c, &s) in self.stopped.iter().enumerate() {
-            if s {
+        for (c, &ticket) in self.tickets.iter().enumerate() {
+            if ticket != 0 {
                 let m = &MAILBOX[c];
-                m.stop_requested.store(false, Ordering::SeqCst);
-                // It serialises before it leaves the handler (see `on_ipi`).
-                wait_for(|| !m.stopped.load(Ordering::Acquire), c, "resume");
+                // Not waited for: it serialises before it leaves the
+                // handler (see `on_ipi`), and a stop requested meanwhile
+                // keeps it there.
+                m.released_generation
+                    .store(TEXT_GENERATION.load(Ordering::SeqCst), Ordering::SeqCst);
+                m.stop_released.store(ticket, Ordering::SeqCst);
             }
         }
     }
@@ -272,7 +284,9 @@ pub fn serialize_everywhere() {
     let generation = TEXT_GENERATION.load(Ordering::SeqCst);
     for c in others() {
         let m = &MAILBOX[c];
-        if m.synced.load(Ordering::Acquire) >= generation {
+        if m.synced.load(Ordering::Acquire) >= generation
+            || m.released_generation.load(Ordering::SeqCst) >= generation
+        {
             continue;
         }
         STATS.remote_syncs.fetch_add(1, Ordering::Relaxed);
@@ -346,19 +360,25 @@ pub fn trap_exit(rip: usize, rflags: u64) {
 /// [`crate::entry`], interrupts masked, `rip` the interrupted one).
 pub fn on_ipi(rip: usize) {
     let m = &MAILBOX[cpu_id()];
-    if m.stop_requested.load(Ordering::SeqCst) {
-        m.stopped.store(true, Ordering::SeqCst);
+    // Every stop requested and not yet answered: spin until released. A
+    // stop requested while it leaves the previous one is answered here
+    // too (its IPI, still pending, then finds nothing to stop for).
+    loop {
+        let ticket = m.stop_requested.load(Ordering::SeqCst);
+        if ticket == m.stop_acked.load(Ordering::SeqCst) {
+            break;
+        }
+        m.stop_acked.store(ticket, Ordering::SeqCst);
         wake_waiter(m);
-        while m.stop_requested.load(Ordering::SeqCst) {
+        while m.stop_released.load(Ordering::SeqCst) < ticket {
             core::hint::spin_loop();
         }
     }
-    // Serialise after every request (the stop's writes included), and say
+    // Serialise after every request (the stops' writes included), and say
     // which writes this covers.
     let generation = TEXT_GENERATION.load(Ordering::SeqCst);
     cpu::serialize();
-    m.synced.store(generation, Ordering::Release);
-    m.stopped.store(false, Ordering::SeqCst);
+    m.synced.store(generation, Ordering::SeqCst);
     let wanted = m.quiescent_requested.load(Ordering::SeqCst);
     if quiescent_at(rip) {
         m.quiescent_done.store(wanted, Ordering::Release);
