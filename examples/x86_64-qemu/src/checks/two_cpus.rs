@@ -270,6 +270,35 @@ fn cpu1_job() {
         churn_calls(i);
         i += 1;
         CPU1_ITERATIONS.store(i, Ordering::Release);
+        // `pause`: under QEMU's single-threaded TCG it hands the host
+        // thread to CPU 0 (see `keep_in_step`); elsewhere only a hint.
+        core::hint::spin_loop();
+    }
+}
+
+/// CPU 0 lets CPU 1 run an iteration (waiting at most `us`) every this
+/// many cycles.
+const STEP_EVERY: usize = 10;
+
+/// CPU 1's iteration count when CPU 0 last looked (see [`keep_in_step`]).
+static SEEN_BY_CPU0: AtomicU64 = AtomicU64::new(0);
+
+/// Wait (at most `us`) until CPU 1 has finished an iteration since the
+/// last look. Under a multi-threaded TCG, CPU 1 runs all along and this
+/// returns at once; under a single-threaded one, CPU 0 would otherwise
+/// keep the host thread (CPU 1 then only ever runs its IPI handler) and
+/// CPU 1 would never call the functions. Called inside a churn window, so
+/// that CPU 1 also meets the churned probes there.
+fn keep_in_step(us: u64) {
+    let seen = SEEN_BY_CPU0.load(Ordering::Relaxed);
+    let deadline = clock::Deadline::after_us(us);
+    loop {
+        let now = CPU1_ITERATIONS.load(Ordering::Acquire);
+        if now > seen || deadline.passed() {
+            SEEN_BY_CPU0.store(now, Ordering::Relaxed);
+            return;
+        }
+        core::hint::spin_loop();
     }
 }
 
@@ -369,6 +398,9 @@ fn churn_cycle(c: usize) -> Result<(), ProbeError> {
         op(ENGINE.enable(k))?;
     }
     window(c, site, hits);
+    if c % STEP_EVERY == 0 {
+        keep_in_step(10_000);
+    }
     op(ENGINE.disable(k))?;
     window(c, site, 0);
     op(ENGINE.enable(k))?;
@@ -450,6 +482,8 @@ fn run_both() -> Result<Run, ProbeError> {
     let jobs = smp::jobs_done();
     let start = clock::now();
     smp::start_job(cpu1_job);
+    SEEN_BY_CPU0.store(0, Ordering::Relaxed);
+    keep_in_step(2_000_000);
     let mut cycles = 0;
     let mut result = Ok(());
     for c in 0..CYCLES {
