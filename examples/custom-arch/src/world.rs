@@ -113,6 +113,8 @@ pub struct World {
     text_write_hook: Mutex<Option<Box<dyn FnMut() + Send>>>,
     /// Runs inside `synchronize`: a test lets other CPUs move on here.
     sync_hook: Mutex<Option<Box<dyn FnMut() + Send>>>,
+    /// Runs after every icache sync (a text write complete and visible).
+    synced_hook: Mutex<Option<Box<dyn FnMut() + Send>>>,
     /// pc of every CPU, kept by the interpreter (for the slot-release check).
     pub cpu_pcs: Mutex<BTreeMap<usize, (Space, usize)>>,
     /// Kernel fault fix-ups: faulting pc -> continuation pc.
@@ -159,6 +161,7 @@ impl World {
             pages: Mutex::new(Vec::new()),
             text_write_hook: Mutex::new(None),
             sync_hook: Mutex::new(None),
+            synced_hook: Mutex::new(None),
             cpu_pcs: Mutex::new(BTreeMap::new()),
             fixups: Mutex::new(Vec::new()),
             detour_mode: AtomicU8::new(0),
@@ -420,6 +423,18 @@ impl World {
         *self.text_write_hook.lock().unwrap() = Some(Box::new(hook));
     }
 
+    /// Run `hook` after every icache sync from now on: each text write of
+    /// the engine is then complete and executable (another CPU may run
+    /// the patched code there).
+    pub fn on_text_synced(&self, hook: impl FnMut() + Send + 'static) {
+        *self.synced_hook.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// Stop running a hook after icache syncs.
+    pub fn clear_text_synced_hook(&self) {
+        *self.synced_hook.lock().unwrap() = None;
+    }
+
     /// Stop running hooks after text writes.
     pub fn clear_text_write_hook(&self) {
         *self.text_write_hook.lock().unwrap() = None;
@@ -519,6 +534,14 @@ impl KernelServices<Toy> for Kernel {
                 .retain(|d| !(d.start >= addr && d.end <= addr + len))
         });
         self.0.record(Event::IcacheSync { space, addr, len });
+        let hook = self.0.synced_hook.lock().unwrap().take();
+        if let Some(mut h) = hook {
+            h();
+            let mut slot = self.0.synced_hook.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(h);
+            }
+        }
     }
 
     fn alloc_slot_page(&self, space: Space, near: usize) -> Option<usize> {

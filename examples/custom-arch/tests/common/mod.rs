@@ -436,6 +436,44 @@ impl Quiescence {
         }
         let _done = Done(&self.done[k]);
         for _ in 0..calls {
+            self.one_call(k, (w, e), start, r1);
+        }
+    }
+
+    /// As [`Self::run_calls`], until `stop` is set; returns the calls made.
+    pub fn run_calls_until<const P: usize>(
+        &self,
+        k: usize,
+        (w, e): (&World, &ToyEngine<P>),
+        start: &Cpu,
+        stop: &std::sync::atomic::AtomicBool,
+        r1: u64,
+    ) -> u64 {
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&self.done[k]);
+        let mut n = 0;
+        while !stop.load(Ordering::SeqCst) {
+            self.one_call(k, (w, e), start, r1);
+            n += 1;
+            // Let the registering thread run (more threads than cores).
+            std::thread::yield_now();
+        }
+        n
+    }
+
+    fn one_call<const P: usize>(
+        &self,
+        k: usize,
+        (w, e): (&World, &ToyEngine<P>),
+        start: &Cpu,
+        r1: u64,
+    ) {
+        {
             let mut cpu = start.clone();
             let mut stop = None;
             while stop.is_none() {
