@@ -271,7 +271,19 @@ impl<
             return Err(NotOptimized::PatchFailed);
         }
         if self.patch(Space::Kernel, addr, &jump[..bp]).is_err() {
-            let _ = self.patch(Space::Kernel, addr + bp, &region.orig[bp..jl]);
+            if self
+                .patch(Space::Kernel, addr + bp, &region.orig[bp..jl])
+                .is_err()
+            {
+                // The jump's tail is still in the text: stay staged (the
+                // breakpoint path resumes in the detour, whose copy is
+                // whole; un-optimising restores the tail later). Unstaged,
+                // the step slot of the first instruction jumped back into
+                // the tail's bytes (found by examples/custom-arch's
+                // tests/optimized.rs, two failed writes in one install).
+                self.set_reason(point, NotOptimized::PatchFailed);
+                return Err(NotOptimized::PatchFailed);
+            }
             self.unstage(reg, point, NotOptimized::PatchFailed);
             return Err(NotOptimized::PatchFailed);
         }
