@@ -1423,3 +1423,34 @@ fn callers_on_other_threads_while_optimisation_churns() {
         "text restored"
     );
 }
+
+/// Two failures in one install: the jump's head cannot be written, and
+/// then neither can the original bytes over its tail. The tail stays in
+/// the text, so the point must keep resuming in the detour (staged), not
+/// become a plain breakpoint probe whose step slot jumps back into the
+/// jump's tail; once writes work again, removing it restores every byte.
+#[test]
+fn a_failed_head_write_then_a_failed_tail_restore_never_runs_the_jump_tail() {
+    let fx = opt_fx();
+    let a = ARITH + 8; // add (2 bytes), inc (2 bytes)
+    let orig = orig_at(&fx, a);
+    let copy = fx.w.peek(Space::Kernel, ARITH, 0x10);
+    fx.w.fail_writes_at_after(a, 1); // the breakpoint works, the head fails
+    fx.w.fail_writes_at_after(a + 2, 1); // the tail works, its restore fails
+    let s = seen();
+    let id = fx.e.register_kprobe(&Kprobe::at(a).pre(pre_count).data(s)).unwrap();
+    assert_ne!(opt(&fx, id), Optimization::Optimized);
+    let text = site(fx.w, a, &orig);
+    assert!(
+        matches!(text, Site::Breakpoint | Site::BreakpointOverJump),
+        "{text:?}"
+    );
+    for n in 1..=3 {
+        assert_eq!(fx.call(ARITH, &[]).r[1], 13, "call {n}");
+        assert_eq!(hits(s), n, "call {n}");
+    }
+    fx.w.clear_failures();
+    fx.e.unregister(id).unwrap();
+    assert_eq!(fx.w.peek(Space::Kernel, ARITH, 0x10), copy);
+    assert_eq!((fx.e.detours_in_use(), fx.w.detour_pages_held()), (0, 0));
+}
