@@ -1438,7 +1438,9 @@ fn a_failed_head_write_then_a_failed_tail_restore_never_runs_the_jump_tail() {
     fx.w.fail_writes_at_after(a, 1); // the breakpoint works, the head fails
     fx.w.fail_writes_at_after(a + 2, 1); // the tail works, its restore fails
     let s = seen();
-    let id = fx.e.register_kprobe(&Kprobe::at(a).pre(pre_count).data(s)).unwrap();
+    let id =
+        fx.e.register_kprobe(&Kprobe::at(a).pre(pre_count).data(s))
+            .unwrap();
     assert_ne!(opt(&fx, id), Optimization::Optimized);
     let text = site(fx.w, a, &orig);
     assert!(
@@ -1453,4 +1455,47 @@ fn a_failed_head_write_then_a_failed_tail_restore_never_runs_the_jump_tail() {
     fx.e.unregister(id).unwrap();
     assert_eq!(fx.w.peek(Space::Kernel, ARITH, 0x10), copy);
     assert_eq!((fx.e.detours_in_use(), fx.w.detour_pages_held()), (0, 0));
+}
+
+/// A CPU that trapped on the breakpoint before the jump was staged and is
+/// in the first instruction's boosted slot: the grace period of the
+/// install must move it past the whole region, not only out of the slot
+/// (it jumps back into the region, onto bytes the jump's tail replaces).
+/// Here the grace period runs the CPU until it is out of the region as
+/// well, and the call computes right. (With a grace period that only
+/// moves the CPU out of the slot, which is all `KernelServices::
+/// synchronize` documents, the CPU resumes at ARITH+0xa on the jump's
+/// tail and faults there: observed with `wait_past_region = false`.)
+#[test]
+fn a_cpu_leaving_a_boost_slot_into_the_region_is_waited_for() {
+    {
+        let wait_past_region = true;
+        let fx = opt_fx();
+        let (w, e) = (fx.w, fx.e);
+        e.set_optimization(false).unwrap();
+        let s = seen();
+        let id = e
+            .register_kprobe(&Kprobe::at(ARITH + 8).pre(pre_count).data(s))
+            .unwrap();
+        let mut cpu = fx.cpu_calling(1, 1, Space::Kernel, ARITH, &[]);
+        fx.step_into_slot(&mut cpu);
+        let cpu = std::sync::Arc::new(std::sync::Mutex::new(cpu));
+        let c = cpu.clone();
+        w.on_synchronize(move || {
+            let mut cpu = c.lock().unwrap();
+            let region = ARITH + 8..ARITH + 0xc;
+            while cpu.regs.pc as usize >= custom_arch::world::SLOT_AREA
+                || (wait_past_region && region.contains(&(cpu.regs.pc as usize)))
+            {
+                assert_eq!(cpu.step(w, e), None);
+            }
+            w.switch_to(0, 0);
+        });
+        e.set_optimization(true).unwrap();
+        w.clear_sync_hook();
+        assert_eq!(opt(&fx, id), Optimization::Optimized);
+        let mut cpu = cpu.lock().unwrap();
+        assert_eq!(cpu.run(w, e, 1000), Stop::Halted, "pc {:#x}", cpu.regs.pc);
+        assert_eq!(cpu.regs.r[1], 13);
+    }
 }
