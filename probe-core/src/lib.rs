@@ -61,10 +61,19 @@ pub use spec::{
     ProbeId, ProbeInfo, ProbeKind, ProbeSpec, ReturnHandler, Target, UserData, NO_DATA,
 };
 pub use symbols::SymbolTable;
+
+/// The protected trap-path range: the `probe_trap_text` section, where the
+/// engine's trap and return paths, the backends' detour entries and hook
+/// dispatch live (never probed). A kernel whose grace period interrupts
+/// CPUs asks it, with [`Engine::in_slot`] and [`Engine::in_optimized_code`],
+/// whether an interrupted pc is inside the probe machinery.
+pub fn trap_text_range() -> core::ops::Range<usize> {
+    trap_text::trap_text()
+}
 pub use task::TaskState;
 pub use trap::{FaultOutcome, TrapCause, TrapOutcome};
 
-pub use probe_hal::{Arch, ExecMode, MemoryFault, ProbeError, ProbeErrorKind, Registers};
+pub use probe_hal::{Arch, ExecMode, MemoryFault, ProbeError, ProbeErrorKind, Registers, SiteRule};
 
 /// The backend of the compilation target (with the `native` feature).
 #[cfg(all(feature = "native", target_arch = "x86_64"))]

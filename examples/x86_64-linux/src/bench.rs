@@ -41,14 +41,24 @@ enum Variant {
     Plain,
     Boosted,
     Kretprobe,
+    /// The jump-optimisation function, unprobed.
+    OptCall,
+    /// A jump-optimised kprobe: no trap.
+    Optimized,
+    /// A kretprobe whose entry is jump-optimised (the return comes back
+    /// through the code trampoline): no trap.
+    OptKretprobe,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 8] = [
     Variant::Call,
     Variant::Int3,
     Variant::Plain,
     Variant::Boosted,
     Variant::Kretprobe,
+    Variant::OptCall,
+    Variant::Optimized,
+    Variant::OptKretprobe,
 ];
 
 /// Time `BATCH` calls of `f`; ns per call. Checks every result.
@@ -81,6 +91,13 @@ pub fn run() -> bool {
         reg(ENGINE.register_kprobe(&Kprobe::at(insn).pre(nop_pre).post(nop_post).disabled()));
     let boosted = reg(ENGINE.register_kprobe(&Kprobe::at(insn).pre(nop_pre).disabled()));
     let kret = reg(ENGINE.register_kretprobe(&Kretprobe::at(ret_fn).ret(nop_ret).disabled()));
+    let opt_fn = testfns::func("tf_bench_opt").start;
+    let opt_ret_fn = testfns::func("tf_bench_opt_ret").start;
+    let opt_plain_fn = testfns::func("tf_bench_opt_plain").start;
+    ENGINE.set_optimization(true).expect("optimisation on");
+    let opt = reg(ENGINE.register_kprobe(&Kprobe::at(opt_fn).pre(nop_pre).disabled()));
+    let opt_kret =
+        reg(ENGINE.register_kretprobe(&Kretprobe::at(opt_ret_fn).ret(nop_ret).disabled()));
 
     let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); VARIANTS.len()];
     let traps_before = signals::traps();
@@ -92,6 +109,9 @@ pub fn run() -> bool {
                 Variant::Int3 => int3_fn,
                 Variant::Plain | Variant::Boosted => probe_fn,
                 Variant::Kretprobe => ret_fn,
+                Variant::OptCall => opt_plain_fn,
+                Variant::Optimized => opt_fn,
+                Variant::OptKretprobe => opt_ret_fn,
             };
             // Set up outside the timed batch.
             signals::empty_trap_handler(*v == Variant::Int3);
@@ -106,6 +126,21 @@ pub fn run() -> bool {
             set(plain, *v == Variant::Plain);
             set(boosted, *v == Variant::Boosted);
             set(kret, *v == Variant::Kretprobe);
+            set(opt, *v == Variant::Optimized);
+            set(opt_kret, *v == Variant::OptKretprobe);
+            if *v == Variant::Optimized || *v == Variant::OptKretprobe {
+                let id = if *v == Variant::Optimized {
+                    opt
+                } else {
+                    opt_kret
+                };
+                let o = ENGINE.info(id).expect("benchmark probe").optimization;
+                assert_eq!(
+                    o,
+                    probe_core::Optimization::Optimized,
+                    "{v:?} is not optimised"
+                );
+            }
             let ns = batch(f);
             if round > 0 {
                 samples[i].push(ns); // round 0 warms up
@@ -114,6 +149,7 @@ pub fn run() -> bool {
                 * match v {
                     // The floor's handler is empty: it does not count.
                     Variant::Call | Variant::Int3 => 0,
+                    Variant::OptCall | Variant::Optimized | Variant::OptKretprobe => 0,
                     Variant::Plain => 2,
                     _ => 1,
                 };
@@ -122,11 +158,13 @@ pub fn run() -> bool {
     signals::empty_trap_handler(false);
     let traps = signals::traps() - traps_before;
     ENGINE
-        .unregister_batch(&[plain, boosted, kret])
+        .unregister_batch(&[plain, boosted, kret, opt, opt_kret])
         .expect("unregister");
+    ENGINE.set_optimization(false).expect("optimisation off");
 
     let m: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     let (call_ns, int3, plain_ns, boost_ns, kret_ns) = (m[0], m[1], m[2], m[3], m[4]);
+    let (opt_call_ns, opt_ns, opt_kret_ns) = (m[5], m[6], m[7]);
     println!("x86_64-linux --bench: {ROUNDS} interleaved rounds of {BATCH} calls per variant, medians per call");
     println!("  call, unprobed                    {call_ns:9.1} ns");
     println!("  bare int3, empty SIGTRAP handler  {int3:9.1} ns   (the floor: one trap)");
@@ -136,6 +174,9 @@ pub fn run() -> bool {
     );
     println!("  boosted probe (int3, jmp back)    {boost_ns:9.1} ns");
     println!("  kretprobe hit (entry + return)    {kret_ns:9.1} ns");
+    println!("  call, unprobed (optimised fn)     {opt_call_ns:9.1} ns");
+    println!("  optimised probe (jmp, detour)     {opt_ns:9.1} ns   (no trap)");
+    println!("  kretprobe, optimised entry        {opt_kret_ns:9.1} ns   (no trap)");
     let per_trap = plain_ns / 2.0;
     println!("ratios (from this run):");
     println!(
@@ -153,6 +194,19 @@ pub fn run() -> bool {
         plain_ns / boost_ns
     );
     println!("  kretprobe hit vs floor:           {:.2}x", kret_ns / int3);
+    println!(
+        "  optimised speed-up over plain:    {:.1}x, over boosted: {:.1}x (a trap here is a signal round trip)",
+        plain_ns / opt_ns,
+        boost_ns / opt_ns
+    );
+    println!(
+        "  optimised probe over unprobed:    {:+.1} ns per call (empty handler)",
+        opt_ns - opt_call_ns
+    );
+    println!(
+        "  kretprobe speed-up, optimised entry: {:.1}x",
+        kret_ns / opt_kret_ns
+    );
     println!("  SIGTRAPs taken: {traps} (expected {expected_traps})");
     traps == expected_traps
 }

@@ -48,6 +48,20 @@ static TEXT_WRITES: AtomicUsize = AtomicUsize::new(0);
 static ICACHE_SYNCS: AtomicUsize = AtomicUsize::new(0);
 /// Grace periods waited for.
 static GRACE_PERIODS: AtomicUsize = AtomicUsize::new(0);
+/// Detour pages mapped now (jump-optimised probes).
+static DETOUR_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// While set, no detour memory is to be had (a check of the refusal).
+static DETOURS_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Detour pages mapped now.
+pub fn detour_pages_held() -> usize {
+    DETOUR_PAGES.load(Ordering::Relaxed)
+}
+
+/// Make `alloc_detour_page` answer `None` (or work again).
+pub fn refuse_detours(refuse: bool) {
+    DETOURS_REFUSED.store(refuse, Ordering::Relaxed);
+}
 
 // The copy routine the services read and write memory with:
 // `x86_64_linux_copy(dst, src, len)` returns the number of bytes not
@@ -450,6 +464,34 @@ impl KernelServices<X86_64> for Services {
 
     fn slot_page_size(&self) -> usize {
         PAGE
+    }
+
+    fn alloc_detour_page(&self, near: usize, reach: usize) -> Option<usize> {
+        if DETOURS_REFUSED.load(Ordering::Relaxed) {
+            return None;
+        }
+        let page = map_near(near)?;
+        if page.abs_diff(near) + PAGE > reach {
+            // SAFETY: just mapped by `map_near`, never handed out.
+            unsafe { libc::munmap(page as *mut libc::c_void, PAGE) };
+            return None;
+        }
+        DETOUR_PAGES.fetch_add(1, Ordering::Relaxed);
+        Some(page)
+    }
+
+    fn free_detour_page(&self, page: usize) {
+        DETOUR_PAGES.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the engine gives a detour page back after a grace period
+        // (no thread runs in it); it was mapped by `alloc_detour_page`.
+        unsafe { libc::munmap(page as *mut libc::c_void, PAGE) };
+    }
+
+    fn detours_mask_interrupts(&self) -> bool {
+        // The "kernel" runs in user mode here, where `cli` faults; its
+        // interrupts are signals, which a probe hit in a detour handles as
+        // re-entry (counted as missed).
+        false
     }
 
     fn synchronize(&self) {

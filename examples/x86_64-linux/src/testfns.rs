@@ -399,6 +399,22 @@ PT tf_fact, fa_after
     ret
 TF_END tf_fact
 
+// ---- recursion with a frame first: 1 + 2 + ... + n (its entry, push and
+// two movs, can take a jump: the jump-optimisation checks) -------------------
+TF_BEGIN tf_sum
+    push rbx
+    mov rbx, rdi
+    mov rax, rdi
+    cmp rdi, 1
+    jbe 1f
+    lea rdi, [rbx - 1]
+    call tf_sum
+    add rax, rbx
+1:
+    pop rbx
+    ret
+TF_END tf_sum
+
 // ---- a callback: f(x) + 1 (f is a Rust extern "C" function) ----------------
 TF_BEGIN tf_callback
     push rbx
@@ -527,6 +543,26 @@ TF_BEGIN tf_bench_ret
     lea rax, [rdi + 1]
     ret
 TF_END tf_bench_ret
+
+// The jump-optimisation benchmark: its first two instructions (7 bytes,
+// both boostable) take the 5-byte jump.
+TF_BEGIN tf_bench_opt
+    mov rax, rdi
+    add rax, 1
+    ret
+TF_END tf_bench_opt
+
+TF_BEGIN tf_bench_opt_ret
+    mov rax, rdi
+    add rax, 1
+    ret
+TF_END tf_bench_opt_ret
+
+TF_BEGIN tf_bench_opt_plain
+    mov rax, rdi
+    add rax, 1
+    ret
+TF_END tf_bench_opt_plain
 
 TF_BEGIN tf_bench_plain
     lea rax, [rdi + 1]

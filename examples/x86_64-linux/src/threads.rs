@@ -29,6 +29,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering
 use std::time::{Duration, Instant};
 
 use probe_core::{Registers, TaskState};
+use probe_hal::opthook::OptHook;
 use probe_hal::rethook::ReturnHook;
 use probe_hal_x86_64::X86_64;
 
@@ -339,15 +340,60 @@ impl ReturnHook for ReturnPath {
 /// The one return hook of the process.
 pub static RETURN_PATH: ReturnPath = ReturnPath;
 
+/// The hook detours of jump-optimised probes call: the engine's, with the
+/// thread marked as inside the probe machinery while it runs (as
+/// [`ReturnPath`]).
+pub struct OptPath;
+
+impl OptHook for OptPath {
+    #[link_section = "probe_trap_text"]
+    unsafe fn on_optimized_hit(&self, cookie: usize, regs: &mut dyn Registers) -> bool {
+        let slot = &SLOTS[cpu_index()];
+        let outer = slot.on_return_path.swap(true, Ordering::AcqRel);
+        // SAFETY: the caller's promise (a detour, on this thread), passed on.
+        let moved = unsafe { ENGINE.on_optimized_hit(cookie, regs) };
+        slot.on_return_path.store(outer, Ordering::Release);
+        moved
+    }
+
+    fn engine(&self) -> *const () {
+        &ENGINE as *const _ as *const ()
+    }
+}
+
+/// The one optimised-hit hook of the process.
+pub static OPT_PATH: OptPath = OptPath;
+
 /// The `SIGUSR1` handler's work: acknowledge the grace period unless the
 /// thread was interrupted inside a slot page or on the return path.
 #[link_section = "probe_trap_text"]
 pub fn acknowledge(interrupted_pc: usize) {
     let Some(slot) = current_slot() else { return };
-    if !services::in_slot_area(interrupted_pc) && !slot.on_return_path.load(Ordering::Acquire) {
+    // Inside the probe machinery: a slot, the trap text (a detour's entry
+    // before `OptPath` marks the thread), a displaced region whose jump is
+    // changing or a detour (resuming there after the grace period could
+    // run half a jump or a freed detour), or a handler called from the
+    // return or detour path.
+    let busy = services::in_slot_area(interrupted_pc)
+        || probe_core::trap_text_range().contains(&interrupted_pc)
+        || ENGINE.in_optimized_code(interrupted_pc)
+        || slot.on_return_path.load(Ordering::Acquire);
+    if !busy {
         slot.acked.fetch_add(1, Ordering::AcqRel);
     }
     slot.seen.fetch_add(1, Ordering::AcqRel);
+}
+
+/// A voluntary quiescent point (Linux's RCU-tasks counts a voluntary
+/// context switch as one): the calling thread is outside every slot,
+/// detour, displaced region and handler, so a grace period in progress may
+/// count it. A loop that keeps re-entering probed code (and so is almost
+/// always caught inside the probe machinery by `SIGUSR1`) calls this, as a
+/// kernel thread calls `cond_resched`.
+pub fn quiescent_point() {
+    if let Some(slot) = current_slot() {
+        slot.acked.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// Wait until every other registered thread has been interrupted outside

@@ -88,6 +88,33 @@ impl<
         self.lock_for_query().map_or(0, |reg| reg.detours.in_use())
     }
 
+    /// Whether `pc` lies in a displaced region of a probe whose jump is
+    /// being installed, is in place, or is being removed, or in its
+    /// detour. Lock-free, for a kernel's grace period
+    /// ([`KernelServices::synchronize`]): a CPU or task stopped at such a
+    /// pc has not passed a quiescent point (resuming there after the jump
+    /// changed would run half an instruction; a detour is freed after the
+    /// grace period). A kernel whose grace period waits only for voluntary
+    /// context switches (Linux's RCU-tasks) never stops a task there and
+    /// need not ask. As [`Engine::in_slot`] for out-of-line slots.
+    #[link_section = "probe_trap_text"]
+    pub fn in_optimized_code(&self, pc: usize) -> bool {
+        self.points.iter().any(|pt| {
+            let o = &pt.opt;
+            if o.state.load(Ordering::Acquire) == NONE && o.region_end.load(Ordering::Acquire) == 0
+            {
+                return false;
+            }
+            let (start, end) = (
+                o.region_start.load(Ordering::Relaxed),
+                o.region_end.load(Ordering::Relaxed),
+            );
+            let detour = o.detour.load(Ordering::Relaxed);
+            (start..end).contains(&pc)
+                || (detour != 0 && (detour..detour + A::DETOUR_LEN).contains(&pc))
+        })
+    }
+
     /// Whether jump optimisation is switched on.
     pub fn optimization_enabled(&self) -> bool {
         self.optimize_on.load(Ordering::Relaxed)
@@ -262,7 +289,12 @@ impl<
             })
         };
         pt.opt.resume.store(detour + off, Ordering::Relaxed);
-        pt.opt.state.store(STAGED, Ordering::Release);
+        pt.opt.region_start.store(addr, Ordering::Relaxed);
+        pt.opt
+            .region_end
+            .store(addr + region.len, Ordering::Relaxed);
+        pt.opt.detour.store(detour, Ordering::Relaxed);
+        pt.opt.state.store(STAGED, Ordering::SeqCst);
         self.services.synchronize();
         let bp = info.breakpoint.len;
         if jl > bp && self.patch(Space::Kernel, addr + bp, &jump[bp..jl]).is_err() {
@@ -340,6 +372,9 @@ impl<
         let pt = &self.points[point as usize];
         pt.opt.state.store(NONE, Ordering::Release);
         self.services.synchronize();
+        pt.opt.region_end.store(0, Ordering::Relaxed);
+        pt.opt.region_start.store(0, Ordering::Relaxed);
+        pt.opt.detour.store(0, Ordering::Relaxed);
         // SAFETY: the registration lock is held.
         let d = unsafe { pt.opt.data() };
         if d.detour != 0 {

@@ -190,6 +190,12 @@ pub(crate) struct OptSlot {
     /// Where the breakpoint path resumes while the state is not `NONE`:
     /// the detour's copy of the displaced region.
     pub(crate) resume: AtomicUsize,
+    /// The displaced region `[start, end)` while the state is not `NONE`,
+    /// and the detour's first byte (for [`crate::Engine::in_optimized_code`],
+    /// lock-free).
+    pub(crate) region_start: AtomicUsize,
+    pub(crate) region_end: AtomicUsize,
+    pub(crate) detour: AtomicUsize,
     data: UnsafeCell<OptData>,
 }
 
@@ -202,6 +208,9 @@ impl OptSlot {
         Self {
             state: AtomicU8::new(NONE),
             resume: AtomicUsize::new(0),
+            region_start: AtomicUsize::new(0),
+            region_end: AtomicUsize::new(0),
+            detour: AtomicUsize::new(0),
             data: UnsafeCell::new(OptData::unused()),
         }
     }

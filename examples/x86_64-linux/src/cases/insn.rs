@@ -102,6 +102,12 @@ fn flags_result(r: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Each case's function with its arguments (for other checks that call
+/// the same functions).
+pub(super) fn callables() -> Vec<(&'static str, [u64; 3])> {
+    CASES.iter().map(|c| (c.func, c.args)).collect()
+}
+
 static CASES: &[Case] = &[
     Case {
         title: "plain ALU (mov, add, xor, imul, sub, shl, ret)",

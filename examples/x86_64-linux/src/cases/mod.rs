@@ -20,6 +20,7 @@ mod kernel;
 pub(crate) mod kretprobes;
 mod management;
 mod memory_calls;
+mod optimized;
 mod refusals;
 mod sweep;
 mod traps;
@@ -125,6 +126,15 @@ pub fn run_all(sync_core: bool) -> bool {
          (membarrier SYNC_CORE: {})",
         if sync_core { "yes" } else { "no" }
     );
+    // The breakpoint cases first, with jump optimisation off (they count
+    // traps); `optimized` switches it on for its own checks.
+    if let Err(e) = ENGINE.set_optimization(false) {
+        println!("x86_64-linux: switching optimisation off: {e}");
+    }
+    if std::env::var_os("X86_64_LINUX_ONLY_OPTIMIZED").is_some() {
+        optimized::run(&mut r);
+        return r.finish();
+    }
     insn::run(&mut r);
     refusals::run(&mut r);
     sweep::run(&mut r);
@@ -135,11 +145,14 @@ pub fn run_all(sync_core: bool) -> bool {
     traps::run(&mut r);
     kernel::run(&mut r);
     concurrency::run(&mut r);
+    optimized::run(&mut r);
     r.check("nothing left behind: no probe registered, no slot page held", || {
         let left = ENGINE.list::<8>();
         ensure!(left.is_empty(), "{} probes still registered", left.len());
         ensure_eq!(ENGINE.slot_usage(), (0, 0), "engine slots and pages");
         ensure_eq!(services::slot_pages_held(), 0, "pages mapped by the services");
+        ensure_eq!(ENGINE.detours_in_use(), 0, "detours in use");
+        ensure_eq!(services::detour_pages_held(), 0, "detour pages mapped by the services");
         let (writes, syncs, graces, pages) = services::counters();
         ensure!(syncs >= writes, "{writes} text writes but {syncs} icache syncs");
         Ok(format!(
