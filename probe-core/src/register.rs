@@ -373,6 +373,8 @@ impl<
                 Ok(p) => (p, true),
                 Err(e) => {
                     self.undo_trampoline(reg, new_trampoline);
+                    // Nothing registered: the covering point's jump back.
+                    self.reoptimize_covering(reg, req.space, addr);
                     return Err(e);
                 }
             },
@@ -408,6 +410,7 @@ impl<
                 rec.enabled.store(false, Ordering::Relaxed);
                 if new_point {
                     self.destroy_points(reg, &[point]);
+                    self.reoptimize_covering(reg, req.space, addr);
                 }
                 // SAFETY: lock held; the record was never reachable through
                 // an armed breakpoint and is unlinked again.
@@ -467,6 +470,7 @@ impl<
         }
         // 2. Unlink the probes and unpublish emptied points.
         let mut emptied = heapless::Vec::<u32, PROBES>::new();
+        let mut emptied_at = heapless::Vec::<(Space, usize), PROBES>::new();
         let mut kept = heapless::Vec::<u32, PROBES>::new();
         for id in ids {
             let rec = &self.probes[id.index as usize];
@@ -496,6 +500,7 @@ impl<
                     cfg.point,
                 );
                 let _ = emptied.push(cfg.point);
+                let _ = emptied_at.push((info.space, info.addr));
             } else if pt.head.load(Ordering::Relaxed) != 0 && !kept.contains(&cfg.point) {
                 let _ = kept.push(cfg.point);
             }
@@ -515,6 +520,11 @@ impl<
         self.free_points(reg, &emptied);
         // Points that keep probes may now allow a jump (a post-handler or
         // an opt-out left).
+        // A probe that left a displaced region gives the covering point
+        // its jump back (Linux re-optimises it too).
+        for &(space, addr) in &emptied_at {
+            self.reoptimize_covering(reg, space, addr);
+        }
         for &p in &kept {
             let pt = &self.points[p as usize];
             // A later probe of the batch may have emptied it after all.

@@ -484,13 +484,9 @@ fn a_probe_inside_an_optimised_region_unoptimises_it_first() {
 }
 
 /// Linux re-optimises the covering probe once the probe inside its region
-/// is gone (`__disarm_kprobe(p, reopt)` → `optimize_kprobe`). The engine
-/// does not: the covering probe stays a breakpoint probe ("probe-in-region")
-/// until something refreshes its point (`set_optimization`). Fixing it
-/// needs the unregister/disable path (probe-core/src/register.rs), outside
-/// what this test's author may change.
+/// is gone (`__disarm_kprobe(p, reopt)` → `optimize_kprobe`); so does the
+/// engine (`reoptimize_covering` after unregister).
 #[test]
-#[ignore = "engine gap: no re-optimisation of the covering probe (see doc comment)"]
 fn the_covering_probe_is_reoptimised_when_the_probe_inside_leaves() {
     let fx = opt_fx();
     let a = seen();
@@ -1523,16 +1519,11 @@ fn a_failed_registration_inside_a_region_changes_nothing() {
 }
 
 /// The same when the new probe fails later, building its point (no slot
-/// page left): the optimised probe whose region holds the address must
-/// not have been un-optimised for nothing. It is: `register_locked`
-/// un-optimises the covering probe (`unoptimize_covering`) before
-/// `create_point`, and nothing re-optimises it when that fails; it stays
-/// a breakpoint probe listed "probe-in-region" for a probe that does not
-/// exist. The fix is in probe-core/src/register.rs (outside what this
-/// test's author may change): the same missing re-optimisation as
-/// `the_covering_probe_is_reoptimised_when_the_probe_inside_leaves`.
+/// page left): the optimised probe whose region holds the address was
+/// un-optimised first (`unoptimize_covering`, before `create_point`) and
+/// must get its jump back (`reoptimize_covering` on the failure path), not
+/// stay listed "probe-in-region" for a probe that does not exist.
 #[test]
-#[ignore = "engine bug: a failed registration leaves the covering probe un-optimised (see doc comment)"]
 fn a_registration_failing_for_slots_inside_a_region_changes_nothing() {
     let fx = opt_fx();
     let s = seen();

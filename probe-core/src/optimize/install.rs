@@ -398,6 +398,29 @@ impl<
         }
     }
 
+    /// Refresh the points kept un-optimised because a probe was inside
+    /// their region, around `addr` (that probe is gone, or its
+    /// registration failed).
+    pub(crate) fn reoptimize_covering(&self, reg: &mut Registry<PAGES>, space: Space, addr: usize) {
+        if space != Space::Kernel || A::OPT_JUMP_LEN == 0 {
+            return;
+        }
+        for start in addr.saturating_sub(MAX_OPT_REGION - 1)..addr {
+            let Some(q) = self.find_point(space, start) else {
+                continue;
+            };
+            let pt = &self.points[q as usize];
+            if pt.info().kind != PointKind::Probe {
+                continue;
+            }
+            // SAFETY: the registration lock is held.
+            let reason = unsafe { pt.opt.data() }.reason;
+            if matches!(reason, Some(NotOptimized::ProbeInRegion { .. })) {
+                let _ = self.refresh_optimization(reg, q);
+            }
+        }
+    }
+
     /// Un-optimise the optimised point whose displaced region holds `addr`
     /// after its first byte (a probe is about to be registered there).
     pub(crate) fn unoptimize_covering(
