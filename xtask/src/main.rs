@@ -29,8 +29,9 @@ commands:
                         the first failure unless --keep-going; STEP names (or parts
                         of names) choose steps, setup always runs
   demo                  setup, then the main demonstration
-  bench                 setup, then the engine benchmark and the probe-events one
-                        (cost of an event per hit, ring buffer throughput)
+  bench                 setup, then the engine benchmarks (per trap hit, per optimised
+                        hit) and the probe-events one (cost of an event per hit,
+                        ring buffer throughput)
   soak                  setup, then the long runs (10^7 model-based engine operations,
                         10^7 probe-events parser fuzz inputs, 10^7 real hits)
   coverage              setup, then every backend's decisions over every instruction

@@ -418,6 +418,13 @@ pub const BENCH: &[Step] = &[
         timeout: minutes(20),
     },
     Step {
+        // Instructions per jump-optimised hit (a real detour, built by the
+        // engine, run under callgrind), with the breakdown; goal <= 120.
+        name: "x86_64-optprobe",
+        action: cargo(&["bench", "-p", "engine-bench", "--bench", "optprobe"]),
+        timeout: minutes(20),
+    },
+    Step {
         // A probe event (two registers and a string) beside a bare kprobe,
         // and the ring buffer's write throughput from 1 and 2 threads.
         name: "events",
