@@ -248,54 +248,57 @@ fn main() {
     let (total, by_fn) = per_call([&runs[0], &runs[1], &runs[2], &runs[3]], CALLGRIND_CALLS);
     let mut parts: BTreeMap<Part, f64> = BTreeMap::new();
     println!();
-    println!("  instructions per hit by function (callgrind self cost, probed − unprobed):");
+    println!("  instructions per hit by function (callgrind self cost, probed - unprobed; no symbol: the copies and the detour):");
     for (name, v) in &by_fn {
         *parts.entry(part(name)).or_default() += v;
-        println!(
-            "    {v:>7.2}  {:<9} {}",
-            format!("{:?}", part(name)),
-            short(name)
-        );
+        let what = match part(name) {
+            Part::Detour => "no symbol",
+            Part::Entry => "entry",
+            Part::Engine => "engine",
+            Part::Handler => "handler",
+        };
+        println!("    {v:>7.2}  {what:<9} {}", short(name));
     }
     let get = |p: Part| parts.get(&p).copied().unwrap_or(0.0);
     let handler = get(Part::Handler);
     let engine_cost = total - handler;
     let detour_static = 1.0 + save + restore + 1.0;
+    let row = |label: &str, v: f64| println!("    {label:<62} {v:>6.1}");
     println!();
-    println!("  breakdown per hit                                        instructions");
-    println!(
-        "    jmp rel32 at the probe (static)                       {:>8.1}",
-        1.0
+    println!("  breakdown per hit{:>62}", "instructions");
+    row("jmp rel32 at the probe (static)", 1.0);
+    row(
+        &format!("detour save: {pushes} push/pushfq, frame fields, args, call (static)"),
+        save,
     );
-    println!(
-        "    detour save: {pushes} push/pushfq, frame fields, args, call (static) {:>4.1}",
-        save
+    row(
+        "entry + dispatch (opt_entry, probe_hal::opthook)",
+        get(Part::Entry),
     );
-    println!(
-        "    entry + dispatch (opt_entry, probe_hal::opthook)      {:>8.1}",
-        get(Part::Entry)
+    row(
+        "engine (on_optimized_hit, the handler call included)",
+        get(Part::Engine),
     );
-    println!(
-        "    engine (on_optimized_hit … handler call)              {:>8.1}",
-        get(Part::Engine)
+    row(
+        &format!("restore: {pops} pop/popfq, rsp, test/jnz, nop pad (static)"),
+        restore,
     );
-    println!(
-        "    restore: {pops} pop/popfq, stack, test/jnz (static)        {:>8.1}",
-        restore
+    row(
+        &format!(
+            "displaced: {} instructions (the unprobed copy runs them too)",
+            path.displaced.len()
+        ),
+        0.0,
     );
+    row("jump back (static)", 1.0);
+    println!("    {}", "-".repeat(69));
+    row("engine cost per optimised hit", engine_cost);
+    row("(excluded: the empty pre-handler's own body)", handler);
+    row("measured: (probed - unprobed) per call", total);
     println!(
-        "    displaced ({} instructions, run by the unprobed copy too)  {:>8.1}",
-        path.displaced.len(),
-        0.0
+        "  setup difference at 0 calls (probed - unprobed, subtracted): {} instructions",
+        runs[2].total as i128 - runs[3].total as i128
     );
-    println!(
-        "    jump back (static)                                    {:>8.1}",
-        1.0
-    );
-    println!("    ------------------------------------------------------------------");
-    println!("    engine cost per optimised hit                         {engine_cost:>8.1}");
-    println!("    (the empty pre-handler's own body, excluded:          {handler:>8.1})");
-    println!("    measured (probed − unprobed) per call                 {total:>8.1}");
     println!(
         "  cross-check: code without a symbol (jmp + detour) per hit: callgrind {:.1}, static {:.1}",
         get(Part::Detour),
@@ -314,7 +317,7 @@ fn main() {
         np - nu
     );
     println!(
-        "  (callgrind --smc-check=all: (probed − unprobed) for {CALLGRIND_CALLS} calls minus the same for 0 calls, / {CALLGRIND_CALLS})"
+        "  (callgrind --smc-check=all: (probed - unprobed) for {CALLGRIND_CALLS} calls minus the same for 0 calls, / {CALLGRIND_CALLS})"
     );
     let mismatch = (get(Part::Detour) - detour_static).abs() > 0.01;
     let sums =
