@@ -75,6 +75,19 @@ extern "C" fn kernel_main() -> ! {
         exit(Verdict::Crashed);
     }
 
+    if probe_hal::opthook::set_opt_hook(&services::ENGINE).is_err() {
+        println!("the optimised-hit hook was already installed");
+        report::crashed();
+        exit(Verdict::Crashed);
+    }
+    // The checks written for breakpoint probes count their traps: they run
+    // with jump optimisation off; `checks::optimized` switches it on.
+    if services::ENGINE.set_optimization(false).is_err() {
+        println!("switching jump optimisation off failed");
+        report::crashed();
+        exit(Verdict::Crashed);
+    }
+
     checks::run_all();
 
     report::summary();

@@ -241,6 +241,23 @@ global_asm!(
     "lea rax, [rdi + 1]",
     "ret",
     "xq_leaf_end:",
+    // u64 xq_rsum(n) = n + (n - 1) + ... + 0, recursively; its entry
+    // (push, mov, xor: 6 bytes, all boostable, no branch into them) can
+    // carry a jump-optimised probe, unlike xq_sum's (a jz at +3).
+    ".global xq_rsum, xq_rsum_end",
+    "xq_rsum:",
+    "push rbx",
+    "mov rbx, rdi",
+    "xor eax, eax",
+    "test rbx, rbx",
+    "jz 1f",
+    "lea rdi, [rbx - 1]",
+    "call xq_rsum",
+    "add rax, rbx",
+    "1:",
+    "pop rbx",
+    "ret",
+    "xq_rsum_end:",
     // u64 xq_ev_target(a, b, p, s) = a + b, probed by the events check at
     // xq_ev_target_add (arguments still in rdi, rsi, rdx, rcx);
     // xq_ev_caller calls it once, returning to xq_ev_caller_back.
@@ -437,6 +454,8 @@ extern "C" {
     pub fn xq_sum_end();
     pub fn xq_leaf(x: u64) -> u64;
     pub fn xq_leaf_end();
+    pub fn xq_rsum(n: u64) -> u64;
+    pub fn xq_rsum_end();
     pub fn xq_ev_target(a: u64, b: u64, p: u64, s: u64) -> u64;
     pub fn xq_ev_target_add();
     pub fn xq_ev_target_end();

@@ -13,6 +13,10 @@
 //!   has not serialised since the last write;
 //! - slot pages: a static executable area inside the kernel text, well
 //!   within ±2 GiB of every probed instruction;
+//! - detour pages (jump-optimised probes): a static `int3`-filled 64 KiB
+//!   area in the text next to the slots (linker section `.detours`), handed
+//!   out a page at a time when the whole page is within the asked reach;
+//!   written by the engine through `write_text` like any text;
 //! - CPUs: `cpu_id` reads the per-CPU data at `gs:0` ([`crate::percpu`]);
 //!   tasks: no scheduler, CPU `i` always runs kernel task `i` ([`TASKS`]);
 //! - grace period: probes run their handlers and steps with interrupts
@@ -28,7 +32,7 @@ use core::arch::global_asm;
 use core::cell::UnsafeCell;
 use core::ops::Range;
 use core::ptr;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use probe_core::{Engine, KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
@@ -81,6 +85,54 @@ fn slot_area() -> Range<usize> {
 /// Whether `addr` lies in the slot area.
 pub fn in_slot_area(addr: usize) -> bool {
     slot_area().contains(&addr)
+}
+
+/// Pages of the detour area (64 KiB).
+pub const DETOUR_PAGES: usize = 16;
+
+global_asm!(
+    // Filled with int3, as the slots: a jump into an unused detour traps.
+    ".pushsection .xq_detours, \"ax\", @progbits",
+    ".p2align 12",
+    ".global xq_detour_area",
+    "xq_detour_area:",
+    ".fill {len}, 1, 0xcc",
+    ".popsection",
+    len = const DETOUR_PAGES * PAGE,
+);
+
+extern "C" {
+    fn xq_detour_area();
+}
+
+/// The detour area.
+pub fn detour_area() -> Range<usize> {
+    let start = xq_detour_area as *const () as usize;
+    start..start + DETOUR_PAGES * PAGE
+}
+
+/// Bit `i`: detour page `i` is handed out.
+static DETOUR_USED: AtomicU64 = AtomicU64::new(0);
+/// Detour pages handed out and given back since boot, and requests
+/// refused because no free page was within reach.
+static DETOUR_ALLOCS: AtomicU64 = AtomicU64::new(0);
+static DETOUR_FREES: AtomicU64 = AtomicU64::new(0);
+static DETOUR_OUT_OF_REACH: AtomicU64 = AtomicU64::new(0);
+/// While set, `alloc_detour_page` answers `None` (a check of the refusal).
+static REFUSE_DETOURS: AtomicBool = AtomicBool::new(false);
+
+/// Make `alloc_detour_page` answer `None` (or work again).
+pub fn refuse_detours(refuse: bool) {
+    REFUSE_DETOURS.store(refuse, Ordering::SeqCst);
+}
+
+/// Detour pages held now, handed out and given back since boot.
+pub fn detour_page_counts() -> (u32, u64, u64) {
+    (
+        DETOUR_USED.load(Ordering::SeqCst).count_ones(),
+        DETOUR_ALLOCS.load(Ordering::SeqCst),
+        DETOUR_FREES.load(Ordering::SeqCst),
+    )
 }
 
 /// Bit `i`: slot page `i` is handed out.
@@ -262,6 +314,52 @@ impl KernelServices<X86_64> for Ring0 {
         PAGE_FREES.fetch_add(1, Ordering::SeqCst);
     }
 
+    fn alloc_detour_page(&self, near: usize, reach: usize) -> Option<usize> {
+        if REFUSE_DETOURS.load(Ordering::SeqCst) {
+            return None;
+        }
+        let area = detour_area();
+        let used = DETOUR_USED.load(Ordering::SeqCst);
+        let in_reach =
+            |base: usize| near.abs_diff(base) <= reach && near.abs_diff(base + PAGE) <= reach;
+        let Some(i) =
+            (0..DETOUR_PAGES).find(|&i| used & (1 << i) == 0 && in_reach(area.start + i * PAGE))
+        else {
+            DETOUR_OUT_OF_REACH.fetch_add(1, Ordering::SeqCst);
+            return None;
+        };
+        // Registration is serialised by the engine's lock: no race on the
+        // bit between the load and this.
+        DETOUR_USED.fetch_or(1 << i, Ordering::SeqCst);
+        DETOUR_ALLOCS.fetch_add(1, Ordering::SeqCst);
+        Some(area.start + i * PAGE)
+    }
+
+    fn free_detour_page(&self, page: usize) {
+        let area = detour_area();
+        assert!(
+            area.contains(&page) && (page - area.start) % PAGE == 0,
+            "free_detour_page({page:#x}): not a detour page of ours"
+        );
+        let i = (page - area.start) / PAGE;
+        assert!(
+            DETOUR_USED.load(Ordering::SeqCst) & (1 << i) != 0,
+            "detour page {page:#x} freed twice"
+        );
+        // Back to all-int3 (the engine gives it back after a grace period:
+        // no CPU runs in it), so a stale detour can never run.
+        let _ = self.write_text(Space::Kernel, page, &[0xcc; PAGE]);
+        self.sync_icache(Space::Kernel, page, PAGE);
+        DETOUR_USED.fetch_and(!(1 << i), Ordering::SeqCst);
+        DETOUR_FREES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn detours_mask_interrupts(&self) -> bool {
+        // Ring 0: the detour's `cli` masks interrupts around the handlers,
+        // as the breakpoint gate does.
+        true
+    }
+
     fn synchronize(&self) {
         // See the module documentation.
         GRACE_PERIODS.fetch_add(1, Ordering::SeqCst);
@@ -270,7 +368,9 @@ impl KernelServices<X86_64> for Ring0 {
 
     fn kernel_slots_covered_by_grace_period(&self) -> bool {
         // No preemption, and the grace period does not accept an IPI taken
-        // inside a slot: no CPU is inside one when it returns.
+        // inside a slot, the trap text, a displaced region whose jump is
+        // changing or in place, or a detour (`smp::quiescent_at`): no CPU
+        // is inside one when it returns.
         true
     }
 

@@ -12,8 +12,9 @@
 //!   every text write bumps), so `sync_icache` needs an IPI only when the
 //!   other CPU has not serialised since the last write.
 //! - **Grace period**: the handler reports a quiescent point, unless the
-//!   interrupted rip lies in an out-of-line slot or in the engine's trap
-//!   text. Probe handlers, steps and the trap path run with interrupts
+//!   interrupted rip lies in an out-of-line slot, in the engine's trap
+//!   text, or in optimised code (a displaced region or a detour of a
+//!   jump-optimised probe). Probe handlers, steps and the trap path run with interrupts
 //!   masked, so an IPI taken anywhere else proves the CPU is outside all
 //!   of them; the exceptions are a boosted slot (the engine runs it with
 //!   interrupts as they were) and the first instructions of the return
@@ -79,6 +80,9 @@ struct Mailbox {
     ipis: AtomicU64,
     /// IPIs that found it in a slot or in the trap text (no quiescent point).
     deferred: AtomicU64,
+    /// Of those, IPIs that found it in optimised code (a displaced region
+    /// or a detour of a jump-optimised probe).
+    deferred_optimized: AtomicU64,
     /// Grace periods answered at the end of a breakpoint trap.
     trap_exit_answers: AtomicU64,
     /// The CPU halted until this one answers, plus one (0: none): every
@@ -99,6 +103,7 @@ static MAILBOX: [Mailbox; MAX_CPUS] = [const {
         quiescent_done: AtomicU64::new(0),
         ipis: AtomicU64::new(0),
         deferred: AtomicU64::new(0),
+        deferred_optimized: AtomicU64::new(0),
         trap_exit_answers: AtomicU64::new(0),
         waiter: AtomicUsize::new(0),
     }
@@ -136,6 +141,14 @@ pub fn deferred_quiescent() -> u64 {
     MAILBOX
         .iter()
         .map(|m| m.deferred.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// IPIs that found the other CPU in optimised code, in all.
+pub fn deferred_in_optimized_code() -> u64 {
+    MAILBOX
+        .iter()
+        .map(|m| m.deferred_optimized.load(Ordering::Relaxed))
         .sum()
 }
 
@@ -332,8 +345,18 @@ const RETRY_US: u64 = 50;
 
 /// Whether an interrupt taken at `rip` proves the CPU is outside every
 /// probe handler, step and trap path (see the module documentation).
+///
+/// Jump-optimised probes add two places: a displaced region whose jump is
+/// being written, is in place or is being removed (resuming there after
+/// the jump changed would run half an instruction), and a detour (its
+/// prologue before the `cli`, and its copy of the displaced region after
+/// the `popfq`, run with interrupts as they were; the detour is freed
+/// after the grace period): [`probe_core::Engine::in_optimized_code`].
 fn quiescent_at(rip: usize) -> bool {
-    !services::in_slot_area(rip) && !services::in_trap_text(rip)
+    !services::in_slot_area(rip)
+        && !services::in_trap_text(rip)
+        && !probe_core::trap_text_range().contains(&rip)
+        && !services::ENGINE.in_optimized_code(rip)
 }
 
 /// The end of a breakpoint trap on this CPU that resumes `rip` with
@@ -384,6 +407,9 @@ pub fn on_ipi(rip: usize) {
         m.quiescent_done.store(wanted, Ordering::Release);
     } else if m.quiescent_done.load(Ordering::Relaxed) < wanted {
         m.deferred.fetch_add(1, Ordering::Relaxed);
+        if services::ENGINE.in_optimized_code(rip) {
+            m.deferred_optimized.fetch_add(1, Ordering::Relaxed);
+        }
     }
     m.ipis.fetch_add(1, Ordering::Release);
     wake_waiter(m);

@@ -37,6 +37,7 @@ static TABLE: &[(&str, At, At)] = &[
     row!(xq_callreg, xq_callreg_end),
     row!(xq_sum, xq_sum_end),
     row!(xq_leaf, xq_leaf_end),
+    row!(xq_rsum, xq_rsum_end),
     row!(xq_load, xq_load_end),
     row!(xq_endbr, xq_endbr_end),
     row!(xq_jtab, xq_jtab_end),

@@ -10,6 +10,7 @@ mod instructions;
 mod interrupt_flag;
 mod lifecycle;
 mod memory_branches;
+mod optimized;
 mod refusals;
 mod return_probes;
 mod two_cpus;
@@ -47,7 +48,9 @@ pub fn run_all() {
     refusals::run();
     faults::run();
     memory_branches::run();
+    optimized::run();
     two_cpus::run();
+    two_cpus::run_optimized();
 
     lifecycle::everything_restored(&before[..len]);
 }

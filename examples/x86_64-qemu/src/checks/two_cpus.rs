@@ -83,6 +83,7 @@ safe_call! {
     call => xq_call() -> Pair;
     jtab => xq_jtab(i: u64) -> u64;
     leaf => xq_leaf(x: u64) -> u64;
+    rsum => xq_rsum(n: u64) -> u64;
 }
 
 /// Cycles of CPU 0's churn (each: register a kprobe and a kretprobe,
@@ -260,6 +261,8 @@ fn churn_calls(i: u64) {
     expect(15, i, c.b, 0);
     expect(16, i, jtab(x), [10, 21, 32, 43][(x & 3) as usize]);
     expect(17, i, leaf(x), x + 1);
+    let n = x % 5;
+    expect(18, i, rsum(n), n * (n + 1) / 2);
 }
 
 /// CPU 1's job: both sets of calls until CPU 0 says stop.
@@ -673,6 +676,276 @@ pub fn run() {
             ENGINE.list::<4>().len(),
             CHURN.pre_all(),
             CHURN.post_all()
+        ),
+    );
+}
+
+// ---------------------------------------------------------------------
+// Jump-optimised probes on two CPUs.
+
+/// Cycles of the optimised churn (a debug build: fewer, as [`CYCLES`]).
+const OPT_CYCLES: usize = if cfg!(debug_assertions) { 200 } else { 1000 };
+
+/// The churned optimised kprobe (at `xq_alu`'s entry), the post-handler
+/// probe that joins it, and the kretprobe (on `xq_rsum`).
+static OPT_K: Counts = Counts::new();
+static OPT_POST: Counts = Counts::new();
+static OPT_RET: Counts = Counts::new();
+
+/// Windows of CPU 0 whose count was wrong in the optimised churn, and the
+/// first one (cycle, step, got, want).
+static OPT_WINDOW_ERRORS: AtomicUsize = AtomicUsize::new(0);
+static OPT_FIRST_WINDOW_ERROR: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+fn opt_window_error(cycle: usize, step: u64, got: u64, want: u64) {
+    if got != want && OPT_WINDOW_ERRORS.fetch_add(1, Ordering::SeqCst) == 0 {
+        for (slot, v) in OPT_FIRST_WINDOW_ERROR
+            .iter()
+            .zip([cycle as u64, step, got, want])
+        {
+            slot.store(v, Ordering::SeqCst);
+        }
+    }
+}
+
+/// CPU 0 calls `xq_alu` [`WINDOW_CALLS`] times: its own hits on the
+/// optimised kprobe must grow by exactly `want`.
+fn opt_window(cycle: usize, step: u64, want: u64) {
+    let before = OPT_K.pre_on(0);
+    for k in 0..WINDOW_CALLS {
+        let x = (cycle as u64 + k) % 16;
+        expect(30, cycle as u64, alu(x), (x + 5) * 3);
+    }
+    opt_window_error(cycle, step, OPT_K.pre_on(0) - before, want);
+}
+
+/// CPU 0 calls `xq_rsum(DEPTH)` [`WINDOW_CALLS`] times: the kretprobe's
+/// entries and returns on CPU 0 grow by exactly that many calls each when
+/// `enabled`, else not at all.
+fn opt_ret_window(cycle: usize, step: u64, enabled: bool) {
+    let (e0, r0) = (OPT_RET.pre_on(0), OPT_RET.post_on(0));
+    for _ in 0..WINDOW_CALLS {
+        expect(31, cycle as u64, rsum(DEPTH), DEPTH * (DEPTH + 1) / 2);
+    }
+    let want = if enabled {
+        WINDOW_CALLS * (DEPTH + 1)
+    } else {
+        0
+    };
+    opt_window_error(cycle, step, OPT_RET.pre_on(0) - e0, want);
+    opt_window_error(cycle, step + 1, OPT_RET.post_on(0) - r0, want);
+}
+
+fn optimized(id: probe_core::ProbeId) -> bool {
+    ENGINE
+        .info(id)
+        .is_ok_and(|i| i.optimization == probe_core::Optimization::Optimized)
+}
+
+/// What the optimised churn counted.
+#[derive(Default)]
+struct OptCounts {
+    /// Cycles whose kprobe and kretprobe were both optimised when
+    /// registered.
+    optimized_at_registration: u64,
+    /// Cycles that saw the kprobe un-optimised (switched off, disabled or
+    /// a post-handler joined) and optimised again afterwards.
+    unoptimized_and_back: u64,
+}
+
+/// One cycle of the optimised churn on CPU 0.
+fn opt_cycle(c: usize, n: &mut OptCounts) -> Result<(), ProbeError> {
+    let alu_at = xq_alu as *const () as usize;
+    op(ENGINE.set_optimization(true))?;
+    let k = op(ENGINE.register_kprobe(&Kprobe::at(alu_at).pre(pre).data(&OPT_K)))?;
+    let r = op(ENGINE.register_kretprobe(
+        &Kretprobe::at(xq_rsum as *const () as usize)
+            .entry(entry_keep_arg)
+            .ret(ret_sum)
+            .data_size(8)
+            // CPU 0 recurses DEPTH + 1 deep, CPU 1 up to 5 (`churn_calls`).
+            .maxactive(DEPTH as usize + 1 + 5)
+            .data(&OPT_RET),
+    ))?;
+    if optimized(k) && optimized(r) {
+        n.optimized_at_registration += 1;
+    }
+    opt_window(c, 0, WINDOW_CALLS);
+    opt_ret_window(c, 1, true);
+    if c % STEP_EVERY == 0 {
+        keep_in_step(10_000);
+    }
+    let unoptimized = match c % 4 {
+        0 => {
+            op(ENGINE.set_optimization(false))?;
+            let off = !optimized(k);
+            opt_window(c, 3, WINDOW_CALLS);
+            op(ENGINE.set_optimization(true))?;
+            off
+        }
+        1 => {
+            op(ENGINE.disable(k))?;
+            let off = !optimized(k);
+            opt_window(c, 3, 0);
+            op(ENGINE.enable(k))?;
+            off
+        }
+        2 => {
+            let p = op(
+                ENGINE.register_kprobe(&Kprobe::at(alu_at).pre(pre).post(post).data(&OPT_POST))
+            )?;
+            let off = !optimized(k);
+            let before = (OPT_POST.pre_on(0), OPT_POST.post_on(0));
+            opt_window(c, 3, WINDOW_CALLS);
+            let after = (OPT_POST.pre_on(0), OPT_POST.post_on(0));
+            opt_window_error(c, 4, after.0 - before.0, WINDOW_CALLS);
+            opt_window_error(c, 5, after.1 - before.1, WINDOW_CALLS);
+            op(ENGINE.unregister(p))?;
+            off
+        }
+        _ => {
+            op(ENGINE.disable(r))?;
+            let off = !optimized(r);
+            opt_ret_window(c, 3, false);
+            op(ENGINE.enable(r))?;
+            opt_ret_window(c, 5, true);
+            off
+        }
+    };
+    if unoptimized && optimized(k) && optimized(r) {
+        n.unoptimized_and_back += 1;
+    }
+    opt_window(c, 7, WINDOW_CALLS);
+    if c % 2 == 0 {
+        OPERATIONS.fetch_add(1, Ordering::Relaxed);
+        ENGINE.unregister_batch(&[k, r])?;
+    } else {
+        op(ENGINE.unregister(r))?;
+        op(ENGINE.unregister(k))?;
+    }
+    Ok(())
+}
+
+/// The two-CPU churn of jump-optimised probes: CPU 1 runs the same loop
+/// as in [`run`] (every result checked, `xq_alu` and `xq_rsum` among the
+/// calls), while CPU 0, [`OPT_CYCLES`] times, registers an optimised
+/// kprobe on `xq_alu`'s entry and an optimised kretprobe on `xq_rsum`,
+/// un-optimises them (the switch, disabling, a post-handler probe
+/// joining, disabling the kretprobe), lets them be optimised again and
+/// unregisters them. Every jump is written and removed with CPU 1 running
+/// the code; the grace periods must not count CPU 1 inside a displaced
+/// region or a detour.
+pub fn run_optimized() {
+    let name = "two CPUs, optimised: CPU 0 optimises, un-optimises, disables, unregisters while CPU 1 calls";
+    if !smp::online(1) {
+        check(name, false, format_args!("CPU 1 is not online"));
+        return;
+    }
+    let before = snapshot();
+    let mismatches0 = MISMATCHES.load(Ordering::SeqCst);
+    let checked0 = [
+        CALLS_CHECKED[0].load(Ordering::SeqCst),
+        CALLS_CHECKED[1].load(Ordering::SeqCst),
+    ];
+    let ops0 = OPERATIONS.load(Ordering::SeqCst);
+    let stats0 = stats();
+    let opt_deferred0 = smp::deferred_in_optimized_code();
+    STOP.store(false, Ordering::SeqCst);
+    CPU1_ITERATIONS.store(0, Ordering::SeqCst);
+    let jobs = smp::jobs_done();
+    let start = clock::now();
+    smp::start_job(cpu1_job);
+    SEEN_BY_CPU0.store(0, Ordering::Relaxed);
+    keep_in_step(2_000_000);
+    let mut n = OptCounts::default();
+    let mut cycles = 0;
+    let mut result = Ok(());
+    for c in 0..OPT_CYCLES {
+        if let Err(e) = opt_cycle(c, &mut n) {
+            result = Err(e);
+            break;
+        }
+        cycles += 1;
+    }
+    STOP.store(true, Ordering::Release);
+    let cpu1_done = smp::wait_jobs_done(jobs + 1, 20_000);
+    let ms = clock::us_since(start) / 1000;
+    let _ = ENGINE.set_optimization(false);
+    let n1 = CPU1_ITERATIONS.load(Ordering::SeqCst);
+    let m = MISMATCHES.load(Ordering::SeqCst) - mismatches0;
+    let first: [u64; 4] = core::array::from_fn(|i| FIRST_MISMATCH[i].load(Ordering::SeqCst));
+    let w = OPT_WINDOW_ERRORS.load(Ordering::SeqCst);
+    let wf: [u64; 4] = core::array::from_fn(|i| OPT_FIRST_WINDOW_ERROR[i].load(Ordering::SeqCst));
+    let checked = [
+        CALLS_CHECKED[0].load(Ordering::SeqCst) - checked0[0],
+        CALLS_CHECKED[1].load(Ordering::SeqCst) - checked0[1],
+    ];
+    let bad = OPT_K.bad() + OPT_POST.bad() + OPT_RET.bad();
+    let err = result.err();
+    check(
+        name,
+        err.is_none()
+            && cpu1_done
+            && cycles == OPT_CYCLES
+            && n1 > 0
+            && m == 0
+            && w == 0
+            && bad == 0
+            && OPT_K.pre_on(1) > 0
+            && n.optimized_at_registration == OPT_CYCLES as u64
+            && n.unoptimized_and_back == OPT_CYCLES as u64,
+        format_args!(
+            "{cycles} cycles ({} probe operations) in {ms} ms, {n1} iterations on CPU 1 (stopped: \
+             {cpu1_done}); optimised when registered in {} cycles, un-optimised and optimised \
+             again in {}; results checked on CPUs 0/1 {checked:?}, wrong {m} (first: cpu*100+fn \
+             {}, iteration {}, got {:#x}, want {:#x}); CPU 0 windows wrong {w} (first: cycle {}, \
+             step {}, got {}, want {}); kprobe hits on CPUs 0/1 {:?}, kretprobe returns {:?}; \
+             bad handler runs {bad}; error: {:?}",
+            OPERATIONS.load(Ordering::SeqCst) - ops0,
+            n.optimized_at_registration,
+            n.unoptimized_and_back,
+            first[0],
+            first[1],
+            first[2],
+            first[3],
+            wf[0],
+            wf[1],
+            wf[2],
+            wf[3],
+            [OPT_K.pre_on(0), OPT_K.pre_on(1)],
+            [OPT_RET.post_on(0), OPT_RET.post_on(1)],
+            err
+        ),
+    );
+    let now = stats();
+    let d: [u64; 7] = core::array::from_fn(|i| now[i] - stats0[i]);
+    let opt_deferred = smp::deferred_in_optimized_code() - opt_deferred0;
+    let after = snapshot();
+    let differing = (0..before.1).filter(|&i| before.0[i] != after.0[i]).count();
+    let (held, allocs, frees) = crate::services::detour_page_counts();
+    check(
+        "two CPUs, optimised: afterwards every probed byte is back, no detour, no page held",
+        differing == 0
+            && ENGINE.detours_in_use() == 0
+            && held == 0
+            && allocs == frees
+            && ENGINE.slot_usage() == (0, 0)
+            && ENGINE.free_instances() == INSTANCES
+            && ENGINE.list::<4>().is_empty(),
+        format_args!(
+            "{} bytes compared, {differing} differ; detours in use {}, detour pages held {held} \
+             (handed out {allocs}, given back {frees} since boot); slots {:?}; free instances {} \
+             (want {INSTANCES}); probes listed {}; during the churn: {} writes with CPU 1 \
+             stopped, {} grace periods, {} IPIs found CPU 1 in a slot or the trap text or \
+             optimised code ({opt_deferred} of them in a displaced region or a detour)",
+            before.1,
+            ENGINE.detours_in_use(),
+            ENGINE.slot_usage(),
+            ENGINE.free_instances(),
+            ENGINE.list::<4>().len(),
+            d[0],
+            d[3],
+            d[5]
         ),
     );
 }
