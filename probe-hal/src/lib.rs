@@ -19,6 +19,7 @@
 mod arch;
 mod decision;
 mod error;
+mod hook_cell;
 mod memory;
 pub mod opthook;
 pub mod optimize;

@@ -11,12 +11,10 @@
 //! probe path. The publication is the same once-only protocol as
 //! [`crate::rethook`].
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, Ordering};
-
 use crate::Registers;
 
-pub use crate::rethook::HookAlreadySet;
+pub use crate::hook_cell::HookAlreadySet;
+use crate::hook_cell::HookCell;
 
 /// What a detour calls back into (implemented by the engine).
 pub trait OptHook: Sync {
@@ -45,51 +43,18 @@ pub trait OptHook: Sync {
     }
 }
 
-const EMPTY: u8 = 0;
-const WRITING: u8 = 1;
-const READY: u8 = 2;
-
-struct HookCell {
-    state: AtomicU8,
-    hook: UnsafeCell<Option<&'static dyn OptHook>>,
-}
-
-// SAFETY: `hook` is written exactly once, by the caller that moved `state`
-// from EMPTY to WRITING, and read only after `state` is READY (Acquire pairs
-// with the Release store that publishes it); `&'static dyn OptHook` is Sync.
-unsafe impl Sync for HookCell {}
-
-static HOOK: HookCell = HookCell {
-    state: AtomicU8::new(EMPTY),
-    hook: UnsafeCell::new(None),
-};
+static HOOK: HookCell<dyn OptHook> = HookCell::new();
 
 /// Install the engine that detours call back into. Once per boot; a second
 /// call fails with [`HookAlreadySet`].
 pub fn set_opt_hook(hook: &'static dyn OptHook) -> Result<(), HookAlreadySet> {
-    if HOOK
-        .state
-        .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        return Err(HookAlreadySet);
-    }
-    // SAFETY: the compare-exchange above made us the only writer, and no
-    // reader looks at `hook` before `state` is READY.
-    unsafe { *HOOK.hook.get() = Some(hook) };
-    HOOK.state.store(READY, Ordering::Release);
-    Ok(())
+    HOOK.set(hook)
 }
 
 /// The installed hook, if any.
 #[link_section = "probe_trap_text"]
 pub fn installed_opt_hook() -> Option<&'static dyn OptHook> {
-    if HOOK.state.load(Ordering::Acquire) != READY {
-        return None;
-    }
-    // SAFETY: READY is stored (Release) only after the single write of `hook`
-    // completed, and `hook` is never written again.
-    unsafe { *HOOK.hook.get() }
+    HOOK.get()
 }
 
 /// Called by a backend's detour entry: runs the engine's handling of the
@@ -116,7 +81,7 @@ pub unsafe fn dispatch_optimized(cookie: usize, regs: &mut dyn Registers) -> boo
 mod tests {
     use super::*;
     use crate::CallAbi;
-    use core::sync::atomic::AtomicUsize;
+    use core::sync::atomic::{AtomicUsize, Ordering};
 
     static ABI: CallAbi = CallAbi {
         args: &[0],

@@ -5,9 +5,8 @@
 //! address it returns. The engine installs itself with [`set_return_hook`]
 //! once at start-up. The hook is read without a lock on the trap path.
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, Ordering};
-
+pub use crate::hook_cell::HookAlreadySet;
+use crate::hook_cell::HookCell;
 use crate::Registers;
 
 /// What a return trampoline calls back into (implemented by the engine).
@@ -32,60 +31,17 @@ pub trait ReturnHook: Sync {
     }
 }
 
-const EMPTY: u8 = 0;
-const WRITING: u8 = 1;
-const READY: u8 = 2;
-
-struct HookCell {
-    state: AtomicU8,
-    hook: UnsafeCell<Option<&'static dyn ReturnHook>>,
-}
-
-// SAFETY: `hook` is written exactly once, by the caller that moved `state`
-// from EMPTY to WRITING, and read only after `state` is READY (Acquire pairs
-// with the Release store that publishes it); `&'static dyn ReturnHook` is Sync.
-unsafe impl Sync for HookCell {}
-
-static HOOK: HookCell = HookCell {
-    state: AtomicU8::new(EMPTY),
-    hook: UnsafeCell::new(None),
-};
-
-/// The hook was installed before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HookAlreadySet;
-
-impl core::fmt::Display for HookAlreadySet {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("the return hook is already installed")
-    }
-}
+static HOOK: HookCell<dyn ReturnHook> = HookCell::new();
 
 /// Install the engine that return trampolines call back into. Once per boot.
 pub fn set_return_hook(hook: &'static dyn ReturnHook) -> Result<(), HookAlreadySet> {
-    if HOOK
-        .state
-        .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        return Err(HookAlreadySet);
-    }
-    // SAFETY: the compare-exchange above made us the only writer, and no
-    // reader looks at `hook` before `state` is READY.
-    unsafe { *HOOK.hook.get() = Some(hook) };
-    HOOK.state.store(READY, Ordering::Release);
-    Ok(())
+    HOOK.set(hook)
 }
 
 /// The installed hook, if any.
 #[link_section = "probe_trap_text"]
 pub fn return_hook() -> Option<&'static dyn ReturnHook> {
-    if HOOK.state.load(Ordering::Acquire) != READY {
-        return None;
-    }
-    // SAFETY: READY is stored (Release) only after the single write of `hook`
-    // completed, and `hook` is never written again.
-    unsafe { *HOOK.hook.get() }
+    HOOK.get()
 }
 
 /// Called by a backend's return trampoline: runs the engine's return
