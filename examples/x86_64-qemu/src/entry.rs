@@ -47,9 +47,18 @@ static FIXUPS: AtomicU64 = AtomicU64::new(0);
 static SIMULATED_FAULTS: AtomicU64 = AtomicU64::new(0);
 static LAST_SIMULATED_FAULT: AtomicUsize = AtomicUsize::new(0);
 
+/// Breakpoint traps taken so far on each CPU.
+static TRAPS_ON: [AtomicU64; crate::smp::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; crate::smp::MAX_CPUS];
+
 /// Breakpoint traps taken so far.
 pub fn traps() -> u64 {
     TRAPS.load(Ordering::SeqCst)
+}
+
+/// Breakpoint traps taken so far on CPU `cpu`.
+pub fn traps_on(cpu: usize) -> u64 {
+    TRAPS_ON.get(cpu).map_or(0, |t| t.load(Ordering::SeqCst))
 }
 
 /// Step-end traps so far, and the flags the last one interrupted.
@@ -302,6 +311,9 @@ extern "C" fn on_breakpoint(regs: *mut PtRegs) {
     // nothing else refers to it until this function returns.
     let regs = unsafe { &mut *regs };
     TRAPS.fetch_add(1, Ordering::SeqCst);
+    if let Some(t) = TRAPS_ON.get(crate::percpu::cpu_id()) {
+        t.fetch_add(1, Ordering::SeqCst);
+    }
     let at = (regs.rip as usize).wrapping_sub(1);
     if in_slot_area(at) {
         STEP_ENDS.fetch_add(1, Ordering::SeqCst);

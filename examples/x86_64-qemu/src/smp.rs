@@ -379,6 +379,31 @@ pub fn trap_exit(rip: usize, rflags: u64) {
     }
 }
 
+/// Grace periods answered at a voluntary quiescent point, in all.
+static VOLUNTARY_ANSWERS: AtomicU64 = AtomicU64::new(0);
+
+/// Grace periods answered at a voluntary quiescent point so far.
+pub fn voluntary_answers() -> u64 {
+    VOLUNTARY_ANSWERS.load(Ordering::Relaxed)
+}
+
+/// A voluntary quiescent point (Linux's `cond_resched`, what RCU-tasks
+/// waits for): the caller is outside every probe handler, slot, detour and
+/// displaced region, so a pending grace period is answered here. A loop
+/// that keeps calling probed code is otherwise almost always caught inside
+/// optimised code by the IPI (its detour's prologue and its copy of the
+/// region run with interrupts enabled), and each grace period waits for a
+/// lucky IPI.
+pub fn quiescent_point() {
+    let m = &MAILBOX[cpu_id()];
+    let wanted = m.quiescent_requested.load(Ordering::SeqCst);
+    if m.quiescent_done.load(Ordering::Relaxed) < wanted {
+        m.quiescent_done.store(wanted, Ordering::Release);
+        VOLUNTARY_ANSWERS.fetch_add(1, Ordering::Relaxed);
+        wake_waiter(m);
+    }
+}
+
 /// The IPI, on the CPU that receives it (called by the entry in
 /// [`crate::entry`], interrupts masked, `rip` the interrupted one).
 pub fn on_ipi(rip: usize) {

@@ -273,6 +273,8 @@ fn cpu1_job() {
         churn_calls(i);
         i += 1;
         CPU1_ITERATIONS.store(i, Ordering::Release);
+        // Between iterations CPU 1 is outside all probe machinery.
+        smp::quiescent_point();
         // `pause`: under QEMU's single-threaded TCG it hands the host
         // thread to CPU 0 (see `keep_in_step`); elsewhere only a hint.
         core::hint::spin_loop();
@@ -712,11 +714,26 @@ fn opt_window_error(cycle: usize, step: u64, got: u64, want: u64) {
 /// optimised kprobe must grow by exactly `want`.
 fn opt_window(cycle: usize, step: u64, want: u64) {
     let before = OPT_K.pre_on(0);
+    let traps = crate::entry::traps_on(0);
     for k in 0..WINDOW_CALLS {
         let x = (cycle as u64 + k) % 16;
         expect(30, cycle as u64, alu(x), (x + 5) * 3);
     }
-    opt_window_error(cycle, step, OPT_K.pre_on(0) - before, want);
+    let hits = OPT_K.pre_on(0) - before;
+    opt_window_error(cycle, step, hits, want);
+    note_optimized_window(step, hits, crate::entry::traps_on(0) - traps);
+}
+
+/// CPU 0's hits in windows where both probes were optimised (steps 0, 1
+/// and 7), and the breakpoint traps CPU 0 took in them (must be 0).
+static OPT_WINDOW_HITS: AtomicU64 = AtomicU64::new(0);
+static OPT_WINDOW_TRAPS: AtomicU64 = AtomicU64::new(0);
+
+fn note_optimized_window(step: u64, hits: u64, traps: u64) {
+    if matches!(step, 0 | 1 | 7) {
+        OPT_WINDOW_HITS.fetch_add(hits, Ordering::SeqCst);
+        OPT_WINDOW_TRAPS.fetch_add(traps, Ordering::SeqCst);
+    }
 }
 
 /// CPU 0 calls `xq_rsum(DEPTH)` [`WINDOW_CALLS`] times: the kretprobe's
@@ -724,9 +741,15 @@ fn opt_window(cycle: usize, step: u64, want: u64) {
 /// `enabled`, else not at all.
 fn opt_ret_window(cycle: usize, step: u64, enabled: bool) {
     let (e0, r0) = (OPT_RET.pre_on(0), OPT_RET.post_on(0));
+    let traps = crate::entry::traps_on(0);
     for _ in 0..WINDOW_CALLS {
         expect(31, cycle as u64, rsum(DEPTH), DEPTH * (DEPTH + 1) / 2);
     }
+    note_optimized_window(
+        step,
+        OPT_RET.pre_on(0) - e0,
+        crate::entry::traps_on(0) - traps,
+    );
     let want = if enabled {
         WINDOW_CALLS * (DEPTH + 1)
     } else {
@@ -850,6 +873,7 @@ pub fn run_optimized() {
     let ops0 = OPERATIONS.load(Ordering::SeqCst);
     let stats0 = stats();
     let opt_deferred0 = smp::deferred_in_optimized_code();
+    let voluntary0 = smp::voluntary_answers();
     STOP.store(false, Ordering::SeqCst);
     CPU1_ITERATIONS.store(0, Ordering::SeqCst);
     let jobs = smp::jobs_done();
@@ -881,6 +905,10 @@ pub fn run_optimized() {
         CALLS_CHECKED[1].load(Ordering::SeqCst) - checked0[1],
     ];
     let bad = OPT_K.bad() + OPT_POST.bad() + OPT_RET.bad();
+    let (win_hits, win_traps) = (
+        OPT_WINDOW_HITS.load(Ordering::SeqCst),
+        OPT_WINDOW_TRAPS.load(Ordering::SeqCst),
+    );
     let err = result.err();
     check(
         name,
@@ -893,14 +921,17 @@ pub fn run_optimized() {
             && bad == 0
             && OPT_K.pre_on(1) > 0
             && n.optimized_at_registration == OPT_CYCLES as u64
-            && n.unoptimized_and_back == OPT_CYCLES as u64,
+            && n.unoptimized_and_back == OPT_CYCLES as u64
+            && win_hits > 0
+            && win_traps == 0,
         format_args!(
             "{cycles} cycles ({} probe operations) in {ms} ms, {n1} iterations on CPU 1 (stopped: \
              {cpu1_done}); optimised when registered in {} cycles, un-optimised and optimised \
              again in {}; results checked on CPUs 0/1 {checked:?}, wrong {m} (first: cpu*100+fn \
              {}, iteration {}, got {:#x}, want {:#x}); CPU 0 windows wrong {w} (first: cycle {}, \
              step {}, got {}, want {}); kprobe hits on CPUs 0/1 {:?}, kretprobe returns {:?}; \
-             bad handler runs {bad}; error: {:?}",
+             bad handler runs {bad}; CPU 0's hits in optimised windows {win_hits}, traps \
+             there {win_traps} (want 0); error: {:?}",
             OPERATIONS.load(Ordering::SeqCst) - ops0,
             n.optimized_at_registration,
             n.unoptimized_and_back,
@@ -920,6 +951,7 @@ pub fn run_optimized() {
     let now = stats();
     let d: [u64; 7] = core::array::from_fn(|i| now[i] - stats0[i]);
     let opt_deferred = smp::deferred_in_optimized_code() - opt_deferred0;
+    let voluntary = smp::voluntary_answers() - voluntary0;
     let after = snapshot();
     let differing = (0..before.1).filter(|&i| before.0[i] != after.0[i]).count();
     let (held, allocs, frees) = crate::services::detour_page_counts();
@@ -936,8 +968,9 @@ pub fn run_optimized() {
             "{} bytes compared, {differing} differ; detours in use {}, detour pages held {held} \
              (handed out {allocs}, given back {frees} since boot); slots {:?}; free instances {} \
              (want {INSTANCES}); probes listed {}; during the churn: {} writes with CPU 1 \
-             stopped, {} grace periods, {} IPIs found CPU 1 in a slot or the trap text or \
-             optimised code ({opt_deferred} of them in a displaced region or a detour)",
+             stopped, {} grace periods ({voluntary} answered at CPU 1's quiescent point between \
+             iterations), {} IPIs found CPU 1 in a slot or the trap text or optimised code \
+             ({opt_deferred} of them in a displaced region or a detour)",
             before.1,
             ENGINE.detours_in_use(),
             ENGINE.slot_usage(),
