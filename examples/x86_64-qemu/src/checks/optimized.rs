@@ -674,12 +674,28 @@ fn reasons(t: &Tally) {
         "jump-into-region",
     ];
     let all = needed.iter().all(|c| proven[..n].contains(c));
+    // The reach: a page asked for near an address 64 TiB away, or within
+    // 4 KiB of the probed code (the detour area is further), is refused.
+    let far =
+        probe_core::KernelServices::alloc_detour_page(ENGINE.services(), 0x4000_0000_0000, 1 << 30);
+    let near_code = probe_core::KernelServices::alloc_detour_page(
+        ENGINE.services(),
+        xq_alu as *const () as usize,
+        4096,
+    );
+    let reach_ok = far.is_none() && near_code.is_none();
     check(
         name,
-        r.is_ok() && all && ENGINE.detours_in_use() == 0 && ENGINE.list::<4>().is_empty(),
+        r.is_ok()
+            && all
+            && reach_ok
+            && ENGINE.detours_in_use() == 0
+            && ENGINE.list::<4>().is_empty(),
         format_args!(
             "{n} proven (listed, then hit through int3; {listed_only} of them listed only, no \
-             site of that reason runs): {}; detours left {}; error: {}",
+             site of that reason runs): {}; detour pages out of reach refused (64 TiB away: \
+             {far:?}, within 4 KiB of xq_alu: {near_code:?}, want None); detours left {}; \
+             error: {}",
             Codes(&proven[..n]),
             ENGINE.detours_in_use(),
             r.as_ref().err().map_or("none", |m| m.as_str())
