@@ -31,6 +31,10 @@
 //!   run with interrupts off, its `flags`/`set_flags` must read and write
 //!   the frame's `sstatus` image (bit SPIE).
 //!
+//! - **Jump optimisation** (`optprobe`): a kernel probe's breakpoint may be
+//!   replaced by `jal x0` to a detour within ±1 MiB that calls the engine
+//!   without a trap and resumes a moved pc through `sret`.
+//!
 //! Text patching is the kernel's job: on riscv a 4-byte `ebreak` at a
 //! 2-byte-aligned address is not an atomic store, so the kernel stops the
 //! other harts while patching and makes the bytes visible to instruction
@@ -43,6 +47,7 @@
 pub mod breakpoint;
 pub mod decode;
 mod frame_macro;
+mod optprobe;
 pub mod pt_regs_view;
 #[cfg(doctest)]
 mod readme;
@@ -63,7 +68,8 @@ pub use probe_hal as __probe_hal;
 pub use slot::StepState;
 
 use probe_hal::{
-    Arch, Breakpoint, DataAccess, Decoded, ExecMode, MemoryFault, ProbeError, Registers, SlotImage,
+    Arch, Breakpoint, DataAccess, Decoded, ExecMode, MemoryFault, OptRegion, ProbeError, Registers,
+    SiteRule, SlotImage,
 };
 
 /// The riscv64 (RV64GC) backend.
@@ -187,5 +193,38 @@ impl Arch for Riscv64 {
 
     fn kernel_trampoline() -> Option<usize> {
         rethook::kernel_trampoline()
+    }
+
+    const OPT_JUMP_LEN: usize = optprobe::JUMP_LEN;
+    const DETOUR_LEN: usize = optprobe::detour::DETOUR_LEN;
+    const OPT_REACH: usize = optprobe::REACH;
+
+    fn analyze_optimizable(
+        addr: usize,
+        function: core::ops::Range<usize>,
+        text: &dyn DataAccess,
+        may_fault: &dyn Fn(usize) -> bool,
+        mode: ExecMode,
+    ) -> Result<OptRegion, SiteRule> {
+        optprobe::region::analyze(addr, function, text, may_fault, mode)
+    }
+
+    fn build_detour(
+        region: &OptRegion,
+        detour_addr: usize,
+        cookie: usize,
+        mask_interrupts: bool,
+        out: &mut [u8],
+    ) -> Result<usize, SiteRule> {
+        let entry = optprobe::entry_address().ok_or(SiteRule::NotSupported)?;
+        optprobe::detour::build(region, detour_addr, cookie, mask_interrupts, entry, out)
+    }
+
+    fn optimized_jump(addr: usize, detour_addr: usize, out: &mut [u8]) -> Result<usize, SiteRule> {
+        optprobe::detour::jump(addr, detour_addr, out)
+    }
+
+    fn detour_displaced_offset(_region: &OptRegion, _detour_addr: usize) -> Option<usize> {
+        Some(optprobe::detour::DISPLACED_AT)
     }
 }
