@@ -84,7 +84,7 @@ pub const KERNELS: &[Kernel] = &[
             "-no-reboot",
         ],
         pass_status: 0,
-        min_passed: 54,
+        min_passed: 115,
     },
     Kernel {
         arch: "loongarch64",

@@ -15,6 +15,8 @@ extern "C" {
     static __kernel_start: u8;
     static __kernel_trap_start: u8;
     static __kernel_trap_end: u8;
+    static __detours_start: u8;
+    static __detours_end: u8;
     static __denied_start: u8;
     static __denied_end: u8;
     static __user_start: u8;
@@ -37,6 +39,12 @@ pub fn ram() -> Range<usize> {
 /// The kernel's own trap path (vector and dispatch): never probed.
 pub fn kernel_trap_text() -> Range<usize> {
     addr!(__kernel_trap_start)..addr!(__kernel_trap_end)
+}
+
+/// The detour area (link.ld's `.detours`, right after `.text`): pages for
+/// the detours of jump-optimised probes.
+pub fn detours() -> Range<usize> {
+    addr!(__detours_start)..addr!(__detours_end)
 }
 
 /// The page PMP denies to S and U mode.

@@ -6,7 +6,8 @@
 //! S-mode, install the trap vector ([`trap`]) and enable the FPU. Hart 1
 //! then serves its mailbox and runs jobs ([`smp`]); hart 0 sets up the
 //! services ([`services`]), installs the engine as the return hook of the
-//! backend's asm trampoline, runs the checks ([`checks`]), prints
+//! backend's asm trampoline and as the opt hook of its detours (with jump
+//! optimisation off but in the optimised checks), runs the checks ([`checks`]), prints
 //! `N passed, M failed` and exits through the sifive_test device ([`exit`]).
 
 #[macro_use]
@@ -39,6 +40,14 @@ extern "C" fn s_main(hart: usize) -> ! {
     ENGINE.services().init();
     if probe_hal::rethook::set_return_hook(&ENGINE).is_err() {
         panic!("return hook installed twice");
+    }
+    // Detours call back into the engine; optimisation stays off except in
+    // the optimised checks (the others count breakpoint traps and steps).
+    if probe_hal::opthook::set_opt_hook(&ENGINE).is_err() {
+        panic!("opt hook installed twice");
+    }
+    if ENGINE.set_optimization(false).is_err() {
+        panic!("switching jump optimisation off failed");
     }
     println!("riscv64-qemu: probe engine on qemu-system-riscv64 virt, S-mode kernel, U-mode tasks");
     let start = clock::now();

@@ -12,7 +12,22 @@
 //! - `sync_icache`: `fence.i` here and on the other hart.
 //! - Slot pages: static pools, kernel pages in the kernel image and user
 //!   pages in the user region.
-//! - `synchronize`: the other hart passed a quiescent point. User tasks need
+//! - Detour pages (jump-optimised probes): the `.detours` area link.ld
+//!   reserves right after `.text`, handed out only when the whole page lies
+//!   within the asked reach of the probe (`jal`: ±1 MiB); a freed page is
+//!   zeroed again (`c.unimp`), so a stale detour can never run.
+//! - Text writes and jump optimisation: the engine writes a jump over a
+//!   breakpoint in at most two pieces (the jump's tail at `addr + 2`, then
+//!   its head over a `c.ebreak`; or the 4-byte `jal` over an `ebreak`); a
+//!   2-byte piece is one aligned store, a 4-byte one at 2 mod 4 and every
+//!   detour are written with the other hart stopped. Every write is safe
+//!   for a hart fetching concurrently.
+//! - `synchronize`: the other hart passed a quiescent point
+//!   ([`smp::quiescent_point`], which refuses to count when called from a
+//!   displaced region, a detour or the trap text). There is no preemption
+//!   and quiescent points are voluntary, so no hart is ever stopped inside a
+//!   slot, a displaced region or a detour: the grace period covers what
+//!   Linux's RCU-tasks covers. User tasks need
 //!   no wait: the only one runs on hart 0 inside `user::run`, never while
 //!   hart 0 registers, so it is never stopped inside a user slot then.
 //! - Symbols: the test-function table; the blacklist: the kernel's trap
@@ -62,6 +77,32 @@ pub static STATS: PatchStats = PatchStats {
     stopped_writes: AtomicUsize::new(0),
     remote_syncs: AtomicUsize::new(0),
     remote_grace_periods: AtomicUsize::new(0),
+};
+
+/// Pages in link.ld's `.detours`.
+pub const DETOUR_PAGES: usize = 4;
+
+/// The detour pages handed out, and counters for the checks.
+pub struct DetourPages {
+    /// One bit per page of `.detours`.
+    pub used: AtomicUsize,
+    /// Pages handed out since boot.
+    pub allocs: AtomicUsize,
+    /// Pages given back since boot.
+    pub frees: AtomicUsize,
+    /// Requests with no free page in reach.
+    pub out_of_reach: AtomicUsize,
+    /// Refuse every request (a check's "no detour memory").
+    pub refuse: AtomicBool,
+}
+
+/// See [`DetourPages`].
+pub static DETOURS: DetourPages = DetourPages {
+    used: AtomicUsize::new(0),
+    allocs: AtomicUsize::new(0),
+    frees: AtomicUsize::new(0),
+    out_of_reach: AtomicUsize::new(0),
+    refuse: AtomicBool::new(false),
 };
 
 /// The kernel's side of the engine.
@@ -153,8 +194,18 @@ impl KernelServices<Riscv64> for Kernel {
         }
         STATS.text_writes.fetch_add(1, Ordering::Relaxed);
         // Text has no write protection without paging; `accessible` checked
-        // the range. A naturally aligned 2-, 4- or 8-byte store is one
-        // single-copy-atomic access: another hart fetches old or new bytes.
+        // the range. Every write is made with the other hart stopped at a
+        // quiescent point ("stop machine", as Linux's riscv `patch_text`
+        // does for every write): a naturally aligned 2- or 4-byte store
+        // would be single-copy atomic for the hardware, but QEMU's
+        // multi-threaded TCG can keep a translation of the old bytes that
+        // the other hart made while the store happened (seen here: a stale
+        // `jal` into a detour freed 170 quiescent points earlier, with the
+        // text reading `ebreak`). A stopped hart translates nothing.
+        let stop = smp::stop_others();
+        if smp::others_online() > 0 {
+            STATS.stopped_writes.fetch_add(1, Ordering::Relaxed);
+        }
         match bytes.len() {
             2 if addr % 2 == 0 => {
                 let v = u16::from_le_bytes([bytes[0], bytes[1]]);
@@ -166,27 +217,16 @@ impl KernelServices<Riscv64> for Kernel {
                 // SAFETY: see above; `addr` is 4-byte aligned.
                 unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
             }
-            8 if addr % 8 == 0 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(bytes);
-                // SAFETY: see above; `addr` is 8-byte aligned.
-                unsafe { core::ptr::write_volatile(addr as *mut u64, u64::from_le_bytes(b)) }
-            }
             _ => {
-                // Not one store: nobody may fetch it half written.
-                let stop = smp::stop_others();
-                if smp::others_online() > 0 {
-                    STATS.stopped_writes.fetch_add(1, Ordering::Relaxed);
-                }
                 for (i, b) in bytes.iter().enumerate() {
                     // SAFETY: checked by `accessible`; the other harts are
                     // stopped outside any text.
                     unsafe { core::ptr::write_volatile((addr + i) as *mut u8, *b) };
                 }
-                smp::fence_i();
-                drop(stop);
             }
         }
+        smp::fence_i();
+        drop(stop);
         Ok(())
     }
 
@@ -217,6 +257,57 @@ impl KernelServices<Riscv64> for Kernel {
             STATS.remote_grace_periods.fetch_add(1, Ordering::Relaxed);
         }
         smp::wait_quiescent_others();
+    }
+
+    fn may_fault(&self, addr: usize) -> bool {
+        // An instruction with a fix-up: its fault resumes elsewhere in the
+        // function, possibly inside a displaced region.
+        super::fixup::lookup(addr).is_some()
+    }
+
+    fn kernel_slots_covered_by_grace_period(&self) -> bool {
+        // See the module documentation: voluntary quiescent points only.
+        true
+    }
+
+    fn alloc_detour_page(&self, near: usize, reach: usize) -> Option<usize> {
+        if DETOURS.refuse.load(Ordering::SeqCst) {
+            return None;
+        }
+        let area = layout::detours();
+        let in_reach = |base: usize| {
+            near.abs_diff(base) <= reach && near.abs_diff(base + layout::PAGE_SIZE) <= reach
+        };
+        let used = DETOURS.used.load(Ordering::SeqCst);
+        let Some(i) = (0..DETOUR_PAGES)
+            .find(|&i| used & (1 << i) == 0 && in_reach(area.start + i * layout::PAGE_SIZE))
+        else {
+            DETOURS.out_of_reach.fetch_add(1, Ordering::SeqCst);
+            return None;
+        };
+        // Registration is serialised by the engine's lock.
+        DETOURS.used.fetch_or(1 << i, Ordering::SeqCst);
+        DETOURS.allocs.fetch_add(1, Ordering::SeqCst);
+        Some(area.start + i * layout::PAGE_SIZE)
+    }
+
+    fn free_detour_page(&self, page: usize) {
+        let area = layout::detours();
+        assert!(
+            area.contains(&page) && (page - area.start) % layout::PAGE_SIZE == 0,
+            "free_detour_page({page:#x}): not a detour page"
+        );
+        let i = (page - area.start) / layout::PAGE_SIZE;
+        assert!(
+            DETOURS.used.load(Ordering::SeqCst) & (1 << i) != 0,
+            "detour page {page:#x} freed twice"
+        );
+        // No hart runs in it any more (the engine frees after a grace
+        // period): back to c.unimp.
+        let _ = self.write_text(Space::Kernel, page, &[0; layout::PAGE_SIZE]);
+        self.sync_icache(Space::Kernel, page, layout::PAGE_SIZE);
+        DETOURS.used.fetch_and(!(1 << i), Ordering::SeqCst);
+        DETOURS.frees.fetch_add(1, Ordering::SeqCst);
     }
 
     fn lookup_symbol(&self, name: &str) -> Option<Symbol> {

@@ -17,7 +17,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::boot;
 use super::clock::Deadline;
-use super::layout::MAX_HARTS;
+use super::layout::{self, MAX_HARTS};
+use super::services::ENGINE;
 use super::trap::hart_id;
 
 /// How long a hart may take to answer a request. An answer normally takes
@@ -78,7 +79,11 @@ fn wait_for(done: impl Fn() -> bool, hart: usize, what: &str) {
     while !done() {
         serve_requests();
         if deadline.passed() {
-            panic!("hart {hart} did not {what} within {ANSWER_MS} ms");
+            panic!(
+                "hart {hart} did not {what} within {ANSWER_MS} ms ({} quiescent points refused, last at {:#x})",
+                REFUSED_QUIESCENT.load(Ordering::Relaxed),
+                LAST_REFUSED.load(Ordering::Relaxed)
+            );
         }
         core::hint::spin_loop();
     }
@@ -111,10 +116,40 @@ pub fn serve_requests() {
 }
 
 /// This hart is at a quiescent point: outside every probed function,
-/// handler and slot. Serves its requests and counts the point.
+/// handler and slot. Serves its requests and counts the point, unless it
+/// was called from a displaced region whose jump is changing or in place,
+/// from a detour ([`probe_core::Engine::in_optimized_code`]) or from the
+/// trap text (then it counts a refusal instead: a caller bug, which the
+/// checks report).
+#[inline(never)]
 pub fn quiescent_point() {
+    let caller: usize;
+    // SAFETY: reads `ra` before this function calls anything: the address
+    // its caller resumes at.
+    unsafe { core::arch::asm!("mv {}, ra", out(reg) caller, options(nomem, nostack)) };
     serve_requests();
+    // Where this hart continues: what a grace period must judge.
+    let pc = caller;
+    if ENGINE.in_optimized_code(pc)
+        || probe_core::trap_text_range().contains(&pc)
+        || layout::kernel_trap_text().contains(&pc)
+    {
+        REFUSED_QUIESCENT.fetch_add(1, Ordering::Relaxed);
+        LAST_REFUSED.store(pc, Ordering::Relaxed);
+        return;
+    }
     MAILBOX[hart_id()].quiescent.fetch_add(1, Ordering::Release);
+}
+
+/// Quiescent points refused because the caller lay in optimised code or
+/// the trap text.
+static REFUSED_QUIESCENT: AtomicUsize = AtomicUsize::new(0);
+/// Where the last refused quiescent point would have resumed.
+static LAST_REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+/// See [`quiescent_point`]: refusals so far (0 in a correct kernel).
+pub fn refused_quiescent_points() -> usize {
+    REFUSED_QUIESCENT.load(Ordering::Relaxed)
 }
 
 /// The other harts are stopped while this exists (see [`stop_others`]).

@@ -270,6 +270,24 @@ fn record_fault(r: FaultRecord) {
     s.count.fetch_add(1, Ordering::Release);
 }
 
+/// Breakpoint traps taken per hart (every `ebreak`/`c.ebreak`: probes,
+/// step ends, return breakpoints), so that "no trap" is measured.
+static BREAKPOINT_TRAPS: [AtomicUsize; MAX_HARTS] = [const { AtomicUsize::new(0) }; MAX_HARTS];
+
+/// Breakpoint traps taken on hart `h` so far.
+pub fn breakpoint_traps(h: usize) -> usize {
+    BREAKPOINT_TRAPS[h].load(Ordering::Relaxed)
+}
+
+/// A breakpoint trap: counted, then the engine's.
+#[link_section = "kernel_trap_text"]
+fn breakpoint(regs: &mut PtRegs, mode: ExecMode) -> TrapOutcome {
+    BREAKPOINT_TRAPS[hart_id()].fetch_add(1, Ordering::Relaxed);
+    // SAFETY: traps run with sstatus.SIE clear on the hart `cpu_id` reads;
+    // user traps come from the task the services name.
+    unsafe { ENGINE.handle_breakpoint(regs, mode) }
+}
+
 /// The dispatch (see the module documentation); returns [`RESUME`] or
 /// [`LEAVE_USER`].
 #[link_section = "kernel_trap_text"]
@@ -285,9 +303,7 @@ extern "C" fn strap_handler(frame: &mut TrapFrame) -> usize {
         fatal(regs, "unexpected interrupt (none is enabled)");
     }
     match regs.cause {
-        // SAFETY: traps run with sstatus.SIE clear on the hart `cpu_id`
-        // reads; user traps come from the task the services name.
-        cause::BREAKPOINT => match unsafe { ENGINE.handle_breakpoint(regs, mode) } {
+        cause::BREAKPOINT => match breakpoint(regs, mode) {
             TrapOutcome::Handled => RESUME,
             TrapOutcome::Fault { .. } if from_user => {
                 // What SIGSEGV would do: the run ends.

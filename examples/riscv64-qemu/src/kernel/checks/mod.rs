@@ -11,6 +11,7 @@ pub mod seen;
 mod events;
 mod fault;
 mod manage;
+mod optimized;
 mod refused;
 mod returns;
 mod simulated;
@@ -47,6 +48,7 @@ pub fn run_all() {
     fault::run();
     user_mode::run();
     two_harts::run();
+    optimized::run();
 }
 
 /// Offsets of the instruction boundaries of `f`, walking forward with the
