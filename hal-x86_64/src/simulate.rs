@@ -290,6 +290,9 @@ fn pop<R: Registers + ?Sized>(
 
 /// Emulate `e`, an instruction of `len` bytes at `addr`, on `regs`, leaving
 /// pc where it goes next. On a memory fault the registers are unchanged.
+/// In the trap-path section: the engine calls it from a breakpoint trap
+/// (it stays out of line when the compiler chooses not to inline it).
+#[link_section = "probe_trap_text"]
 pub(crate) fn emulate<R: Registers + ?Sized>(
     e: Emulation,
     addr: usize,
