@@ -6,8 +6,9 @@
 //! hands breakpoint and fault traps to the probe engine. It probes test
 //! functions written in assembly (every simulated instruction, a spread of
 //! stepped ones), return probes, refusals, a boundary sweep, a fault inside
-//! a slot, uprobes and uretprobes on code running in U-mode, and a two-hart
-//! run; it prints one line per check, then `N passed, M failed`, and exits
+//! a slot, uprobes and uretprobes on code running in U-mode, a two-hart
+//! run, and jump-optimised probes (`jal` to a detour, no trap; see
+//! README.md); it prints one line per check, then `N passed, M failed`, and exits
 //! through the sifive_test device (non-zero on failure).
 //!
 //! Build and boot:
