@@ -4,12 +4,15 @@
 //! - Memory: direct physical access (no paging), checked against the
 //!   regions S-mode may touch: all RAM except the PMP-denied page for the
 //!   kernel, the user region for the user task's address space.
-//! - Text patching: naturally aligned 2-, 4- and 8-byte writes are single
-//!   stores, which another hart sees whole or not at all; anything else (a
-//!   4-byte `ebreak` at an address that is 2 mod 4, which the C extension
-//!   allows) is written with the other hart stopped at a quiescent point
-//!   ("stop machine", as Linux's `patch_text` does).
-//! - `sync_icache`: `fence.i` here and on the other hart.
+//! - Text patching: every write is made with the other hart stopped at a
+//!   quiescent point ("stop machine", as Linux's riscv `patch_text` does),
+//!   aligned 2- and 4-byte pieces as one store, the rest byte by byte. A
+//!   naturally aligned store alone would be single-copy atomic, but under
+//!   QEMU's multi-threaded TCG the other hart kept running a translation of
+//!   the old bytes made while the store happened (a stale `jal` into a
+//!   freed detour; see README.md).
+//! - `sync_icache`: `fence.i` here; the other hart executes its `fence.i`
+//!   when `write_text` releases it.
 //! - Slot pages: static pools, kernel pages in the kernel image and user
 //!   pages in the user region.
 //! - Detour pages (jump-optimised probes): the `.detours` area link.ld
@@ -18,10 +21,10 @@
 //!   zeroed again (`c.unimp`), so a stale detour can never run.
 //! - Text writes and jump optimisation: the engine writes a jump over a
 //!   breakpoint in at most two pieces (the jump's tail at `addr + 2`, then
-//!   its head over a `c.ebreak`; or the 4-byte `jal` over an `ebreak`); a
-//!   2-byte piece is one aligned store, a 4-byte one at 2 mod 4 and every
-//!   detour are written with the other hart stopped. Every write is safe
-//!   for a hart fetching concurrently.
+//!   its head over a `c.ebreak`; or the 4-byte `jal` over an `ebreak`,
+//!   which is not one atomic store at 2 mod 4); each piece, like every
+//!   detour, is written with the other hart stopped, so every write is
+//!   safe for it.
 //! - `synchronize`: the other hart passed a quiescent point
 //!   ([`smp::quiescent_point`], which refuses to count when called from a
 //!   displaced region, a detour or the trap text). There is no preemption
@@ -218,23 +221,44 @@ impl KernelServices<Riscv64> for Kernel {
                 unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
             }
             _ => {
-                for (i, b) in bytes.iter().enumerate() {
-                    // SAFETY: checked by `accessible`; the other harts are
-                    // stopped outside any text.
-                    unsafe { core::ptr::write_volatile((addr + i) as *mut u8, *b) };
+                // Aligned doublewords where possible: under QEMU every store
+                // into a page holding translated code invalidates
+                // translations, so fewer stores make detours and page
+                // wipes much cheaper.
+                let mut i = 0;
+                while i < bytes.len() {
+                    let at = addr + i;
+                    if at % 8 == 0 && i + 8 <= bytes.len() {
+                        let mut w = [0u8; 8];
+                        w.copy_from_slice(&bytes[i..i + 8]);
+                        // SAFETY: checked by `accessible`; `at` is 8-byte
+                        // aligned; the other harts are stopped outside any
+                        // text.
+                        unsafe { core::ptr::write_volatile(at as *mut u64, u64::from_le_bytes(w)) };
+                        i += 8;
+                    } else {
+                        // SAFETY: as above.
+                        unsafe { core::ptr::write_volatile(at as *mut u8, bytes[i]) };
+                        i += 1;
+                    }
                 }
             }
         }
         smp::fence_i();
+        if smp::others_online() > 0 {
+            // The released hart executes `fence.i` before anything else.
+            STATS.remote_syncs.fetch_add(1, Ordering::Relaxed);
+        }
         drop(stop);
         Ok(())
     }
 
     fn sync_icache(&self, _space: Space, _addr: usize, _len: usize) {
-        if smp::others_online() > 0 {
-            STATS.remote_syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        smp::fence_i_everywhere();
+        // Text is only ever written by `write_text` (the engine calls this
+        // right after it), which stops the other hart: released, that hart
+        // executes `fence.i` before it runs anything else (counted there as
+        // a remote sync). Here only the local `fence.i` is left to do.
+        smp::fence_i();
     }
 
     fn alloc_slot_page(&self, space: Space, _near: usize) -> Option<usize> {

@@ -164,6 +164,10 @@ pub fn stop_others() -> StopGuard {
     let mut stopped = [false; MAX_HARTS];
     for h in others() {
         let m = &MAILBOX[h];
+        // The previous stop's release is seen (normally long since): only
+        // then may a new request go out, or its old answer would be taken
+        // for the new one.
+        wait_for(|| !m.stopped.load(Ordering::Acquire), h, "resume");
         m.stop_requested.store(true, Ordering::Release);
         wait_for(|| m.stopped.load(Ordering::Acquire), h, "stop");
         stopped[h] = true;
@@ -176,15 +180,20 @@ impl Drop for StopGuard {
         for (h, &s) in self.stopped.iter().enumerate() {
             if s {
                 let m = &MAILBOX[h];
+                // Not waiting for the answer here (one handshake less per
+                // write; the next stop waits for it): released, the hart
+                // executes `fence.i` before anything else.
                 m.stop_requested.store(false, Ordering::Release);
-                wait_for(|| !m.stopped.load(Ordering::Acquire), h, "resume");
             }
         }
     }
 }
 
 /// `fence.i` here and on every other online hart (which answers at its
-/// next quiescent point).
+/// next quiescent point). Unused since every text write stops the other
+/// hart, whose release executes `fence.i`; kept for a write path that
+/// does not stop it.
+#[allow(dead_code)]
 pub fn fence_i_everywhere() {
     fence_i();
     for h in others() {
