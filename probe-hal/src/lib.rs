@@ -33,6 +33,6 @@ pub use decision::{Decoded, ExecMode, Handling, SlotImage, MAX_SLOT_LEN};
 pub use error::{errno, Capacity, ProbeError, ProbeErrorKind, Refusal};
 pub use memory::{DataAccess, MemoryFault};
 pub use opthook::{set_opt_hook, OptHook};
-pub use optimize::{OptRegion, SiteRule, MAX_OPT_REGION};
+pub use optimize::{FunctionText, OptRegion, SiteRule, MAX_OPT_REGION};
 pub use reg_names::{RegRef, RegisterNames};
 pub use regs::{CallAbi, Registers};

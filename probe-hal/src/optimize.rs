@@ -165,3 +165,124 @@ impl OptRegion {
         self.addr.wrapping_add(self.len)
     }
 }
+
+/// A function's text read in chunks for a backend's site analysis
+/// ([`crate::Arch::analyze_optimizable`] decodes the whole function from its
+/// start, without allocating): windows of at most `max` bytes, never past
+/// the function's end. Read failures become [`SiteRule::ReadFailed`].
+pub struct FunctionText<'a> {
+    text: &'a dyn crate::DataAccess,
+    end: usize,
+    max: usize,
+    buf: [u8; FUNCTION_TEXT_CHUNK],
+    base: usize,
+    filled: usize,
+}
+
+/// Bytes [`FunctionText`] reads at a time.
+pub const FUNCTION_TEXT_CHUNK: usize = 64;
+
+impl<'a> FunctionText<'a> {
+    /// The text of a function ending at `end`, in windows of at most `max`
+    /// bytes (the ISA's longest instruction; at most
+    /// [`FUNCTION_TEXT_CHUNK`]).
+    pub fn new(text: &'a dyn crate::DataAccess, end: usize, max: usize) -> Self {
+        Self {
+            text,
+            end,
+            max: max.min(FUNCTION_TEXT_CHUNK),
+            buf: [0; FUNCTION_TEXT_CHUNK],
+            base: 0,
+            filled: 0,
+        }
+    }
+
+    /// The bytes at `at` (below the end): up to `max` of them, fewer at the
+    /// end of the function.
+    pub fn window(&mut self, at: usize) -> Result<&[u8], SiteRule> {
+        let want = (self.end - at).min(self.max);
+        let cached = at >= self.base && at + want <= self.base + self.filled;
+        if !cached {
+            let n = (self.end - at).min(FUNCTION_TEXT_CHUNK);
+            self.text
+                .read(at, &mut self.buf[..n])
+                .map_err(|f| SiteRule::ReadFailed { addr: f.addr })?;
+            self.base = at;
+            self.filled = n;
+        }
+        let from = at - self.base;
+        Ok(&self.buf[from..from + want])
+    }
+
+    /// Walk from `start` to `addr` by instruction lengths (`insn_len` of a
+    /// window, `None`: undecodable): `addr` must be an instruction
+    /// boundary ([`SiteRule::NotInstructionBoundary`] names the instruction
+    /// that covers it).
+    pub fn check_boundary(
+        &mut self,
+        start: usize,
+        addr: usize,
+        insn_len: impl Fn(&[u8]) -> Option<usize>,
+    ) -> Result<(), SiteRule> {
+        let mut at = start;
+        while at < addr {
+            let len = insn_len(self.window(at)?).ok_or(SiteRule::Undecodable { at })?;
+            if at + len > addr {
+                return Err(SiteRule::NotInstructionBoundary { insn: at });
+            }
+            at += len;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod function_text_tests {
+    use super::*;
+    use crate::{DataAccess, MemoryFault};
+
+    struct Mem(std::vec::Vec<u8>);
+    impl DataAccess for Mem {
+        fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+            let src = self
+                .0
+                .get(addr..addr + buf.len())
+                .ok_or(MemoryFault { addr })?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+        fn write(&self, addr: usize, _: &[u8]) -> Result<(), MemoryFault> {
+            Err(MemoryFault { addr })
+        }
+    }
+
+    #[test]
+    fn windows_stop_at_the_function_end_and_cross_chunks() {
+        let mem = Mem((0..200u8).collect());
+        let mut t = FunctionText::new(&mem, 150, 15);
+        assert_eq!(
+            t.window(0).unwrap(),
+            &(0..15u8).collect::<std::vec::Vec<_>>()[..]
+        );
+        assert_eq!(t.window(60).unwrap()[0], 60, "across the first chunk");
+        assert_eq!(t.window(145).unwrap().len(), 5, "the end of the function");
+        let mut bad = FunctionText::new(&mem, 300, 15);
+        assert_eq!(bad.window(190), Err(SiteRule::ReadFailed { addr: 190 }));
+    }
+
+    #[test]
+    fn the_boundary_walk_names_the_covering_instruction() {
+        let mem = Mem(std::vec![0; 64]);
+        let mut t = FunctionText::new(&mem, 64, 4);
+        let four = |_: &[u8]| Some(4);
+        assert_eq!(t.check_boundary(0, 8, four), Ok(()));
+        assert_eq!(
+            t.check_boundary(0, 10, four),
+            Err(SiteRule::NotInstructionBoundary { insn: 8 })
+        );
+        assert_eq!(
+            t.check_boundary(0, 4, |_: &[u8]| None),
+            Err(SiteRule::Undecodable { at: 0 })
+        );
+    }
+}

@@ -30,52 +30,14 @@
 
 use core::ops::Range;
 
-use probe_hal::{DataAccess, ExecMode, Handling, OptRegion, SiteRule, MAX_OPT_REGION};
+use probe_hal::{
+    DataAccess, ExecMode, FunctionText, Handling, OptRegion, SiteRule, MAX_OPT_REGION,
+};
 
 use crate::decode::{self, Flow, Verdict};
 use crate::sequence;
 
 use super::JUMP_LEN;
-
-/// Bytes read from the text at a time.
-const CHUNK: usize = 64;
-
-/// Reads a function through the engine's [`DataAccess`], a chunk at a time.
-struct Text<'a> {
-    text: &'a dyn DataAccess,
-    end: usize,
-    buf: [u8; CHUNK],
-    base: usize,
-    filled: usize,
-}
-
-impl<'a> Text<'a> {
-    fn new(text: &'a dyn DataAccess, end: usize) -> Self {
-        Self {
-            text,
-            end,
-            buf: [0; CHUNK],
-            base: 0,
-            filled: 0,
-        }
-    }
-
-    /// The bytes at `at`: up to 4 of them, fewer at the end of the function.
-    fn window(&mut self, at: usize) -> Result<&[u8], SiteRule> {
-        let want = (self.end - at).min(4);
-        let cached = at >= self.base && at + want <= self.base + self.filled;
-        if !cached {
-            let n = (self.end - at).min(CHUNK);
-            self.text
-                .read(at, &mut self.buf[..n])
-                .map_err(|f| SiteRule::ReadFailed { addr: f.addr })?;
-            self.base = at;
-            self.filled = n;
-        }
-        let from = at - self.base;
-        Ok(&self.buf[from..from + want])
-    }
-}
 
 /// What the scan needs to know about one instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,17 +101,10 @@ pub(crate) fn analyze(
     if function.end - addr < JUMP_LEN {
         return Err(SiteRule::RegionPastFunction);
     }
-    let mut t = Text::new(text, function.end);
+    let mut t = FunctionText::new(text, function.end, 4);
 
     // 1. The probe address must be an instruction boundary.
-    let mut at = function.start;
-    while at < addr {
-        let len = decode::insn_len(t.window(at)?).ok_or(SiteRule::Undecodable { at })?;
-        if at + len > addr {
-            return Err(SiteRule::NotInstructionBoundary { insn: at });
-        }
-        at += len;
-    }
+    t.check_boundary(function.start, addr, decode::insn_len)?;
 
     // 2. The region.
     let mut region = OptRegion {
