@@ -144,12 +144,13 @@ pub fn load(cpu: usize) {
         limit: (size_of::<[u64; 5]>() - 1) as u16,
         base: t.gdt.as_ptr() as u64,
     };
-    // SAFETY: the table is static and keeps the code and data selectors
-    // the kernel runs with, so reloading CS (far return to the next
-    // instruction), DS, ES, SS with them changes nothing but the cached
-    // descriptors; `ltr` marks this CPU's own TSS descriptor busy. FS and
-    // GS keep their bases (GS holds the per-CPU pointer, see
-    // `crate::percpu`): they are not reloaded.
+    // Why the block below is sound:
+    // the table is static and keeps the code and data selectors the kernel
+    // runs with, so reloading CS (far return to the next instruction), DS, ES,
+    // SS with them changes nothing but the cached descriptors; `ltr` marks
+    // this CPU's own TSS descriptor busy. FS and GS keep their bases (GS holds
+    // the per-CPU pointer, see `crate::percpu`): they are not reloaded.
+    // SAFETY: reloads selectors of this static GDT and this CPU's TSS (see above).
     unsafe {
         asm!(
             "lgdt [{gdtr}]",

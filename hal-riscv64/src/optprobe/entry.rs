@@ -41,11 +41,12 @@ pub(crate) extern "C" fn opt_entry(frame: *mut PtRegs, literals: *const [usize; 
     let enable = frame.status & SSTATUS_SPIE != 0;
     if resume {
         let pc = frame.epc;
-        // SAFETY: S-mode CSR writes that prepare the detour's `sret`: mask
-        // interrupts (so nothing traps and overwrites sepc before the
-        // `sret`: the detour only loads registers from its frame in
-        // between), sepc = the new pc, return into S-mode, with SIE after
-        // the `sret` as the frame's SPIE says.
+        // Why the block below is sound:
+        // S-mode CSR writes that prepare the detour's `sret`: mask interrupts (so
+        // nothing traps and overwrites sepc before the `sret`: the detour only
+        // loads registers from its frame in between), sepc = the new pc, return
+        // into S-mode, with SIE after the `sret` as the frame's SPIE says.
+        // SAFETY: S-mode CSR writes for the detour's `sret` (see above).
         unsafe {
             asm!(
                 "csrci sstatus, 2",

@@ -34,12 +34,14 @@ pub(crate) extern "C" fn opt_entry(frame: *mut PtRegs, cookie: usize) -> u64 {
         frame.rsp = original_sp;
     }
     let slot = frame.rsp.wrapping_sub(SLOT_BELOW_SP as u64);
-    // SAFETY: `slot` is at or above the original rsp - 136, the word just
-    // above the frame (which ends at original rsp - 136), so it overlaps
-    // neither the frame nor this function's stack; it is below the resumed
-    // rsp and outside its red zone, so nothing live is there. It stays above
-    // the detour's rsp until the detour moves rsp onto it, so no interrupt
-    // can overwrite it in between.
+    // Why the block below is sound:
+    // `slot` is at or above the original rsp - 136, the word just above the
+    // frame (which ends at original rsp - 136), so it overlaps neither the
+    // frame nor this function's stack; it is below the resumed rsp and outside
+    // its red zone, so nothing live is there. It stays above the detour's rsp
+    // until the detour moves rsp onto it, so no interrupt can overwrite it in
+    // between.
+    // SAFETY: `slot` is a stack word no one else uses (see above).
     unsafe { (slot as *mut u64).write(frame.rip) };
     frame.rsp = slot;
     1

@@ -155,13 +155,15 @@ fn capture(f: usize, args: [u64; 3], flags: u64) -> RegFile {
     let regs = regs_in(args, flags);
     let mut out = [0u64; 16];
     let top = CAPTURE_STACK_MEM.0.get() as usize + CAPTURE_STACK;
-    // SAFETY: `f` is one of the probed functions of `funcs()` (System V,
-    // at most three integer arguments, called with arguments it accepts:
-    // valid pointers, IF requests of 0, so interrupts stay masked); the
-    // routine restores the callee-saved registers it loads and the stack
-    // pointer; the capture stack is used by no one else (CPU 0 only, not
-    // re-entered: handlers do not call `capture`), and is big enough for
-    // the function, a breakpoint trap's frame and the handlers.
+    // Why the block below is sound:
+    // `f` is one of the probed functions of `funcs()` (System V, at most three
+    // integer arguments, called with arguments it accepts: valid pointers, IF
+    // requests of 0, so interrupts stay masked); the routine restores the
+    // callee-saved registers it loads and the stack pointer; the capture stack
+    // is used by no one else (CPU 0 only, not re-entered: handlers do not call
+    // `capture`), and is big enough for the function, a breakpoint trap's
+    // frame and the handlers.
+    // SAFETY: a System V test function on a private stack (see above).
     unsafe { xq_opt_capture(f, &regs, &mut out, top) };
     out[15] &= 0xcd5;
     out
