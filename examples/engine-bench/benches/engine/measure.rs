@@ -6,6 +6,20 @@ use std::process::Command;
 /// Instructions callgrind counts for the benchmark executable run with
 /// `args` (the child mode of the benchmark).
 pub fn callgrind_total(args: &[&str]) -> Result<u64, String> {
+    callgrind_output(&[], args)?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("summary: ")
+                .or_else(|| l.strip_prefix("totals: "))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| "no summary line in callgrind output".into())
+}
+
+/// Callgrind's output file for the benchmark executable run with `args`
+/// (the child mode), with `options` for valgrind (e.g. `--smc-check=all`).
+#[allow(dead_code)] // each bench target uses what it needs
+pub fn callgrind_output(options: &[&str], args: &[&str]) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = std::env::temp_dir().join(format!(
         "engine-bench-{}-{}.callgrind",
@@ -14,6 +28,7 @@ pub fn callgrind_total(args: &[&str]) -> Result<u64, String> {
     ));
     let run = Command::new("valgrind")
         .arg("--tool=callgrind")
+        .args(options)
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(&exe)
         .args(args)
@@ -27,13 +42,7 @@ pub fn callgrind_total(args: &[&str]) -> Result<u64, String> {
     }
     let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&out);
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("summary: ")
-                .or_else(|| l.strip_prefix("totals: "))
-        })
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| "no summary line in callgrind output".into())
+    Ok(text)
 }
 
 /// The median of `v` (sorted in place).

@@ -2,7 +2,6 @@
 //! every function (self cost, from the output file).
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 /// What callgrind counted in one run.
 #[derive(Debug, Default)]
@@ -18,29 +17,10 @@ pub struct Profile {
 /// Run this executable with `args` under callgrind (`--smc-check=all`: the
 /// detour and the jump are written at run time into an anonymous mapping).
 pub fn run(args: &[&str]) -> Result<Profile, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = std::env::temp_dir().join(format!(
-        "engine-bench-opt-{}-{}.callgrind",
-        std::process::id(),
-        args.join("-")
-    ));
-    let run = Command::new("valgrind")
-        .arg("--tool=callgrind")
-        .arg("--smc-check=all")
-        .arg(format!("--callgrind-out-file={}", out.display()))
-        .arg(&exe)
-        .args(args)
-        .output()
-        .map_err(|e| format!("valgrind not runnable ({e}); install it (cargo xtask setup does)"))?;
-    if !run.status.success() {
-        return Err(format!(
-            "valgrind failed: {}",
-            String::from_utf8_lossy(&run.stderr)
-        ));
-    }
-    let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&out);
-    parse(&text)
+    parse(&crate::measure::callgrind_output(
+        &["--smc-check=all"],
+        args,
+    )?)
 }
 
 /// Parse callgrind's output format (one event, `Ir`; positions `line`):
