@@ -38,6 +38,10 @@
 //!   [`probe_hal::rethook::dispatch_return`] and returns to the real caller.
 //!   User-mode return probes use a `brk #0x005` that the engine places in
 //!   the task's slot area.
+//! - **Jump optimisation** (`optprobe`): a kernel probe's `brk` may be
+//!   replaced by `b` to a detour within ±128 MiB that calls the engine
+//!   without a trap and resumes a moved pc through `eret`; BTI landing pads
+//!   are not optimised.
 //!
 //! Text patching: the architecture lets another CPU execute an instruction
 //! while it is being changed only when both the old and the new instruction
@@ -68,6 +72,7 @@
 
 pub mod decode;
 mod frame_macro;
+mod optprobe;
 pub mod pt_regs_view;
 mod reg_names;
 pub mod regs;
@@ -86,8 +91,8 @@ pub use probe_hal as __probe_hal;
 
 use decode::{decode_word, Op, Verdict};
 use probe_hal::{
-    Arch, Breakpoint, DataAccess, Decoded, ExecMode, Handling, MemoryFault, ProbeError,
-    ProbeErrorKind, Registers, SlotImage,
+    Arch, Breakpoint, DataAccess, Decoded, ExecMode, Handling, MemoryFault, OptRegion, ProbeError,
+    ProbeErrorKind, Registers, SiteRule, SlotImage,
 };
 
 /// Every A64 instruction is one 32-bit word.
@@ -261,5 +266,46 @@ impl Arch for Aarch64 {
 
     fn kernel_trampoline() -> Option<usize> {
         rethook::kernel_trampoline()
+    }
+
+    const OPT_JUMP_LEN: usize = optprobe::JUMP_LEN;
+    const DETOUR_LEN: usize = optprobe::detour::DETOUR_LEN;
+    const OPT_REACH: usize = optprobe::REACH;
+
+    fn analyze_optimizable(
+        addr: usize,
+        function: core::ops::Range<usize>,
+        text: &dyn DataAccess,
+        may_fault: &dyn Fn(usize) -> bool,
+        mode: ExecMode,
+    ) -> Result<OptRegion, SiteRule> {
+        optprobe::region::analyze(addr, function, text, may_fault, mode)
+    }
+
+    fn build_detour(
+        region: &OptRegion,
+        detour_addr: usize,
+        cookie: usize,
+        mask_interrupts: bool,
+        out: &mut [u8],
+    ) -> Result<usize, SiteRule> {
+        let entry = optprobe::entry_address().ok_or(SiteRule::NotSupported)?;
+        optprobe::detour::build(
+            region,
+            detour_addr,
+            cookie,
+            mask_interrupts,
+            optprobe::SAVE_FP,
+            entry,
+            out,
+        )
+    }
+
+    fn optimized_jump(addr: usize, detour_addr: usize, out: &mut [u8]) -> Result<usize, SiteRule> {
+        optprobe::detour::jump(addr, detour_addr, out)
+    }
+
+    fn detour_displaced_offset(_region: &OptRegion, _detour_addr: usize) -> Option<usize> {
+        Some(optprobe::detour::DISPLACED_AT)
     }
 }
