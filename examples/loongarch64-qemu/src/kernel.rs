@@ -4,19 +4,31 @@
 //! - Memory is direct (DMW0 maps everything one to one), so reads and
 //!   writes are plain copies, bounded to the kernel image or the user
 //!   region so a bad address is a `MemoryFault`, not a crash.
-//! - Text patching writes one aligned 32-bit word atomically (so another
-//!   CPU fetches either the old or the new instruction), then `dbar 0`;
-//!   `sync_icache` runs `ibar 0` here and on every other CPU
-//!   ([`crate::icache`]).
+//! - Text patching is made with the other busy CPUs parked at a quiescent
+//!   point ([`crate::smp::stop_others`], Linux's `stop_machine`): a word is
+//!   one aligned 32-bit store (a `break`, a `b` to a detour, or the
+//!   original instruction back), longer writes (slots, detours, wiped
+//!   detour pages) aligned words or bytes; then `dbar 0`. `sync_icache`
+//!   runs `ibar 0` here and on every other CPU ([`crate::icache`]).
 //! - Slot pages come from a static executable area after the kernel text,
 //!   and for the user space from the user region (PLV3 executes there).
+//! - Detour pages (jump-optimised probes): the `.detours` area the linker
+//!   script reserves right after `.text`, handed out only when the whole
+//!   page lies within the asked reach of the probe (`b`: ±128 MiB); a
+//!   freed page is zeroed again (an undefined word), so a stale detour can
+//!   never run.
 //! - A grace period is every other busy CPU answering a request at a
-//!   quiescent point (an idle CPU is quiescent: see [`crate::smp`]); user
-//!   tasks here run to completion before the kernel goes on, so none can
-//!   be stopped inside a user slot.
+//!   quiescent point (an idle CPU is quiescent: see [`crate::smp`]), which
+//!   refuses to count when its caller would resume in a displaced region,
+//!   a detour or the trap text. There is no preemption and quiescent points
+//!   are voluntary, so no CPU is ever stopped inside a slot, a displaced
+//!   region or a detour: the grace period covers what Linux's RCU-tasks
+//!   covers (`kernel_slots_covered_by_grace_period`). User tasks here run
+//!   to completion before the kernel goes on, so none can be stopped
+//!   inside a user slot.
 
 use core::ops::Range;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
@@ -91,6 +103,43 @@ pub fn user_region() -> Range<usize> {
 /// The static area kernel slot pages come from.
 pub fn kernel_slot_area() -> Range<usize> {
     linker_addr!(__kernel_slots_start)..linker_addr!(__kernel_slots_end)
+}
+
+/// The detour area (the linker script's `.detours`, right after `.text`):
+/// pages for the detours of jump-optimised probes.
+pub fn detour_area() -> Range<usize> {
+    linker_addr!(__detours_start)..linker_addr!(__detours_end)
+}
+
+/// The detour pages handed out, and counters for the checks.
+pub struct DetourPages {
+    /// One bit per page of `.detours`.
+    pub used: AtomicUsize,
+    /// Pages handed out since boot.
+    pub allocs: AtomicUsize,
+    /// Pages given back since boot.
+    pub frees: AtomicUsize,
+    /// Requests with no free page in reach.
+    pub out_of_reach: AtomicUsize,
+    /// Refuse every request (a check's "no detour memory").
+    pub refuse: AtomicBool,
+}
+
+/// See [`DetourPages`].
+pub static DETOURS: DetourPages = DetourPages {
+    used: AtomicUsize::new(0),
+    allocs: AtomicUsize::new(0),
+    frees: AtomicUsize::new(0),
+    out_of_reach: AtomicUsize::new(0),
+    refuse: AtomicBool::new(false),
+};
+
+/// Text writes since boot.
+static TEXT_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Text writes so far.
+pub fn text_writes() -> u64 {
+    TEXT_WRITES.load(Ordering::Relaxed)
 }
 
 /// The part of the user region user slot pages come from.
@@ -196,21 +245,35 @@ impl KernelServices<LoongArch64> for Kernel {
 
     fn write_text(&self, space: Space, addr: usize, bytes: &[u8]) -> Result<(), TextPatchError> {
         check(space, addr, bytes.len()).map_err(|_| TextPatchError)?;
+        TEXT_WRITES.fetch_add(1, Ordering::Relaxed);
+        // Every write with the other CPUs parked: putting an arbitrary
+        // instruction back under a running CPU is what Linux does only in
+        // `stop_machine`, and QEMU's multi-threaded TCG can keep a
+        // translation of the old word made while the store happened.
+        let stop = crate::smp::stop_others();
         if bytes.len() == 4 && addr.is_multiple_of(4) {
             let word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
             // SAFETY: an aligned word inside mapped memory (checked above);
             // the atomic store means a CPU fetching it concurrently sees the
             // old or the new instruction, never a mix.
             unsafe { AtomicU32::from_ptr(addr as *mut u32).store(word, Ordering::Release) };
+        } else if addr.is_multiple_of(4) && bytes.len().is_multiple_of(4) {
+            for (i, w) in bytes.chunks_exact(4).enumerate() {
+                let word = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                // SAFETY: aligned words inside mapped memory (checked
+                // above); the other CPUs are parked outside any text.
+                unsafe { core::ptr::write_volatile((addr + 4 * i) as *mut u32, word) };
+            }
         } else {
             for (i, b) in bytes.iter().enumerate() {
-                // SAFETY: inside mapped memory (checked above). Only slots
-                // no CPU can execute yet are written byte by byte.
+                // SAFETY: inside mapped memory (checked above); the other
+                // CPUs are parked outside any text.
                 unsafe { core::ptr::write_volatile((addr + i) as *mut u8, *b) };
             }
         }
         // SAFETY: a barrier; it orders the stores before later accesses.
         unsafe { core::arch::asm!("dbar 0", options(nostack)) };
+        drop(stop);
         Ok(())
     }
 
@@ -258,6 +321,50 @@ impl KernelServices<LoongArch64> for Kernel {
         crate::smp::request(crate::smp::Request::Grace);
     }
 
+    fn kernel_slots_covered_by_grace_period(&self) -> bool {
+        // See the module documentation: voluntary quiescent points only.
+        true
+    }
+
+    fn alloc_detour_page(&self, near: usize, reach: usize) -> Option<usize> {
+        if DETOURS.refuse.load(Ordering::SeqCst) {
+            return None;
+        }
+        let area = detour_area();
+        let pages = (area.end - area.start) / PAGE;
+        let in_reach =
+            |base: usize| near.abs_diff(base) <= reach && near.abs_diff(base + PAGE) <= reach;
+        let used = DETOURS.used.load(Ordering::SeqCst);
+        let Some(i) = (0..pages).find(|&i| used & (1 << i) == 0 && in_reach(area.start + i * PAGE))
+        else {
+            DETOURS.out_of_reach.fetch_add(1, Ordering::SeqCst);
+            return None;
+        };
+        // Registration is serialised by the engine's lock.
+        DETOURS.used.fetch_or(1 << i, Ordering::SeqCst);
+        DETOURS.allocs.fetch_add(1, Ordering::SeqCst);
+        Some(area.start + i * PAGE)
+    }
+
+    fn free_detour_page(&self, page: usize) {
+        let area = detour_area();
+        assert!(
+            area.contains(&page) && (page - area.start).is_multiple_of(PAGE),
+            "free_detour_page({page:#x}): not a detour page"
+        );
+        let i = (page - area.start) / PAGE;
+        assert!(
+            DETOURS.used.load(Ordering::SeqCst) & (1 << i) != 0,
+            "detour page {page:#x} freed twice"
+        );
+        // No CPU runs in it any more (the engine frees after a grace
+        // period): back to zeros, an undefined word.
+        let _ = self.write_text(Space::Kernel, page, &[0; PAGE]);
+        self.sync_icache(Space::Kernel, page, PAGE);
+        DETOURS.used.fetch_and(!(1 << i), Ordering::SeqCst);
+        DETOURS.frees.fetch_add(1, Ordering::SeqCst);
+    }
+
     fn lookup_symbol(&self, name: &str) -> Option<Symbol> {
         crate::testfns::symbols()
             .into_iter()
@@ -290,8 +397,9 @@ impl KernelServices<LoongArch64> for Kernel {
     }
 }
 
-/// Boot-time set-up on CPU 0, before the other CPUs run: the blacklist and
-/// the return hook the kernel return trampoline calls.
+/// Boot-time set-up on CPU 0, before the other CPUs run: the blacklist, the
+/// return hook the kernel return trampoline calls and the opt hook detours
+/// call (jump optimisation switched off until the optimised checks).
 pub fn init() {
     BLACKLIST.call_once(|| {
         [
@@ -302,5 +410,13 @@ pub fn init() {
     });
     if probe_hal::rethook::set_return_hook(&ENGINE).is_err() {
         crate::println!("the return hook was already installed");
+    }
+    // Detours call back into the engine; optimisation stays off except in
+    // the optimised checks (the others count breakpoint traps and steps).
+    if probe_hal::opthook::set_opt_hook(&ENGINE).is_err() {
+        crate::println!("the opt hook was already installed");
+    }
+    if ENGINE.set_optimization(false).is_err() {
+        crate::println!("switching jump optimisation off failed");
     }
 }

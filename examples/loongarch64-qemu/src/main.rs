@@ -14,9 +14,26 @@
 //! its unprobed result and register state; kretprobes on a recursive
 //! function; aggregate probes with one disabled; unregister restoring the
 //! bytes; every refused class with its reason; a probed load that faults;
-//! uprobes and uretprobes on code running at PLV3; and both CPUs of
-//! `-smp 2` hitting the same probes while CPU 0 registers and unregisters
-//! others.
+//! uprobes and uretprobes on code running at PLV3; both CPUs of `-smp 2`
+//! hitting the same probes while CPU 0 registers and unregisters others;
+//! and jump-optimised probes (`checks/optimized.rs`): every word of 45
+//! test functions probed optimisable and as a `break` probe against the
+//! unprobed run, each reason a site stays a `break` probe, an optimised
+//! probe hit on both CPUs with 0 breakpoint traps counted, an optimised
+//! kretprobe entry, a pc change through the detour's `ertn`, and 1,024
+//! optimise/un-optimise/disable/unregister cycles on CPU 0 while CPU 1
+//! calls the probed functions.
+//!
+//! Jump optimisation here: the linker script reserves `.detours` (4 pages)
+//! right after `.text`, within `b`'s ±128 MiB of every probed function;
+//! `probe_hal::opthook::set_opt_hook(&ENGINE)` at boot, with optimisation
+//! switched off except during the optimised checks (the others count
+//! breakpoint traps and steps); every text write is made with the other
+//! CPU parked at a quiescent point ([`smp::stop_others`], Linux's
+//! `stop_machine`), and a quiescent point whose caller would resume in a
+//! displaced region, a detour or the trap text does not count for a grace
+//! period. The optimised checks take 15-30 s of the run under TCG (the
+//! churn's handshakes wait for CPU 1's vCPU thread).
 //!
 //! Build (nightly, `core` from source) and run:
 //! ```text
@@ -36,6 +53,8 @@
 mod boot;
 #[cfg(target_os = "none")]
 mod checks;
+#[cfg(target_os = "none")]
+mod clock;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]

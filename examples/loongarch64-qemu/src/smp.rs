@@ -15,6 +15,17 @@
 //! An idle CPU (waiting for a job) is in an extended quiescent state:
 //! requests do not wait for it, and it runs `ibar 0` before it leaves the
 //! idle state (the same reasoning as RCU's idle CPUs).
+//!
+//! **Stop machine** ([`stop_others`]): every text write is made with the
+//! other busy CPUs parked at a quiescent point, as Linux patches text with
+//! `stop_machine` where a word other than a branch or a `break` may change
+//! under a running CPU. A parked CPU executes nothing that may be patched,
+//! and runs `ibar 0` when released.
+//!
+//! A quiescent point refuses to count (it still answers instruction-fetch
+//! requests) when its caller would resume in a displaced region or a detour
+//! ([`probe_core::Engine::in_optimized_code`]) or in the trap text: a
+//! caller bug, counted by [`refused_quiescent_points`] and checked to be 0.
 
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -76,11 +87,116 @@ fn answer(cpu: usize, kind: Request) {
     }
 }
 
-/// Answer every pending request. Call only where no probe handler and no
-/// out-of-line slot is running on this CPU.
+/// Answer every pending request, and park while CPU 0 writes text. Call
+/// only where no probe handler, out-of-line slot, displaced region or
+/// detour is running on this CPU (the caller's resume address is checked:
+/// see the module documentation).
+#[inline(never)]
 pub fn quiescent(cpu: usize) {
+    let caller: usize;
+    // SAFETY: reads `ra` before this function calls anything: the address
+    // its caller resumes at.
+    unsafe { core::arch::asm!("move {}, $ra", out(reg) caller, options(nomem, nostack)) };
     answer(cpu, Request::Icache);
+    if in_probe_code(caller) {
+        REFUSED_QUIESCENT.fetch_add(1, Ordering::Relaxed);
+        LAST_REFUSED.store(caller, Ordering::Relaxed);
+        return;
+    }
     answer(cpu, Request::Grace);
+    answer_stop(cpu);
+}
+
+/// `pc` lies in optimised code (a displaced region whose jump is changing
+/// or in place, a detour) or in the trap text (the engine's or ours).
+fn in_probe_code(pc: usize) -> bool {
+    crate::kernel::ENGINE.in_optimized_code(pc)
+        || probe_core::trap_text_range().contains(&pc)
+        || crate::trap::entry_range().contains(&pc)
+}
+
+/// Quiescent points refused because the caller lay in probe code.
+static REFUSED_QUIESCENT: AtomicUsize = AtomicUsize::new(0);
+/// Where the last refused quiescent point would have resumed.
+static LAST_REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+/// Quiescent points refused so far (0 in a correct kernel).
+pub fn refused_quiescent_points() -> usize {
+    REFUSED_QUIESCENT.load(Ordering::Relaxed)
+}
+
+/// Stop requests: CPU 0 bumps [`STOP_REQ`], each busy CPU acknowledges at
+/// a quiescent point and spins until [`STOP_RELEASE`] reaches the request.
+static STOP_REQ: AtomicU64 = AtomicU64::new(0);
+static STOP_ACK: [AtomicU64; CPUS] = [const { AtomicU64::new(0) }; CPUS];
+static STOP_RELEASE: AtomicU64 = AtomicU64::new(0);
+/// Text writes made with another CPU parked.
+static STOPPED_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How long a busy CPU may take to reach a quiescent point.
+const STOP_WAIT_MS: u64 = 5_000;
+
+fn answer_stop(cpu: usize) {
+    let req = STOP_REQ.load(Ordering::Acquire);
+    if STOP_ACK[cpu].load(Ordering::Relaxed) >= req {
+        return;
+    }
+    STOP_ACK[cpu].store(req, Ordering::Release);
+    while STOP_RELEASE.load(Ordering::Acquire) < req {
+        core::hint::spin_loop();
+    }
+    // Whatever CPU 0 wrote is fetched anew.
+    csr::sync_instruction_fetch();
+}
+
+/// The other CPUs are parked while this exists (see [`stop_others`]).
+#[must_use = "the other CPUs run again when this is dropped"]
+pub struct StopGuard(u64);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        STOP_RELEASE.store(self.0, Ordering::Release);
+    }
+}
+
+/// Park every other busy CPU at a quiescent point until the guard is
+/// dropped (an idle CPU runs no text that may be patched and leaves the
+/// idle state only for a job CPU 0 gives it). Called by CPU 0 with the
+/// engine's registration lock held.
+pub fn stop_others() -> StopGuard {
+    let me = csr::cpu_id();
+    let req = STOP_REQ.fetch_add(1, Ordering::SeqCst) + 1;
+    STOP_ACK[me].fetch_max(req, Ordering::AcqRel);
+    let start = crate::clock::ticks();
+    let mut stopped = false;
+    for cpu in (0..CPUS).filter(|&c| c != me && is_online(c)) {
+        loop {
+            if STOP_ACK[cpu].load(Ordering::Acquire) >= req {
+                stopped = true;
+                break;
+            }
+            if !BUSY[cpu].load(Ordering::SeqCst) {
+                break;
+            }
+            if crate::clock::ms_since(start) > STOP_WAIT_MS {
+                panic!(
+                    "CPU {cpu} did not stop within {STOP_WAIT_MS} ms ({} quiescent points refused, last at {:#x})",
+                    REFUSED_QUIESCENT.load(Ordering::Relaxed),
+                    LAST_REFUSED.load(Ordering::Relaxed)
+                );
+            }
+            core::hint::spin_loop();
+        }
+    }
+    if stopped {
+        STOPPED_WRITES.fetch_add(1, Ordering::Relaxed);
+    }
+    StopGuard(req)
+}
+
+/// Text writes made with another CPU parked so far.
+pub fn stopped_writes() -> u64 {
+    STOPPED_WRITES.load(Ordering::Relaxed)
 }
 
 /// Answer a pending instruction-fetch request (safe anywhere, also in the

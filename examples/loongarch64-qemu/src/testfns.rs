@@ -308,6 +308,31 @@ global_asm!(
     "addi.d $sp, $sp, 16",
     "ret",
     "ENDFUNC t_ev_caller",
+    // ---- jump optimisation (checks::optimized): n + (n - 1) + … + 0,
+    // recursively, with a stepped entry (`addi.d $sp`) that can be
+    // optimised; and `t_opt_anon` (a0 + 5), a function the symbol table
+    // does not list (its size is unknown), placed before it so the text
+    // fingerprint covers it
+    "FUNC t_opt_anon_area",
+    "ret",
+    ".globl t_opt_anon",
+    "t_opt_anon:",
+    "addi.d $a0, $a0, 5",
+    "ret",
+    "ENDFUNC t_opt_anon_area",
+    "FUNC t_opt_rsum",
+    "addi.d $sp, $sp, -16",
+    "st.d $ra, $sp, 8",
+    "st.d $a0, $sp, 0",
+    "beqz $a0, 1f",
+    "addi.d $a0, $a0, -1",
+    "bl t_opt_rsum",
+    "ld.d $a1, $sp, 0",
+    "add.d $a0, $a0, $a1",
+    "1: ld.d $ra, $sp, 8",
+    "addi.d $sp, $sp, 16",
+    "ret",
+    "ENDFUNC t_opt_rsum",
     ".purgem FUNC",
     ".purgem ENDFUNC",
     ".purgem BRANCH2",
@@ -413,7 +438,18 @@ test_functions!(
     t_churn / t_churn_end,
     t_ev_target / t_ev_target_end,
     t_ev_caller / t_ev_caller_end,
+    t_opt_rsum / t_opt_rsum_end,
 );
+
+extern "C" {
+    static t_opt_anon: u8;
+}
+
+/// Address of `t_opt_anon` (a0 + 5), inside `t_opt_anon_area`'s range but
+/// listed in no symbol: the engine cannot know its function's size.
+pub fn t_opt_anon_addr() -> usize {
+    core::ptr::addr_of!(t_opt_anon) as usize
+}
 
 /// The code range holding every test function.
 pub fn text_range() -> core::ops::Range<usize> {
@@ -434,7 +470,7 @@ pub fn word_at(addr: usize) -> u32 {
 pub fn call(addr: usize, a0: usize, a1: usize) -> usize {
     // SAFETY: `addr` is one of the callable test functions above
     // (`t_recur`, `t_add2`, `t_load`, `t_atomic_inc`, `t_hot`,
-    // `t_churn`), each a C-ABI function of (at most) two integer arguments
+    // `t_churn`, `t_opt_rsum`, `t_opt_anon`), each a C-ABI function of (at most) two integer arguments
     // returning an integer in a0, clobbering only caller-saved registers.
     let f: extern "C" fn(usize, usize) -> usize = unsafe { core::mem::transmute(addr) };
     f(a0, a1)

@@ -374,8 +374,19 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
+/// Breakpoint traps taken per CPU (every `break`: probes, step ends,
+/// return breakpoints), so that "no trap" is measured.
+static BREAKPOINT_TRAPS: [AtomicUsize; crate::smp::CPUS] =
+    [const { AtomicUsize::new(0) }; crate::smp::CPUS];
+
+/// Breakpoint traps taken on CPU `cpu` so far.
+pub fn breakpoint_traps(cpu: usize) -> usize {
+    BREAKPOINT_TRAPS[cpu].load(Ordering::Relaxed)
+}
+
 #[link_section = ".text.kernel_trap"]
 fn breakpoint(frame: &mut TrapFrame, mode: ExecMode) {
+    BREAKPOINT_TRAPS[csr::cpu_id().min(crate::smp::CPUS - 1)].fetch_add(1, Ordering::Relaxed);
     // A CPU trapping on a breakpoint CPU 0 is removing must still answer
     // its instruction-fetch request, or both would wait for each other.
     crate::smp::icache_point(csr::cpu_id());

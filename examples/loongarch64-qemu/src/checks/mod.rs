@@ -8,6 +8,7 @@ mod events;
 mod fault;
 mod handlers;
 mod kretprobe;
+mod optimized;
 mod refused;
 mod two_cpus;
 mod uprobe;
@@ -99,6 +100,7 @@ pub fn run_all() -> ! {
     vector::run(&mut r);
     uprobe::run(&mut r);
     two_cpus::run(&mut r);
+    optimized::run(&mut r);
 
     // Everything is gone again.
     r.check_eq(
