@@ -1,12 +1,78 @@
 //! The function a detour calls: completes the frame, calls the engine, and
 //! prepares the `CRMD`, or the `ERA`/`PRMD` of the `ertn`, of either path
 //! (see [`super`]).
+//!
+//! The detour calls [`entry`], an assembly wrapper: on a hard-float target
+//! (`loongarch64-unknown-none`, which has the D extension; the kernel has
+//! `EUEN.FPE` on, as code compiled for it needs anyway) it saves the
+//! floating-point registers the psABI lets the Rust handlers clobber
+//! (`$f0`-`$f23`, `$fcsr0`, `$fcc0`-`$fcc7`; `$f24`-`$f31` are callee-saved)
+//! around [`opt_entry`], so a handler reached through a detour may use
+//! floating point as one reached through a trap may. On a soft-float
+//! target it only jumps to [`opt_entry`] and touches no FP register.
 
 use core::arch::asm;
 
 use crate::regs::{PtRegs, PRMD_PIE, SP};
 
 use super::detour::FRAME_LEN;
+
+/// 1 when the target has double-precision floating point registers.
+const SAVE_FP: u32 = cfg!(target_feature = "d") as u32;
+/// The wrapper's frame: `$f0`-`$f23` at 0, `$fcsr0` at 192, `ra` at 200,
+/// `$fcc0`-`$fcc7` at 208, rounded to the 16-byte stack alignment.
+const FP_FRAME: usize = 224;
+
+core::arch::global_asm!(
+    // In the engine's trap-path section: never probed.
+    ".pushsection probe_trap_text, \"ax\", @progbits",
+    ".globl hal_loongarch64_opt_entry",
+    ".type hal_loongarch64_opt_entry, @function",
+    ".p2align 2",
+    "hal_loongarch64_opt_entry:",
+    ".if {save_fp}",
+    "addi.d $sp, $sp, -{fp_frame}",
+    "st.d $ra, $sp, 200",
+    ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+    "fst.d $f\\n, $sp, \\n * 8",
+    ".endr",
+    "movfcsr2gr $t0, $fcsr0",
+    "st.d $t0, $sp, 192",
+    ".irp n, 0,1,2,3,4,5,6,7",
+    "movcf2gr $t0, $fcc\\n",
+    "st.b $t0, $sp, 208 + \\n",
+    ".endr",
+    "bl {entry}",
+    ".irp n, 0,1,2,3,4,5,6,7",
+    "ld.bu $t0, $sp, 208 + \\n",
+    "movgr2cf $fcc\\n, $t0",
+    ".endr",
+    "ld.d $t0, $sp, 192",
+    "movgr2fcsr $fcsr0, $t0",
+    ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+    "fld.d $f\\n, $sp, \\n * 8",
+    ".endr",
+    "ld.d $ra, $sp, 200",
+    "addi.d $sp, $sp, {fp_frame}",
+    "jirl $zero, $ra, 0",
+    ".else",
+    "b {entry}",
+    ".endif",
+    ".size hal_loongarch64_opt_entry, . - hal_loongarch64_opt_entry",
+    ".popsection",
+    save_fp = const SAVE_FP,
+    fp_frame = const FP_FRAME,
+    entry = sym opt_entry,
+);
+
+extern "C" {
+    fn hal_loongarch64_opt_entry();
+}
+
+/// The address a detour calls: the wrapper around [`opt_entry`].
+pub(crate) fn entry() -> usize {
+    hal_loongarch64_opt_entry as *const () as usize
+}
 
 /// `CRMD.PLV` and `PRMD.PPLV` (bits 1:0).
 const PLV: usize = 0b11;

@@ -66,8 +66,11 @@
 //!   inside an exception handler.
 //!
 //! So detours run at PLV0 only (the engine optimises kernel probes only).
-//! Floating-point registers are not saved: as on riscv64, handlers reached
-//! through a detour must not use floating point. The code before
+//! On a hard-float target the entry's assembly wrapper saves the
+//! caller-saved floating-point state (`$f0`-`$f23`, `$fcsr0`, `$fcc*`)
+//! around the Rust entry, so handlers may use floating point as in a trap;
+//! on a soft-float target (a kernel with the FPU off, like Linux) no FP
+//! register is touched. The code before
 //! `DISPLACED_AT` has the same length in every detour (the entry is always
 //! called through `pcaddu18i`/`jirl`, and both interrupt forms are the same
 //! three instructions), so the engine's breakpoint path can resume at
@@ -114,7 +117,7 @@ const _: () = assert!(detour::DETOUR_LEN + 8 < 1 << 12);
 pub(crate) fn entry_address() -> Option<usize> {
     #[cfg(target_arch = "loongarch64")]
     {
-        Some(entry::opt_entry as *const () as usize)
+        Some(entry::entry())
     }
     #[cfg(not(target_arch = "loongarch64"))]
     {
