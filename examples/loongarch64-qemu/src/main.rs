@@ -19,7 +19,8 @@
 //! and jump-optimised probes (`checks/optimized.rs`): every word of 45
 //! test functions probed optimisable and as a `break` probe against the
 //! unprobed run, each reason a site stays a `break` probe, an optimised
-//! probe hit on both CPUs with 0 breakpoint traps counted, an optimised
+//! probe hit on both CPUs with 0 breakpoint traps counted, a handler using
+//! floating point through a detour, an optimised
 //! kretprobe entry, a pc change through the detour's `ertn`, and 1,024
 //! optimise/un-optimise/disable/unregister cycles on CPU 0 while CPU 1
 //! calls the probed functions.

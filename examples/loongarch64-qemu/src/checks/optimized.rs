@@ -633,6 +633,39 @@ fn hits_per_cpu(r: &mut Report) {
     );
 }
 
+static FP_SINK: AtomicU64 = AtomicU64::new(0);
+
+/// A pre-handler that computes in floating point (`$fa0`, `$fa1`, …, the
+/// registers the probed `fadd.d` reads).
+fn fp_handler(_: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
+    let x = core::hint::black_box(regs.pc() as f64);
+    let y = core::hint::black_box(0.125f64);
+    FP_SINK.store((x * y + y).to_bits(), Ordering::SeqCst);
+    PreAction::Continue
+}
+
+/// A handler using floating point, reached through the detour at
+/// `t_fadd_d`'s `fadd.d`: the entry saves the caller-saved FP state.
+fn fp_state(r: &mut Report) {
+    let f = addr::t_fadd_d();
+    let args = [1.5f64.to_bits(), 2.25f64.to_bits()];
+    let Ok(id) = ENGINE.register_kprobe(&Kprobe::at(f + 8).pre(fp_handler)) else {
+        r.check(false, format_args!("optimized FP state: registered"));
+        return;
+    };
+    let opt = optimization(id);
+    let ((regs, _), traps) = counting_traps(|| run_regs(f, args));
+    let _ = ENGINE.unregister(id);
+    r.check_eq(
+        (opt, regs[6], traps, FP_SINK.load(Ordering::SeqCst) != 0),
+        (Optimization::Optimized, 3.75f64.to_bits(), 0, true),
+        format_args!(
+            "optimized FP state: a handler computing in floating point at t_fadd_d's fadd.d \
+             (through the detour) leaves 1.5 + 2.25 = 3.75"
+        ),
+    );
+}
+
 static PC_HITS: AtomicUsize = AtomicUsize::new(0);
 
 /// Return 42 from the probed function at its entry: pc = ra.
@@ -886,6 +919,7 @@ pub fn run(r: &mut Report) {
     every_boundary(r);
     reasons(r);
     hits_per_cpu(r);
+    fp_state(r);
     kretprobe(r);
     pc_change(r);
     if smp::is_online(1) {
