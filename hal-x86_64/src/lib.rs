@@ -284,8 +284,9 @@ macro_rules! impl_arch {
                 optprobe::detour::jump(addr, detour_addr, out)
             }
 
-            fn detour_displaced_offset(_region: &OptRegion, _detour_addr: usize) -> Option<usize> {
-                Some(optprobe::detour::DISPLACED_AT)
+            fn detour_displaced_offset(_region: &OptRegion, detour_addr: usize) -> Option<usize> {
+                let entry = optprobe::entry::entry_address()?;
+                Some(optprobe::detour::displaced_at(detour_addr, entry))
             }
         }
     };

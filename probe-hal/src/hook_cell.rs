@@ -62,7 +62,7 @@ impl<T: ?Sized + 'static> HookCell<T> {
             return None;
         }
         // SAFETY: READY is stored (Release) only after the single write of
-        // `hook` completed, and `hook` is never written again.
-        unsafe { *self.hook.get() }
+        // `Some(hook)` completed, and `hook` is never written again.
+        Some(unsafe { (*self.hook.get()).unwrap_unchecked() })
     }
 }

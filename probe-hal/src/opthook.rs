@@ -52,6 +52,7 @@ pub fn set_opt_hook(hook: &'static dyn OptHook) -> Result<(), HookAlreadySet> {
 }
 
 /// The installed hook, if any.
+#[inline]
 #[link_section = "probe_trap_text"]
 pub fn installed_opt_hook() -> Option<&'static dyn OptHook> {
     HOOK.get()
@@ -68,6 +69,7 @@ pub fn installed_opt_hook() -> Option<&'static dyn OptHook> {
 /// the current context, with interrupts masked in kernel mode when the detour
 /// masks them, and `regs` the detour's saved frame with pc = the probe
 /// address.
+#[inline]
 #[link_section = "probe_trap_text"]
 pub unsafe fn dispatch_optimized(cookie: usize, regs: &mut dyn Registers) -> bool {
     match installed_opt_hook() {

@@ -179,7 +179,7 @@ fn main() {
         region.len,
         region.insns,
         if path.near_call {
-            "call rel32 (+ a 7-byte nop)"
+            "call rel32"
         } else {
             "movabs rax; call rax"
         }
@@ -280,7 +280,7 @@ fn main() {
         get(Part::Engine),
     );
     row(
-        &format!("restore: {pops} pop/popfq, rsp, test/jnz, nop pad (static)"),
+        &format!("restore: {pops} pop/popfq, rsp, test/jnz (static)"),
         restore,
     );
     row(

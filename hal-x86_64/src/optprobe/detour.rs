@@ -9,17 +9,20 @@ use crate::slot::{rel32, relocated_disp};
 use super::JUMP_LEN;
 
 /// Upper bound of a detour's size: the far forms of the entry call and of
-/// the jump back, `cli`, and a region of 19 bytes (checked by the tests
-/// against the worst case).
-pub(crate) const DETOUR_LEN: usize = 256;
+/// the jump back, a region of 19 bytes and the literals (checked by the
+/// tests against the worst case).
+pub(crate) const DETOUR_LEN: usize = 320;
 
-/// Offset in every detour of its copy of the displaced instructions
-/// (followed by the jump back): the code before it has the same length
-/// whatever the detour's address, entry reach or interrupt masking. Reached
-/// with the registers as the probed code had them at the probe address, it
+/// Offset in every detour of the entry call: the code before it has the
+/// same length whatever the detour's address or interrupt masking.
+const CALL_AT: usize = 90;
+/// Length of the code from the end of the entry call to the copy of the
+/// displaced instructions (`mov rsp, rbx`, `test`, `jnz`, path (a)'s
+/// restore). [`displaced_at`] adds the call's length: reached with the
+/// registers as the probed code had them at the probe address, the copy
 /// runs the region and continues after it, which is where the engine's
 /// breakpoint path resumes while a jump is being installed or removed.
-pub(crate) const DISPLACED_AT: usize = 172;
+const AFTER_CALL: usize = 44;
 
 /// Distance from the probed code's `rsp` down to the frame: the red zone
 /// (128), the resume slot (8) and the frame (168).
@@ -33,7 +36,6 @@ const _: () = assert!(core::mem::size_of::<crate::PtRegs>() == PT_REGS_LEN);
 
 // Frame offsets (`PtRegs`).
 const OFF_RIP: u32 = 128;
-const OFF_CS: u32 = 136;
 const OFF_RSP: u32 = 152;
 const OFF_SS: u32 = 160;
 
@@ -51,10 +53,40 @@ impl Code {
         at
     }
 
-    /// `mov [rsp + disp32], rax`.
-    fn store_rax(&mut self, disp: u32) {
-        self.put(&[0x48, 0x89, 0x84, 0x24]);
-        self.put(&disp.to_le_bytes());
+    /// `push qword [rip + disp32]` of a literal placed by
+    /// [`Self::patch_literal`]; returns where the instruction starts.
+    fn push_literal(&mut self) -> usize {
+        self.put(&[0xff, 0x35, 0, 0, 0, 0])
+    }
+
+    /// Append the 8-byte literal `value` and point the `push` at `push`
+    /// to it.
+    fn patch_literal(&mut self, push: usize, value: u64) {
+        let lit = self.put(&value.to_le_bytes());
+        let disp = (lit - (push + 6)) as u32;
+        self.buf[push + 2..push + 6].copy_from_slice(&disp.to_le_bytes());
+    }
+
+    /// Path (b)'s resume slot, with rsp at the frame (`R - 304`): the slot
+    /// is 136 bytes below the frame's rsp raised to at least `R`; it gets
+    /// the frame's rip and the frame's rsp field gets its address. rax,
+    /// rcx and the flags are clobbered (the restore reloads them).
+    fn prepare_resume(&mut self) {
+        self.put(&[0x48, 0x8b, 0x84, 0x24]); // mov rax, [rsp + 152]
+        self.put(&OFF_RSP.to_le_bytes());
+        self.put(&[0x48, 0x8d, 0x8c, 0x24]); // lea rcx, [rsp + 304]: R
+        self.put(&(FRAME_BELOW_SP as u32).to_le_bytes());
+        self.put(&[
+            0x48, 0x39, 0xc8, // cmp rax, rcx
+            0x48, 0x0f, 0x42, 0xc1, // cmovb rax, rcx
+            0x48, 0x2d, // sub rax, 136
+        ]);
+        self.put(&(SLOT_BELOW_SP as u32).to_le_bytes());
+        self.put(&[0x48, 0x8b, 0x8c, 0x24]); // mov rcx, [rsp + 128]
+        self.put(&OFF_RIP.to_le_bytes());
+        self.put(&[0x48, 0x89, 0x08]); // mov [rax], rcx
+        self.put(&[0x48, 0x89, 0x84, 0x24]); // mov [rsp + 152], rax
+        self.put(&OFF_RSP.to_le_bytes());
     }
 
     /// `pop r15 … rdi` (the frame's first 15 words), then over `orig_rax`,
@@ -99,11 +131,13 @@ pub(crate) fn build(
     c.put(&[0x48, 0x8d, 0xa4, 0x24]); // lea rsp, [rsp - 136]
     c.put(&(-(SLOT_BELOW_SP as i32)).to_le_bytes());
     c.put(&[
-        0x50, // push rax: ss
-        0x50, // push rax: rsp
+        0x6a, 0x00, // push 0: ss (its low 16 bits stored below)
+        0x54, // push rsp: rsp, R - 144 (corrected below)
         0x9c, // pushfq: eflags
-        0x50, // push rax: cs
-        0x50, // push rax: rip
+    ]);
+    let cs_push = c.push_literal(); // cs
+    let rip_push = c.push_literal(); // rip
+    c.put(&[
         0x6a, 0xff, // push -1: orig_rax
         0x57, // push rdi
         0x56, // push rsi
@@ -121,16 +155,11 @@ pub(crate) fn build(
         0x41, 0x56, // push r14
         0x41, 0x57, // push r15
     ]);
-    c.put(&[0x48, 0x8d, 0x84, 0x24]); // lea rax, [rsp + 304]
-    c.put(&(FRAME_BELOW_SP as u32).to_le_bytes());
-    c.store_rax(OFF_RSP);
-    c.put(&[0x48, 0xb8]); // movabs rax, addr
-    c.put(&(region.addr as u64).to_le_bytes());
-    c.store_rax(OFF_RIP);
-    c.put(&[0x48, 0x8c, 0xc8]); // mov rax, cs
-    c.store_rax(OFF_CS);
-    c.put(&[0x48, 0x8c, 0xd0]); // mov rax, ss
-    c.store_rax(OFF_SS);
+    c.put(&[0x48, 0x81, 0x84, 0x24]); // add qword [rsp + 152], 144: rsp = R
+    c.put(&OFF_RSP.to_le_bytes());
+    c.put(&(SLOT_BELOW_SP as u32 + 8).to_le_bytes());
+    c.put(&[0x8c, 0x94, 0x24]); // mov word [rsp + 160], ss
+    c.put(&OFF_SS.to_le_bytes());
     // cli, or a nop of the same length: the layout does not depend on it.
     c.put(&[if mask_interrupts { 0xfa } else { 0x90 }]);
     c.put(&[0xfc]); // cld
@@ -141,13 +170,11 @@ pub(crate) fn build(
         0x48, 0xbe, // movabs rsi, cookie
     ]);
     c.put(&(cookie as u64).to_le_bytes());
-    // Call the entry: rel32 when it reaches (padded with a 7-byte nop to
-    // the length of the other form), else through rax (saved).
+    // Call the entry: rel32 when it reaches, else through rax (saved).
     match rel32(detour.wrapping_add(c.len + 5), entry) {
         Some(rel) => {
             c.put(&[0xe8]);
             c.put(&rel.to_le_bytes());
-            c.put(&[0x0f, 0x1f, 0x80, 0, 0, 0, 0]); // nop dword [rax + 0]
         }
         None => {
             c.put(&[0x48, 0xb8]);
@@ -166,7 +193,7 @@ pub(crate) fn build(
     c.restore();
     c.put(&[0x48, 0x8d, 0xa4, 0x24]); // lea rsp, [rsp + 152]
     c.put(&(FRAME_BELOW_SP as u32 - OFF_RSP).to_le_bytes());
-    debug_assert_eq!(c.len, DISPLACED_AT);
+    debug_assert_eq!(c.len, displaced_at(detour, entry));
     let mut at = 0;
     while at < region.len {
         let orig_addr = region.addr.wrapping_add(at);
@@ -204,20 +231,57 @@ pub(crate) fn build(
         }
     }
 
-    // Path (b): restore, resume at the frame's rip with its rsp.
+    // Path (b): the resume slot, restore, resume at the frame's rip with
+    // its rsp.
     let resume = c.len;
     let rel = resume - jnz_end;
     c.buf[jnz_end - 1] = u8::try_from(rel).expect("path (a) is shorter than 128 bytes");
+    c.prepare_resume();
     c.restore();
     c.put(&[0x48, 0x8b, 0x24, 0x24]); // mov rsp, [rsp]
     c.put(&[0xc2]); // ret 128: the slot, then the red zone
     c.put(&RED_ZONE.to_le_bytes());
+
+    // The literals the save pushes.
+    c.len = c.len.next_multiple_of(8);
+    c.patch_literal(cs_push, current_cs());
+    c.patch_literal(rip_push, region.addr as u64);
 
     let out = out
         .get_mut(..c.len)
         .ok_or(SiteRule::BufferTooSmall { needed: c.len })?;
     out.copy_from_slice(&c.buf[..c.len]);
     Ok(c.len)
+}
+
+/// Offset of the copy of the displaced instructions (followed by the jump
+/// back) in a detour at `detour` that calls `entry`: the code before it has
+/// one length per form of the entry call.
+pub(crate) fn displaced_at(detour: usize, entry: usize) -> usize {
+    match rel32(detour.wrapping_add(CALL_AT + 5), entry) {
+        Some(_) => CALL_AT + 5 + AFTER_CALL,
+        None => CALL_AT + 12 + AFTER_CALL,
+    }
+}
+
+/// The code segment selector the detour pushes as the frame's `cs`: the
+/// one this code runs with. The engine builds detours at registration, at
+/// the privilege level of the (kernel) code it optimises, where `cs` is
+/// the same (Linux's `optimized_callback` sets `__KERNEL_CS` likewise).
+fn current_cs() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cs: u64;
+        // SAFETY: reading the cs selector has no side effect.
+        unsafe {
+            core::arch::asm!("mov {0:r}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+        };
+        cs
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        0
+    }
 }
 
 /// The `jmp rel32` written at `addr` to reach `detour`.

@@ -721,7 +721,7 @@ fn the_displaced_copy_runs_the_region_and_continues_after_it() {
     // `basic` after it: together the function's body, C ABI included.
     let g = unsafe {
         core::mem::transmute::<usize, extern "C" fn(usize, usize) -> usize>(
-            detour + super::detour::DISPLACED_AT,
+            detour + super::detour::displaced_at(detour, entry_address().unwrap()),
         )
     };
     for i in 0..100 {

@@ -26,44 +26,59 @@
 //!
 //! ```text
 //!     lea   rsp, [rsp - 136]         ; over the red zone and the resume slot (lea: flags kept)
-//!     push  rax ; push rax           ; ss, rsp (filled below)
+//!     push  0                        ; ss (its low 16 bits stored below)
+//!     push  rsp                      ; rsp: R - 144, corrected below
 //!     pushfq                         ; eflags
-//!     push  rax ; push rax           ; cs, rip (filled below)
+//!     push  qword [rip + cs_lit]     ; cs: the selector the detour was built with
+//!     push  qword [rip + addr_lit]   ; rip = the probe address
 //!     push  -1                       ; orig_rax: not a system call
 //!     push  rdi … r15                ; PtRegs order: the frame is complete at rsp
-//!     lea   rax, [rsp + 304] ; mov [rsp + 152], rax     ; rsp = R
-//!     movabs rax, addr ; mov [rsp + 128], rax           ; rip = the probe address
-//!     mov   rax, cs ; mov [rsp + 136], rax ; mov rax, ss ; mov [rsp + 160], rax
+//!     add   qword [rsp + 152], 144   ; rsp = R (the flags are saved already)
+//!     mov   word [rsp + 160], ss
 //!     cli                            ; with mask_interrupts (after the flags were saved), else nop
 //!     cld
 //!     mov   rbx, rsp ; and rsp, -16 ; mov rdi, rbx
 //!     movabs rsi, cookie
-//!     call  entry                    ; rel32 + a 7-byte nop, or movabs rax, entry ; call rax
+//!     call  entry                    ; rel32, or movabs rax, entry ; call rax (saved)
 //!     mov   rsp, rbx
 //!     test  al, al
 //!     jnz   resume
 //!     pop   r15 … rdi                ; path (a): every register from the frame
 //!     lea   rsp, [rsp + 24] ; popfq  ; the flags (IF, DF and the status flags)
 //!     lea   rsp, [rsp + 152]         ; rsp = R
-//! displaced:                         ; always at offset 172 (detour::DISPLACED_AT)
+//! displaced:                         ; at offset 139 (call rel32) or 146 (far call): detour::displaced_at
 //!     <the displaced instructions, rip-relative operands relocated>
 //!     jmp   addr + len               ; rel32, or jmp [rip + 0] ; .quad addr + len
 //! resume:                            ; path (b): the hook moved the pc
+//!     mov   rax, [rsp + 152] ; lea rcx, [rsp + 304]
+//!     cmp   rax, rcx ; cmovb rax, rcx  ; the frame's rsp, at least R
+//!     sub   rax, 136                 ; the resume slot below it
+//!     mov   rcx, [rsp + 128] ; mov [rax], rcx ; mov [rsp + 152], rax
 //!     pop   r15 … rdi
 //!     lea   rsp, [rsp + 24] ; popfq
-//!     mov   rsp, [rsp]               ; the frame's rsp field: the entry put the slot address there
+//!     mov   rsp, [rsp]               ; the frame's rsp field: the slot address
 //!     ret   128                      ; pops the new rip, then rsp = the frame's rsp
+//! cs_lit: .quad cs ; addr_lit: .quad addr   ; 8-byte aligned, after the code
 //! ```
 //!
-//! The code before `displaced` has the same length in every detour, so the
-//! copy of the region sits at a fixed offset: jumping there with the
-//! registers as they were at the probe address runs the region and continues
-//! after it (the engine's breakpoint path does that while the jump is being
-//! written or removed, so no CPU resumes inside the region).
+//! The code before `displaced` has one length per form of the entry call
+//! (which depends only on the detour's and the entry's addresses), so
+//! `detour_displaced_offset` knows where the copy of the region is:
+//! jumping there with the registers as they were at the probe address runs
+//! the region and continues after it (the engine's breakpoint path does
+//! that while the jump is being written or removed, so no CPU resumes
+//! inside the region).
 //!
-//! On path (b) the [entry](entry) writes the frame's rip at
-//! `frame.rsp - 136` and puts that address in the frame's rsp field, so the
-//! final `ret 128` leaves every register as the frame says, rsp included.
+//! The frame's `cs` is the selector the detour's builder ran with: the
+//! engine builds detours at registration, at the privilege level of the
+//! code it optimises (kernel code; the user-space harness's "kernel" code
+//! runs in user mode and registers there too), as Linux's
+//! `optimized_callback` sets `__KERNEL_CS`.
+//!
+//! On path (b) (the [entry](entry) returned true) the detour writes the
+//! frame's rip at `max(frame.rsp, R) - 136` and puts that address in the
+//! frame's rsp field, so the final `ret 128` leaves every register as the
+//! frame says, rsp included.
 //! A handler may raise rsp (e.g. to return from the probed function at its
 //! entry: rip = `[rsp]`, rsp += 8); a lowered rsp is **not** supported (its
 //! resume slot could overlap the frame, or lie below the stack pointer while

@@ -288,9 +288,27 @@ fn decode_all(bytes: &[u8], ip: u64) -> Vec<Instruction> {
             d.set_position(pos).unwrap();
             d.set_ip(i.next_ip() + 8);
         }
+        let end = i.mnemonic() == Mnemonic::Ret && i.immediate16() == 128;
         v.push(i);
+        if end {
+            // Path (b)'s `ret 128` ends the code; the literals follow.
+            break;
+        }
     }
     v
+}
+
+/// The 8-byte literal a `push qword [rip + disp]` of `insns` at `out`
+/// (built for `base`) reads, for each such push in order.
+fn pushed_literals(insns: &[Instruction], out: &[u8], base: usize) -> Vec<u64> {
+    insns
+        .iter()
+        .filter(|i| i.mnemonic() == Mnemonic::Push && i.is_ip_rel_memory_operand())
+        .map(|i| {
+            let at = i.ip_rel_memory_address() as usize - base;
+            u64::from_le_bytes(out[at..at + 8].try_into().unwrap())
+        })
+        .collect()
 }
 
 const DETOUR: usize = BASE + 0x10_0000;
@@ -310,7 +328,8 @@ fn detour_code_decodes_as_documented() {
     // Starts over the red zone with lea (flags untouched), never sub.
     assert_eq!(m[0], Mnemonic::Lea);
     assert_eq!(insns[0].memory_displacement64() as i64, -136);
-    assert!(!m.contains(&Mnemonic::Sub));
+    let call_at = m.iter().position(|&x| x == Mnemonic::Call).unwrap();
+    assert!(!m[..call_at].contains(&Mnemonic::Sub));
     // pushfq comes before the first instruction that changes flags (and).
     let pushf = m.iter().position(|&x| x == Mnemonic::Pushfq).unwrap();
     let first_flags = m
@@ -318,7 +337,7 @@ fn detour_code_decodes_as_documented() {
         .position(|&x| {
             matches!(
                 x,
-                Mnemonic::And | Mnemonic::Test | Mnemonic::Cli | Mnemonic::Cld
+                Mnemonic::Add | Mnemonic::And | Mnemonic::Test | Mnemonic::Cli | Mnemonic::Cld
             )
         })
         .unwrap();
@@ -332,10 +351,27 @@ fn detour_code_decodes_as_documented() {
         .filter(|&&x| matches!(x, Mnemonic::Push | Mnemonic::Pushfq))
         .count();
     assert_eq!(pushes, 21);
-    // The probe address and the cookie are loaded as immediates.
-    assert!(insns
+    // cs and the probe address are pushed from literals after the code;
+    // the frame's rsp is the pushed one corrected by 144; the cookie is an
+    // immediate.
+    let lits = pushed_literals(&insns, &out[..n], DETOUR);
+    assert_eq!(lits.len(), 2);
+    assert_eq!(lits[1], BASE as u64);
+    assert!(
+        lits[0] > 0 && lits[0] < 0x10000,
+        "a selector: {:#x}",
+        lits[0]
+    );
+    assert!(
+        lits.iter().all(|_| n % 8 == 0),
+        "literals aligned at the end"
+    );
+    let add = insns
         .iter()
-        .any(|i| i.mnemonic() == Mnemonic::Mov && i.immediate64() == BASE as u64));
+        .find(|i| i.mnemonic() == Mnemonic::Add)
+        .unwrap();
+    assert_eq!(add.memory_displacement64(), 152);
+    assert_eq!(add.immediate32(), 144);
     assert!(insns
         .iter()
         .any(|i| i.mnemonic() == Mnemonic::Mov && i.immediate64() == 0xc0ffee));
@@ -390,12 +426,15 @@ fn detour_code_decodes_as_documented() {
     assert_eq!(insns2[cli].mnemonic(), Mnemonic::Nop);
 }
 
-/// The copy of the region is at the same offset in every detour: near or
-/// far entry, with or without cli, near or far jump back.
+/// The copy of the region is where `displaced_at` says: one offset per
+/// form of the entry call (near or far), with or without cli, near or far
+/// jump back; the engine's `detour_displaced_offset` is the one for the
+/// real entry.
 #[test]
-fn the_displaced_copy_is_at_a_fixed_offset() {
+fn the_displaced_copy_is_where_displaced_at_says() {
     let r = region(PROLOGUE);
     let mut out = [0u8; DETOUR_LEN];
+    let mut offsets = std::collections::BTreeSet::new();
     for (det, entry) in [
         (DETOUR, DETOUR + 0x1000),
         (DETOUR, DETOUR.wrapping_add(1 << 40)),
@@ -403,8 +442,8 @@ fn the_displaced_copy_is_at_a_fixed_offset() {
     ] {
         for mask in [false, true] {
             let n = detour::build(&r, det, 7, mask, entry, &mut out).unwrap();
-            let at = detour::DISPLACED_AT;
-            assert_eq!(X86_64::detour_displaced_offset(&r, det), Some(at));
+            let at = detour::displaced_at(det, entry);
+            offsets.insert(at);
             assert_eq!(&out[at..at + 7], &PROLOGUE[..7]);
             // What precedes it is path (a)'s lea rsp, [rsp + 152].
             let insns = decode_all(&out[..n], det as u64);
@@ -415,6 +454,13 @@ fn the_displaced_copy_is_at_a_fixed_offset() {
             assert_eq!(insns[i - 1].mnemonic(), Mnemonic::Lea);
             assert_eq!(insns[i - 1].memory_displacement64(), 152);
         }
+    }
+    assert_eq!(offsets.len(), 2, "near and far call: {offsets:?}");
+    if let Some(entry) = super::entry::entry_address() {
+        assert_eq!(
+            X86_64::detour_displaced_offset(&r, DETOUR),
+            Some(detour::displaced_at(DETOUR, entry))
+        );
     }
 }
 
@@ -480,8 +526,8 @@ fn detour_far_forms_and_the_worst_case_size() {
     assert!(jmp.is_ip_rel_memory_operand());
     let q = jmp.next_ip() as usize - far;
     assert_eq!(&out[q..q + 8], &(BASE as u64 + 19).to_le_bytes());
-    // The worst case: far call, far jump back, cli, 19 bytes.
-    assert_eq!(n, 241);
+    // The worst case: far call, far jump back, cli, 19 bytes, the literals.
+    assert_eq!(n, 280);
     assert!(n <= DETOUR_LEN && X86_64::DETOUR_LEN == DETOUR_LEN);
     // A buffer one byte short.
     assert_eq!(
