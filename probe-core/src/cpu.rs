@@ -252,6 +252,19 @@ impl<A: Arch> CpuState<A> {
         true
     }
 
+    /// Enter a handler when this CPU is idle in the probe machinery (no
+    /// handler running, no step in flight); true when entered. One load of
+    /// each and one store: the fast path of an optimised hit.
+    #[inline(always)]
+    pub(crate) fn enter_idle(&self) -> bool {
+        if self.steps.depth() != 0 || self.in_handler.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.in_handler.store(true, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        true
+    }
+
     /// Leave the handler entered with [`Self::enter_handler`].
     #[inline(always)]
     pub(crate) fn leave_handler(&self) {

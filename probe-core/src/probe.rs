@@ -30,6 +30,9 @@ pub(crate) struct ProbeConfig {
     pub(crate) data: UserData,
     /// The probe allows jump optimisation of its address.
     pub(crate) optimize: bool,
+    /// The context its entry handlers get, filled at registration (`cpu`
+    /// 0 and `return_address` 0: a hit copies it and sets the CPU).
+    pub(crate) ctx: crate::spec::ProbeContext,
 }
 
 impl ProbeConfig {

@@ -27,7 +27,9 @@ use crate::optimize::NotOptimized;
 use crate::point::PointKind;
 use crate::probe::{Handlers, ProbeConfig};
 use crate::services::{KernelServices, Space};
-use crate::spec::{Kprobe, Kretprobe, ProbeId, ProbeSpec, Target, UserData};
+use crate::spec::{
+    Kprobe, Kretprobe, ProbeContext, ProbeId, ProbeKind, ProbeSpec, Target, UserData,
+};
 
 /// A batch registration failed at entry `index`.
 ///
@@ -381,11 +383,27 @@ impl<
         };
 
         let rec = &self.probes[index];
+        let kind = match req.handlers {
+            Handlers::Kprobe { .. } => ProbeKind::Kprobe,
+            Handlers::Kretprobe { .. } => ProbeKind::Kretprobe,
+        };
         let cfg = ProbeConfig {
             point,
             handlers: req.handlers,
             data: req.data,
             optimize: req.optimize,
+            ctx: ProbeContext {
+                id: ProbeId {
+                    index: index as u32,
+                    generation: rec.generation(),
+                },
+                addr,
+                data: req.data,
+                cpu: 0,
+                space: req.space,
+                return_address: 0,
+                kind,
+            },
         };
         // SAFETY: the registration lock is held and the record is free
         // (no config), so nothing on the trap path can reach it.

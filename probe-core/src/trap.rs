@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::point::{PointInfo, PointKind};
 use crate::probe::Handlers;
 use crate::services::{KernelServices, Space};
-use crate::spec::{PreAction, ProbeContext, ProbeId, ProbeKind};
+use crate::spec::PreAction;
 
 /// What a trap entry point did with a trap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,7 +346,7 @@ impl<
             log::error!("probe at {:#x}: fixing up after the step failed", info.addr);
         }
         if frame.run_post {
-            self.run_post(regs, frame.point, info.addr, space, cpu);
+            self.run_post(regs, frame.point, cpu);
         }
     }
 
@@ -371,7 +371,7 @@ impl<
         // Handlers see the pc at the probed instruction on every ISA (x86_64
         // reports the byte after `int3`).
         regs.set_pc(info.addr);
-        let skipped = self.run_chain(regs, point, info, cpu);
+        let skipped = self.run_chain(regs, point, cpu);
         state.leave_handler();
         if skipped {
             // A handler moved the pc: no step, no post-handlers.
@@ -406,24 +406,33 @@ impl<
     /// handler moved the pc and the detour must resume there.
     #[inline(always)]
     #[link_section = "probe_trap_text"]
-    pub(crate) fn optimized_hit<R: Registers>(
-        &self,
-        regs: &mut R,
-        point: u32,
-        info: &PointInfo<A>,
-        cpu: usize,
-    ) -> bool {
+    pub(crate) fn optimized_hit<R: Registers>(&self, regs: &mut R, point: u32, cpu: usize) -> bool {
+        let state = &self.cpus[cpu];
+        if !state.enter_idle() && !self.enter_after_unwind(regs, point, cpu) {
+            return false;
+        }
+        let skipped = self.run_chain(regs, point, cpu);
+        state.leave_handler();
+        skipped
+    }
+
+    /// An optimised hit on a CPU with a handler running or a step in
+    /// flight: drop the steps a non-local jump left behind, then enter the
+    /// handlers if that made the CPU idle (true), else count the hit as
+    /// missed (false).
+    #[link_section = "probe_trap_text"]
+    #[cold]
+    #[inline(never)]
+    fn enter_after_unwind<R: Registers>(&self, regs: &mut R, point: u32, cpu: usize) -> bool {
         let state = &self.cpus[cpu];
         if state.steps.depth() > 0 && !state.in_handler() {
             self.drop_unwound_steps(cpu, regs.sp());
         }
-        if state.in_handler() || state.steps.depth() > 0 || !state.enter_handler() {
-            self.count_missed(point);
-            return false;
+        if state.enter_idle() {
+            return true;
         }
-        let skipped = self.run_chain(regs, point, info, cpu);
-        state.leave_handler();
-        skipped
+        self.count_missed(point);
+        false
     }
 
     /// Every enabled probe of `point` missed a hit.
@@ -443,31 +452,25 @@ impl<
     /// address; true when one skipped the instruction (moved the pc).
     #[inline(always)]
     #[link_section = "probe_trap_text"]
-    fn run_chain<R: Registers>(
-        &self,
-        regs: &mut R,
-        point: u32,
-        info: &PointInfo<A>,
-        cpu: usize,
-    ) -> bool {
-        for p in self.chain(point) {
-            let rec = &self.probes[p as usize];
+    fn run_chain<R: Registers>(&self, regs: &mut R, point: u32, cpu: usize) -> bool {
+        let mut next = self.points[point as usize].head.load(Ordering::Acquire);
+        // A chain holds every record at most once: the bound ends even a
+        // corrupted one.
+        let mut left = PROBES;
+        while next != 0 && left != 0 {
+            left -= 1;
+            let p = next - 1;
+            // SAFETY: chain links hold a record index plus one; they are
+            // written only under the registration lock, from indices of
+            // `self.probes`, so `p < PROBES`.
+            let rec = unsafe { self.probes.get_unchecked(p as usize) };
+            next = rec.next.load(Ordering::Acquire);
             if !rec.enabled.load(Ordering::Acquire) {
                 continue;
             }
             let Some(cfg) = rec.config() else { continue };
-            let ctx = ProbeContext {
-                id: ProbeId {
-                    index: p,
-                    generation: rec.generation(),
-                },
-                addr: info.addr,
-                data: cfg.data,
-                cpu,
-                space: info.space,
-                return_address: 0,
-                kind: cfg.kind(),
-            };
+            let mut ctx = cfg.ctx;
+            ctx.cpu = cpu;
             match cfg.handlers {
                 Handlers::Kprobe { pre, .. } => {
                     rec.hits.fetch_add(1, Ordering::Relaxed);
@@ -483,7 +486,7 @@ impl<
                 }
                 Handlers::Kretprobe { .. } => {
                     let _ = Self::run_attached_hits(rec, &ctx, regs);
-                    self.track_call(regs, p, &ctx, info.space, &cfg.handlers)
+                    self.track_call(regs, p, &ctx, ctx.space, &cfg.handlers)
                 }
             }
         }
@@ -600,7 +603,7 @@ impl<
             return TrapOutcome::Fault { addr: fault.addr };
         }
         if run_post {
-            self.run_post(regs, point, info.addr, info.space, cpu);
+            self.run_post(regs, point, cpu);
         }
         TrapOutcome::Handled
     }
@@ -628,14 +631,7 @@ impl<
 
     #[inline(always)]
     #[link_section = "probe_trap_text"]
-    fn run_post<R: Registers>(
-        &self,
-        regs: &mut R,
-        point: u32,
-        addr: usize,
-        space: Space,
-        cpu: usize,
-    ) {
+    fn run_post<R: Registers>(&self, regs: &mut R, point: u32, cpu: usize) {
         let state = &self.cpus[cpu];
         if !state.enter_handler() {
             return;
@@ -650,18 +646,8 @@ impl<
                 post: Some(post), ..
             } = cfg.handlers
             {
-                let ctx = ProbeContext {
-                    id: ProbeId {
-                        index: p,
-                        generation: rec.generation(),
-                    },
-                    addr,
-                    data: cfg.data,
-                    cpu,
-                    space,
-                    return_address: 0,
-                    kind: ProbeKind::Kprobe,
-                };
+                let mut ctx = cfg.ctx;
+                ctx.cpu = cpu;
                 post(&ctx, regs);
             }
         }

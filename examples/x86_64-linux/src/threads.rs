@@ -64,6 +64,31 @@ pub struct ThreadSlot {
     pub saved_depth: AtomicUsize,
 }
 
+impl ThreadSlot {
+    /// Mark the owner as inside the engine's return or optimised-hit
+    /// handling; returns the previous mark for [`Self::leave_probe_path`].
+    /// Only the owner writes the mark and only it (its own signal handler,
+    /// [`acknowledge`]) reads it, so a load and a store with compiler
+    /// fences suffice, as a kernel's per-CPU flag with interrupts masked:
+    /// no locked instruction on the hit path.
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    fn enter_probe_path(&self) -> bool {
+        let outer = self.on_return_path.load(Ordering::Relaxed);
+        self.on_return_path.store(true, Ordering::Relaxed);
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        outer
+    }
+
+    /// Restore the mark [`Self::enter_probe_path`] returned.
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    fn leave_probe_path(&self, outer: bool) {
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        self.on_return_path.store(outer, Ordering::Relaxed);
+    }
+}
+
 static SLOTS: [ThreadSlot; MAX_THREADS] = [const {
     ThreadSlot {
         tcb: AtomicUsize::new(0),
@@ -324,11 +349,11 @@ impl ReturnHook for ReturnPath {
     #[link_section = "probe_trap_text"]
     unsafe fn on_return(&self, regs: &mut dyn Registers) -> usize {
         let slot = &SLOTS[cpu_index()];
-        let outer = slot.on_return_path.swap(true, Ordering::AcqRel);
+        let outer = slot.enter_probe_path();
         // SAFETY: the caller's promise (the trampoline, on this thread),
         // passed on.
         let real = unsafe { ENGINE.on_return(regs) };
-        slot.on_return_path.store(outer, Ordering::Release);
+        slot.leave_probe_path(outer);
         real
     }
 
@@ -349,10 +374,10 @@ impl OptHook for OptPath {
     #[link_section = "probe_trap_text"]
     unsafe fn on_optimized_hit(&self, cookie: usize, regs: &mut dyn Registers) -> bool {
         let slot = &SLOTS[cpu_index()];
-        let outer = slot.on_return_path.swap(true, Ordering::AcqRel);
+        let outer = slot.enter_probe_path();
         // SAFETY: the caller's promise (a detour, on this thread), passed on.
         let moved = unsafe { ENGINE.on_optimized_hit(cookie, regs) };
-        slot.on_return_path.store(outer, Ordering::Release);
+        slot.leave_probe_path(outer);
         moved
     }
 

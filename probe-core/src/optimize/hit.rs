@@ -84,23 +84,19 @@ impl<
         const DATA: usize,
     > OptHook for Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
 {
-    /// `cookie` is the point's index. A detour runs only while its point is
-    /// optimised or within the grace period after (the point and its
-    /// handlers are alive until then); the checks below only refuse a
-    /// cookie that names no kernel point at this pc.
+    /// `cookie` is the point's index, trusted: the engine built the detour
+    /// with it, and a detour runs only while its point is optimised or
+    /// within the grace period after (the point and its handlers are alive
+    /// until then), so it names a used kernel point at this pc (checked in
+    /// debug builds). Only an index out of the table is refused.
     #[link_section = "probe_trap_text"]
     unsafe fn on_optimized_hit(&self, cookie: usize, regs: &mut dyn Registers) -> bool {
         let Some(pt) = self.points.get(cookie) else {
             return false;
         };
-        if !pt.used.load(Ordering::Acquire) {
-            return false;
-        }
-        let info = pt.info();
-        if info.space != Space::Kernel || info.addr != regs.pc() {
-            return false;
-        }
+        debug_assert!(pt.used.load(Ordering::Acquire));
+        debug_assert!(pt.info().space == Space::Kernel && pt.info().addr == regs.pc());
         let cpu = self.cpu_index();
-        self.optimized_hit(&mut DynFrame(regs), cookie as u32, info, cpu)
+        self.optimized_hit(&mut DynFrame(regs), cookie as u32, cpu)
     }
 }
