@@ -13,13 +13,18 @@
 //!   and has every other CPU run `isb`.
 //! - Slot pages come from a static executable area after the kernel text,
 //!   and for the user space from the user region (EL0 executes there).
+//! - Detour pages (jump-optimised probes) come from the `.detours` area
+//!   link.ld reserves right after the text, handed out only when the whole
+//!   page lies within the asked reach of the probe (`b`: ±128 MiB); a freed
+//!   page is zeroed again (`udf #0`), so a stale detour can never run.
 //! - A grace period is every other busy CPU answering a request at a
-//!   quiescent point (an idle CPU is quiescent: see [`crate::smp`]); user
-//!   tasks here run to completion before the kernel goes on, so none can
-//!   be stopped inside a user slot.
+//!   quiescent point (an idle CPU is quiescent: see [`crate::smp`]), which
+//!   an interrupt taken in a displaced instruction, a detour or the trap
+//!   text is not; user tasks here run to completion before the kernel goes
+//!   on, so none can be stopped inside a user slot.
 
 use core::ops::Range;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use probe_core::{KernelServices, Space, Symbol, TaskState, TextPatchError};
 use probe_hal::MemoryFault;
@@ -156,8 +161,36 @@ fn slot_pages(space: Space) -> Option<(&'static AtomicU32, Range<usize>)> {
 }
 
 /// Ranges no probe may go on: the boot code, the exception vectors with
-/// the Rust trap path, and the return trampoline.
-static BLACKLIST: spin::Once<[Range<usize>; 3]> = spin::Once::new();
+/// the Rust trap path, the return trampoline and the detour area.
+static BLACKLIST: spin::Once<[Range<usize>; 4]> = spin::Once::new();
+
+/// The detour area (link.ld's `.detours`, right after the text).
+pub fn detour_area() -> Range<usize> {
+    linker_addr!(__detours_start)..linker_addr!(__detours_end)
+}
+
+/// Pages of the detour area.
+pub const DETOUR_PAGES: usize = 4;
+
+/// The detour pages handed out, and counters for the checks.
+pub struct DetourPages {
+    /// One bit per page of `.detours`.
+    pub used: AtomicUsize,
+    /// Pages handed out since boot.
+    pub allocs: AtomicUsize,
+    /// Requests with no free page in reach.
+    pub out_of_reach: AtomicUsize,
+    /// Refuse every request (a check's "no detour memory").
+    pub refuse: AtomicBool,
+}
+
+/// See [`DetourPages`].
+pub static DETOURS: DetourPages = DetourPages {
+    used: AtomicUsize::new(0),
+    allocs: AtomicUsize::new(0),
+    out_of_reach: AtomicUsize::new(0),
+    refuse: AtomicBool::new(false),
+};
 
 /// The engine's view of this kernel.
 pub struct Kernel;
@@ -289,22 +322,79 @@ impl KernelServices<Aarch64> for Kernel {
         crate::fixup::lookup(addr).is_some()
     }
 
+    fn kernel_slots_covered_by_grace_period(&self) -> bool {
+        // A grace period waits for every busy CPU to pass a quiescent point
+        // outside displaced instructions, detours and the trap text
+        // (`smp::kicked` refuses to answer in them; there is no
+        // preemption). aarch64 slots are never boosted, so this changes
+        // nothing for them; it lets the engine optimise.
+        true
+    }
+
+    fn alloc_detour_page(&self, near: usize, reach: usize) -> Option<usize> {
+        if DETOURS.refuse.load(Ordering::SeqCst) {
+            return None;
+        }
+        let area = detour_area();
+        let in_reach =
+            |base: usize| near.abs_diff(base) <= reach && near.abs_diff(base + PAGE) <= reach;
+        let used = DETOURS.used.load(Ordering::SeqCst);
+        let Some(i) =
+            (0..DETOUR_PAGES).find(|&i| used & (1 << i) == 0 && in_reach(area.start + i * PAGE))
+        else {
+            DETOURS.out_of_reach.fetch_add(1, Ordering::SeqCst);
+            return None;
+        };
+        // Registration is serialised by the engine's lock.
+        DETOURS.used.fetch_or(1 << i, Ordering::SeqCst);
+        DETOURS.allocs.fetch_add(1, Ordering::SeqCst);
+        Some(area.start + i * PAGE)
+    }
+
+    fn free_detour_page(&self, page: usize) {
+        let area = detour_area();
+        assert!(
+            area.contains(&page) && (page - area.start).is_multiple_of(PAGE),
+            "free_detour_page({page:#x}): not a detour page"
+        );
+        let i = (page - area.start) / PAGE;
+        assert!(
+            DETOURS.used.load(Ordering::SeqCst) & (1 << i) != 0,
+            "detour page {page:#x} freed twice"
+        );
+        // No CPU runs in it any more (the engine frees after a grace
+        // period): back to `udf #0`.
+        let _ = self.write_text(Space::Kernel, page, &[0; PAGE]);
+        DETOURS.used.fetch_and(!(1 << i), Ordering::SeqCst);
+    }
+
     fn blacklist(&self) -> &[Range<usize>] {
         BLACKLIST.get().map_or(&[], |b| &b[..])
     }
 }
 
-/// Boot-time set-up on CPU 0, before the other CPUs run: the blacklist and
-/// the return hook the kernel return trampoline calls.
+/// Boot-time set-up on CPU 0, before the other CPUs run: the blacklist,
+/// the return hook the kernel return trampoline calls and the opt hook
+/// detours call (jump optimisation switched off until the optimised
+/// checks).
 pub fn init() {
     BLACKLIST.call_once(|| {
         [
             linker_addr!(__kernel_start)..crate::trap::entry_range().start,
             crate::trap::entry_range(),
             probe_hal_aarch64::rethook::trampoline_range().unwrap_or(0..0),
+            detour_area(),
         ]
     });
     if probe_hal::rethook::set_return_hook(&ENGINE).is_err() {
         crate::println!("the return hook was already installed");
+    }
+    // Detours call back into the engine; optimisation stays off except in
+    // the optimised checks (the others count breakpoint traps and steps).
+    if probe_hal::opthook::set_opt_hook(&ENGINE).is_err() {
+        crate::println!("the opt hook was already installed");
+    }
+    if ENGINE.set_optimization(false).is_err() {
+        crate::println!("switching jump optimisation off failed");
     }
 }

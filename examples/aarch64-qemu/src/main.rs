@@ -21,7 +21,13 @@
 //! uprobes and uretprobes on code running at EL0 (a literal load among
 //! them); and both CPUs of `-smp 2` hitting the same probes while CPU 0
 //! registers and unregisters others, with text patched under a
-//! stop-machine.
+//! stop-machine. Then jump-optimised probes (`checks::optimized`): every
+//! instruction of the callable test functions optimised vs `brk` vs
+//! unprobed with breakpoint traps counted per CPU (0 where optimised),
+//! every reason a site is not optimised with its `brk` probe still
+//! working, a BTI landing pad, an optimised kretprobe entry, a pc change
+//! through the detour's `eret`, and CPU 0 optimising, un-optimising,
+//! disabling and unregistering probes while CPU 1 calls the functions.
 //!
 //! Build and run:
 //! ```text

@@ -70,6 +70,12 @@ extern "C" {
     fn case_call(func: usize, input: *const Regs, output: *mut Regs);
 }
 
+/// The address of the runner's code (which no symbol of the kernel's
+/// table covers).
+pub fn runner_address() -> usize {
+    case_call as *const () as usize
+}
+
 /// `x0`-`x30` and the stack pointer the function returned with (`x30` is
 /// the return address into the runner).
 pub type Regs = [u64; 32];

@@ -152,15 +152,41 @@ pub fn kicks() -> u64 {
 
 /// The IRQ handler: acknowledge the SGI, answer every request, park
 /// during a stop-machine. The CPU took an IRQ, so it was outside every
-/// probe handler and slot (they run with IRQs masked).
+/// probe handler and slot (they run with IRQs masked). But the end of a
+/// detour (its register restores, the displaced instruction and the jump
+/// back) runs with IRQs as the probed code had them, and a CPU about to
+/// execute a displaced instruction sits at its address: an interrupted pc
+/// (`elr`) there ([`probe_core::Engine::in_optimized_code`]), or in the
+/// trap text, is no quiescent point for a grace period (the engine frees a
+/// detour after one). The CPU then answers only the instruction-fetch
+/// request and parks if asked to; it answers the grace period at its next
+/// quiescent point (a job calls [`quiescent`] between calls).
 #[link_section = ".text.kernel_trap"]
-pub fn kicked() {
+pub fn kicked(elr: usize) {
     let cpu = sysreg::cpu_id();
     while let Some(iar) = crate::gic::acknowledge() {
         KICKS.fetch_add(1, Ordering::Relaxed);
         crate::gic::end(iar);
     }
+    let in_probe_code = crate::kernel::ENGINE.in_optimized_code(elr)
+        || probe_core::trap_text_range().contains(&elr)
+        || crate::trap::entry_range().contains(&elr);
+    if in_probe_code {
+        REFUSED_QUIESCENT.fetch_add(1, Ordering::Relaxed);
+        answer(cpu, Request::Icache);
+        park(cpu);
+        return;
+    }
     quiescent(cpu);
+}
+
+/// Interrupts that were no quiescent point (see [`kicked`]).
+static REFUSED_QUIESCENT: AtomicU64 = AtomicU64::new(0);
+
+/// Interrupts taken in optimised code or the trap text so far, which did
+/// not answer a grace period.
+pub fn refused_quiescent() -> u64 {
+    REFUSED_QUIESCENT.load(Ordering::Relaxed)
 }
 
 /// Answer a pending instruction-fetch request (safe anywhere, also in the
@@ -169,6 +195,9 @@ pub fn kicked() {
 pub fn icache_point(cpu: usize) {
     answer(cpu, Request::Icache);
 }
+
+/// Spins after which an unanswered request kicks the CPU again.
+const RE_KICK_SPINS: u32 = 20_000;
 
 /// Make every other online, busy CPU answer a `kind` request, and wait.
 pub fn request(kind: Request) {
@@ -179,6 +208,7 @@ pub fn request(kind: Request) {
         if BUSY[cpu].load(Ordering::SeqCst) {
             crate::gic::kick(cpu);
         }
+        let mut spins = 0u32;
         loop {
             if ACKS[cpu][kind as usize].load(Ordering::Acquire) >= req {
                 ANSWERED.fetch_add(1, Ordering::Relaxed);
@@ -186,6 +216,12 @@ pub fn request(kind: Request) {
             }
             if !BUSY[cpu].load(Ordering::SeqCst) {
                 break;
+            }
+            // A CPU interrupted in optimised code or the trap text does
+            // not answer a grace period (see `kicked`): kick it again.
+            spins += 1;
+            if spins.is_multiple_of(RE_KICK_SPINS) {
+                crate::gic::kick(cpu);
             }
             core::hint::spin_loop();
         }

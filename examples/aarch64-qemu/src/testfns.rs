@@ -16,7 +16,9 @@
 //! - pc-relative `t_adr`, `t_adrp`: +0 negative offset into `x2`, +4
 //!   positive into `x3`; `t_ldr_lit`: +0 `ldr w2`, +4 `ldr x3`, +8 `ldrsw
 //!   x4`, +12 `prfm`, literals at +24 (32-bit) and +32 (64-bit);
-//! - `t_recur`: the recursive `bl` at +16 returns to +20.
+//! - `t_recur`: the recursive `bl` at +16 returns to +20;
+//! - `t_opt_rsum`: like `t_recur`, but its entry (`stp`) is stepped, so a
+//!   kretprobe's entry there can be jump-optimised.
 
 use core::arch::global_asm;
 
@@ -390,6 +392,19 @@ global_asm!(
     "ldp x29, x30, [sp], #16",
     "ret",
     "ENDFUNC t_ev_caller",
+    // ---- jump optimisation (checks::optimized): sum 0..=n recursively,
+    // with a stepped (optimisable) entry for a kretprobe
+    "FUNC t_opt_rsum",
+    "stp x29, x30, [sp, #-32]!",
+    "str x0, [sp, #16]",
+    "cbz x0, 1f",
+    "sub x0, x0, #1",
+    "bl t_opt_rsum",
+    "ldr x9, [sp, #16]",
+    "add x0, x0, x9",
+    "1: ldp x29, x30, [sp], #32",
+    "ret",
+    "ENDFUNC t_opt_rsum",
     ".purgem FUNC",
     ".purgem ENDFUNC",
     ".purgem BCOND",
@@ -519,6 +534,7 @@ test_functions!(
     t_churn / t_churn_end,
     t_ev_target / t_ev_target_end,
     t_ev_caller / t_ev_caller_end,
+    t_opt_rsum / t_opt_rsum_end,
 );
 
 /// The instruction word at `addr` (kernel text).
@@ -532,7 +548,7 @@ pub fn word_at(addr: usize) -> u32 {
 pub fn call(addr: usize, a0: usize, a1: usize) -> usize {
     // SAFETY: `addr` is one of the callable test functions above
     // (`t_recur`, `t_pac`, `t_add2`, `t_load`, `t_atomic_inc`, `t_hot`,
-    // `t_churn`), each a C-ABI function of (at most) two integer arguments
+    // `t_churn`, `t_opt_rsum`), each a C-ABI function of (at most) two integer arguments
     // returning an integer in x0, clobbering only caller-saved registers.
     let f: extern "C" fn(usize, usize) -> usize = unsafe { core::mem::transmute(addr) };
     f(a0, a1)

@@ -348,7 +348,7 @@ fn mode_of(frame: &TrapFrame) -> ExecMode {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     // IRQs from the current EL or from EL0: the SGI of a request.
     if frame.vector == 5 || frame.vector == 9 {
-        return crate::smp::kicked();
+        return crate::smp::kicked(frame.regs.pc);
     }
     // Synchronous exceptions from the current EL (SP_ELx) or from EL0.
     if frame.vector != 4 && frame.vector != 8 {
@@ -371,8 +371,22 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
+/// Breakpoint traps taken per CPU (every `brk`: probes, step ends, return
+/// breakpoints), so that "no trap" is measured.
+static BREAKPOINT_TRAPS: [AtomicUsize; crate::smp::CPUS] =
+    [const { AtomicUsize::new(0) }; crate::smp::CPUS];
+
+/// Breakpoint traps taken on `cpu` so far.
+pub fn breakpoint_traps(cpu: usize) -> usize {
+    BREAKPOINT_TRAPS[cpu].load(Ordering::Relaxed)
+}
+
 #[link_section = ".text.kernel_trap"]
 fn breakpoint(frame: &mut TrapFrame, mode: ExecMode) {
+    let cpu = crate::sysreg::cpu_id();
+    if let Some(n) = BREAKPOINT_TRAPS.get(cpu) {
+        n.fetch_add(1, Ordering::Relaxed);
+    }
     // A CPU trapping on a breakpoint CPU 0 is removing must still answer
     // its instruction-fetch request, or both would wait for each other.
     crate::smp::icache_point(crate::sysreg::cpu_id());

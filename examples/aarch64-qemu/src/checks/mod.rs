@@ -9,6 +9,7 @@ mod events;
 mod fault;
 mod handlers;
 mod kretprobe;
+mod optimized;
 mod refused;
 mod sweep;
 mod two_cpus;
@@ -100,6 +101,7 @@ pub fn run_all() -> ! {
     fault::run(&mut r);
     uprobe::run(&mut r);
     two_cpus::run(&mut r);
+    optimized::run(&mut r);
 
     // Everything is gone again.
     r.check_eq(
