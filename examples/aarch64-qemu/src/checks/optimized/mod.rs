@@ -13,14 +13,17 @@
 //!   `brk` probe keeps working (traps counted); the detour area refuses a
 //!   page out of `b`'s reach; a BTI landing pad stays a `brk` probe while
 //!   the instruction after it is optimised.
-//! - [`reasons`] also: N hits with 0 traps, a kretprobe with an optimised
-//!   entry on the recursive `t_opt_rsum`, and a pre-handler's pc change
-//!   through the detour's `eret`.
+//! - [`reasons`] also: N hits with 0 traps and a kretprobe with an
+//!   optimised entry on the recursive `t_opt_rsum`.
+//! - [`resume`]: a pre-handler's pc change, and a pc and sp change,
+//!   through the detour's `eret`; a handler that clobbers the FP/SIMD
+//!   registers and FPCR (the detour restores them).
 //! - [`churn`]: CPU 1 calls the probed functions while CPU 0 optimises,
 //!   un-optimises, disables and unregisters probes on them.
 
 mod churn;
 mod reasons;
+mod resume;
 mod sweep;
 
 use core::fmt;
@@ -123,6 +126,7 @@ pub fn run(r: &mut Report) {
     );
     sweep::run(r);
     reasons::run(r);
+    resume::run(r);
     churn::run(r);
     let _ = ENGINE.set_optimization(false);
     r.check(

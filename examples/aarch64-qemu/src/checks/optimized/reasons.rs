@@ -1,19 +1,19 @@
 //! Why a probe is not optimised (each reason listed, the `brk` probe
-//! working), the detour area's reach, BTI, N hits without a trap, an
-//! optimised kretprobe entry and a pc change through the detour's `eret`.
+//! working), the detour area's reach, BTI, N hits without a trap and an
+//! optimised kretprobe entry.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use probe_core::{
-    EntryAction, KernelServices, Kprobe, Kretprobe, NotOptimized, Optimization, PreAction,
-    ProbeContext, ProbeId, Registers,
+    EntryAction, KernelServices, Kprobe, Kretprobe, NotOptimized, Optimization, ProbeContext,
+    ProbeId, Registers,
 };
 use probe_hal::Arch;
 use probe_hal_aarch64::Aarch64;
 
 use super::super::handlers::{post_count, pre_count, Seen};
 use super::super::Report;
-use super::{counting_traps, no_detours, optimization, run_regs, Line};
+use super::{counting_traps, no_detours, optimization, Line};
 use crate::kernel::{detour_area, DETOURS, ENGINE};
 use crate::runner;
 use crate::testfns::{addr, call};
@@ -297,55 +297,10 @@ fn kretprobe(r: &mut Report) {
     );
 }
 
-static PC_HITS: AtomicU64 = AtomicU64::new(0);
-
-/// Return 42 from the probed function at its entry: pc = x30.
-fn return_42(_: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
-    PC_HITS.fetch_add(1, Ordering::SeqCst);
-    regs.set_pc(regs.gpr(30));
-    regs.set_return_value(42);
-    PreAction::SkipInstruction
-}
-
-fn pc_change(r: &mut Report) {
-    let f = addr::t_add2();
-    let inputs = [runner::pattern(), {
-        let mut p = runner::pattern();
-        p[0] = 7;
-        p[1] = 1;
-        p
-    }];
-    let unprobed = inputs.map(|i| run_regs(f, &i));
-    let Ok(id) = ENGINE.register_kprobe(&Kprobe::at(f).pre(return_42)) else {
-        r.check(
-            false,
-            format_args!("optimized: pc-changing probe on t_add2"),
-        );
-        return;
-    };
-    let opt = optimization(id);
-    let (got, traps) = counting_traps(|| inputs.map(|i| run_regs(f, &i)));
-    let _ = ENGINE.unregister(id);
-    // Unprobed but for what the function would have changed: x0 is 42.
-    let want = unprobed.map(|mut u| {
-        u[0] = 42;
-        u
-    });
-    r.check_eq(
-        (opt, got, traps, PC_HITS.load(Ordering::SeqCst), call(f, 10, 3)),
-        (Optimization::Optimized, want, 0, 2, 13),
-        format_args!(
-            "optimized: a pre-handler's pc change (return 42 at t_add2's entry) through the detour's eret: \
-             every other register and sp as unprobed, 0 traps"
-        ),
-    );
-}
-
 pub fn run(r: &mut Report) {
     reasons(r);
     zero_traps(r);
     kretprobe(r);
-    pc_change(r);
     r.check(
         no_detours() && ENGINE.list::<4>().is_empty(),
         format_args!("optimized: no probe and no detour left after the reason checks"),

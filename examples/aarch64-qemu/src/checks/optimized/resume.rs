@@ -1,0 +1,159 @@
+//! What a handler changes, through the detour: a moved pc (path (b), the
+//! `eret`), a moved pc and stack pointer, and the FP/SIMD state a handler
+//! clobbers (restored by the detour).
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use probe_core::{Kprobe, Optimization, PreAction, ProbeContext, Registers};
+
+use super::super::Report;
+use super::{counting_traps, optimization, run_regs};
+use crate::kernel::ENGINE;
+use crate::runner::{self, Regs};
+use crate::testfns::{addr, call};
+
+static HITS: AtomicU64 = AtomicU64::new(0);
+
+/// Return 42 from the probed function at its entry: pc = x30.
+fn return_42(_: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
+    HITS.fetch_add(1, Ordering::SeqCst);
+    regs.set_pc(regs.gpr(30));
+    regs.set_return_value(42);
+    PreAction::SkipInstruction
+}
+
+/// At `t_stack+4` (after its `sub sp, sp, #32`): do what the rest of the
+/// function does (x2 = x0), pop its frame and return: pc and sp move.
+fn finish_t_stack(_: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
+    HITS.fetch_add(1, Ordering::SeqCst);
+    regs.set_gpr(2, regs.gpr(0));
+    regs.set_sp(regs.sp() + 32);
+    regs.set_pc(regs.gpr(30));
+    PreAction::SkipInstruction
+}
+
+/// Clobber every FP/SIMD register and set FPCR to round towards zero.
+fn clobber_fp(_: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    HITS.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: writes only the FP/SIMD registers (declared clobbered by the
+    // C ABI clause) and FPCR's rounding mode, which the detour (or the trap
+    // entry) restores from its frame.
+    unsafe {
+        asm!(
+            "movi v0.2d, #0", "movi v1.2d, #0", "movi v2.2d, #0", "movi v3.2d, #0",
+            "movi v4.2d, #0", "movi v5.2d, #0", "movi v6.2d, #0", "movi v7.2d, #0",
+            "movi v16.2d, #0", "movi v17.2d, #0", "movi v18.2d, #0", "movi v19.2d, #0",
+            "movi v20.2d, #0", "movi v21.2d, #0", "movi v22.2d, #0", "movi v23.2d, #0",
+            "movi v24.2d, #0", "movi v25.2d, #0", "movi v26.2d, #0", "movi v27.2d, #0",
+            "movi v28.2d, #0", "movi v29.2d, #0", "movi v30.2d, #0", "movi v31.2d, #0",
+            "msr fpcr, {rz}",
+            rz = in(reg) 3usize << 22,
+            clobber_abi("C"),
+            options(nostack, nomem)
+        )
+    };
+    PreAction::Continue
+}
+
+/// Probe `at` with `pre`, run `func` on each input through the runner,
+/// and give the probe's optimisation, the registers and the traps.
+fn probed<const N: usize>(
+    at: usize,
+    pre: fn(&ProbeContext, &mut dyn Registers) -> PreAction,
+    func: usize,
+    inputs: &[Regs; N],
+) -> Option<(Optimization, [Regs; N], usize)> {
+    let id = ENGINE.register_kprobe(&Kprobe::at(at).pre(pre)).ok()?;
+    let opt = optimization(id);
+    let (got, traps) = counting_traps(|| inputs.map(|i| run_regs(func, &i)));
+    let _ = ENGINE.unregister(id);
+    Some((opt, got, traps))
+}
+
+fn pc_change(r: &mut Report) {
+    let f = addr::t_add2();
+    let inputs = [runner::pattern(), {
+        let mut p = runner::pattern();
+        p[0] = 7;
+        p[1] = 1;
+        p
+    }];
+    let unprobed = inputs.map(|i| run_regs(f, &i));
+    HITS.store(0, Ordering::SeqCst);
+    let got = probed(f, return_42, f, &inputs);
+    // Unprobed but for what the function would have changed: x0 is 42.
+    let want = unprobed.map(|mut u| {
+        u[0] = 42;
+        u
+    });
+    r.check_eq(
+        (got, HITS.load(Ordering::SeqCst), call(f, 10, 3)),
+        (Some((Optimization::Optimized, want, 0)), 2, 13),
+        format_args!(
+            "optimized: a pre-handler's pc change (return 42 at t_add2's entry) through the detour's eret: \
+             every other register and sp as unprobed, 0 traps"
+        ),
+    );
+}
+
+fn sp_change(r: &mut Report) {
+    let f = addr::t_stack();
+    let inputs = [runner::pattern()];
+    let unprobed = inputs.map(|i| run_regs(f, &i));
+    HITS.store(0, Ordering::SeqCst);
+    let got = probed(f + 4, finish_t_stack, f, &inputs);
+    r.check_eq(
+        (got, HITS.load(Ordering::SeqCst)),
+        (Some((Optimization::Optimized, unprobed, 0)), 1),
+        format_args!(
+            "optimized: a pre-handler that moves pc and sp (finishes t_stack at +4: pops its frame, returns) \
+             through the detour's eret: every register and sp as unprobed, 0 traps"
+        ),
+    );
+}
+
+fn fp_state(r: &mut Report) {
+    let f = addr::t_fadd();
+    // 1 + (2^-53 + 2^-60): rounds to 1 + 2^-52 to nearest, to 1 towards
+    // zero; fadd d2, d0, d1 at +8.
+    let mut input = runner::pattern();
+    input[0] = 1f64.to_bits();
+    input[1] = (f64::EPSILON / 2.0 + f64::EPSILON / 256.0).to_bits();
+    let inputs = [input];
+    let unprobed = inputs.map(|i| run_regs(f, &i));
+    HITS.store(0, Ordering::SeqCst);
+    let opt = probed(f + 8, clobber_fp, f, &inputs);
+    let brk = {
+        let id = ENGINE.register_kprobe(&Kprobe::at(f + 8).pre(clobber_fp).no_optimize());
+        let got = inputs.map(|i| run_regs(f, &i));
+        if let Ok(id) = id {
+            let _ = ENGINE.unregister(id);
+        }
+        got
+    };
+    r.check_eq(
+        (
+            unprobed[0][2],
+            opt,
+            brk,
+            HITS.load(Ordering::SeqCst),
+        ),
+        (
+            (1f64 + f64::EPSILON).to_bits(),
+            Some((Optimization::Optimized, unprobed, 0)),
+            unprobed,
+            2,
+        ),
+        format_args!(
+            "optimized: a handler that clobbers v0-v7, v16-v31 and sets FPCR to round towards zero at t_fadd's fadd: \
+             the detour restores them (the result rounds to nearest, as unprobed and as through brk), 0 traps"
+        ),
+    );
+}
+
+pub fn run(r: &mut Report) {
+    pc_change(r);
+    sp_change(r);
+    fp_state(r);
+}
