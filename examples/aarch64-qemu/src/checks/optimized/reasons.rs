@@ -221,23 +221,56 @@ fn reasons(r: &mut Report) {
     ));
 }
 
-/// N hits of an optimised probe, 0 traps.
+/// Calls of `t_add2` per CPU in [`zero_traps`].
+const N: usize = 10_000;
+/// CPU 1's share of [`zero_traps`]: wrong results and breakpoint traps.
+static CPU1_WRONG: AtomicUsize = AtomicUsize::new(0);
+static CPU1_TRAPS: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+fn add2_calls() -> usize {
+    (0..N)
+        .filter(|&i| call(addr::t_add2(), i, 1) != i + 1)
+        .count()
+}
+
+fn cpu1_calls() {
+    let (wrong, traps) = counting_traps(add2_calls);
+    CPU1_WRONG.store(wrong, Ordering::SeqCst);
+    CPU1_TRAPS.store(traps, Ordering::SeqCst);
+}
+
+/// N hits of an optimised probe on each CPU, 0 traps.
 fn zero_traps(r: &mut Report) {
-    const N: usize = 10_000;
-    let add2 = addr::t_add2();
     SEEN.reset();
-    let Ok(id) = ENGINE.register_kprobe(&Kprobe::at(add2).pre(pre_count).data(&SEEN)) else {
+    let Ok(id) = ENGINE.register_kprobe(&Kprobe::at(addr::t_add2()).pre(pre_count).data(&SEEN))
+    else {
         r.check(false, format_args!("optimized: probe on t_add2"));
         return;
     };
     let opt = optimization(id);
-    let (wrong, traps) = counting_traps(|| (0..N).filter(|&i| call(add2, i, 1) != i + 1).count());
+    let (wrong, traps) = counting_traps(add2_calls);
+    let cpu1 = crate::smp::is_online(1);
+    if cpu1 {
+        crate::smp::start_job(cpu1_calls);
+        crate::smp::wait_job();
+    }
     let hits = ENGINE.info(id).map_or(0, |i| i.hits);
     let _ = ENGINE.unregister(id);
+    let n = N as u64;
+    let per_cpu = [0, 1].map(|c| SEEN.per_cpu[c].load(Ordering::SeqCst));
     r.check_eq(
-        (opt, wrong, hits, SEEN.counts().0, traps),
-        (Optimization::Optimized, 0, N as u64, N as u64, 0),
-        format_args!("optimized: {N} calls of t_add2 with an optimised probe: every result right, {N} hits, 0 breakpoint traps"),
+        (
+            opt,
+            [wrong, CPU1_WRONG.load(Ordering::SeqCst)],
+            [traps, CPU1_TRAPS.load(Ordering::SeqCst)],
+            per_cpu,
+            hits,
+        ),
+        (Optimization::Optimized, [0, 0], [0, 0], [n, n], 2 * n),
+        format_args!(
+            "optimized: {N} calls of t_add2 with an optimised probe on each CPU: every result right, \
+             {N} hits and 0 breakpoint traps per CPU"
+        ),
     );
 }
 
