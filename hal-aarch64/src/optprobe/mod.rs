@@ -64,9 +64,11 @@
 //!   finally `x30` from its own base, and executes `eret`. Between the
 //!   entry's `msr` and the `eret` only loads from the frame, moves and the
 //!   entry's own return run, with D, A, I and F masked: nothing can trap or
-//!   be interrupted, so `ELR_EL1`/`SPSR_EL1` are still the ones written. No
-//!   breakpoint trap is taken: an optimised hit counts no trap on either
-//!   path.
+//!   be interrupted, so `ELR_EL1`/`SPSR_EL1` are still the ones written.
+//!   (They are overwritten as a `brk` trap at the probe address would
+//!   overwrite them: code between reading and consuming them, a trap
+//!   entry or exit, is never probed.) No breakpoint trap is taken: an
+//!   optimised hit counts no trap on either path.
 //!
 //! So detours run at EL1 only (the engine optimises kernel probes only).
 //! PSTATE bits beyond NZCV and DAIF (PAN, UAO, SSBS, DIT, TCO) are not
