@@ -62,6 +62,16 @@ static JOB_DONE: AtomicBool = AtomicBool::new(false);
 /// Spins CPU 0 gives CPU 1 to come online before it carries on without.
 const ONLINE_WAIT_SPINS: usize = 20_000_000;
 
+/// One step of a spin-wait: `yield`, a hint that QEMU's single-threaded
+/// TCG turns into a switch to the other vCPU (`core::hint::spin_loop`
+/// compiles to `isb` here, which keeps spinning until the time slice
+/// ends); a no-op elsewhere.
+#[link_section = ".text.kernel_trap"]
+pub fn relax() {
+    // SAFETY: a hint instruction: no memory access, no register change.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+}
+
 /// Whether `cpu` is running the kernel.
 pub fn is_online(cpu: usize) -> bool {
     ONLINE.get(cpu).is_some_and(|o| o.load(Ordering::Acquire))
@@ -75,7 +85,7 @@ pub fn wait_online(n: usize) -> usize {
         if (0..n).all(is_online) {
             break;
         }
-        core::hint::spin_loop();
+        relax();
     }
     (0..CPUS).filter(|&c| is_online(c)).count()
 }
@@ -113,7 +123,7 @@ fn park(cpu: usize) {
     }
     PARKED[cpu].store(gen, Ordering::SeqCst);
     while STOP.load(Ordering::SeqCst) == gen {
-        core::hint::spin_loop();
+        relax();
     }
     sysreg::isb();
 }
@@ -128,7 +138,7 @@ pub fn stop_machine<R>(f: impl FnOnce() -> R) -> R {
             crate::gic::kick(cpu);
         }
         while PARKED[cpu].load(Ordering::SeqCst) != gen && BUSY[cpu].load(Ordering::SeqCst) {
-            core::hint::spin_loop();
+            relax();
         }
     }
     STOPS.fetch_add(1, Ordering::Relaxed);
@@ -223,7 +233,7 @@ pub fn request(kind: Request) {
             if spins.is_multiple_of(RE_KICK_SPINS) {
                 crate::gic::kick(cpu);
             }
-            core::hint::spin_loop();
+            relax();
         }
     }
 }
@@ -242,7 +252,7 @@ pub fn start_job(job: fn()) {
 /// Wait until CPU 1 finished its job.
 pub fn wait_job() {
     while !JOB_DONE.load(Ordering::Acquire) {
-        core::hint::spin_loop();
+        relax();
     }
 }
 
@@ -252,7 +262,7 @@ pub fn secondary_loop(cpu: usize) -> ! {
     loop {
         let job = JOB.swap(0, Ordering::AcqRel);
         if job == 0 {
-            core::hint::spin_loop();
+            relax();
             continue;
         }
         // Leave the idle state: from here on requests wait for us, and

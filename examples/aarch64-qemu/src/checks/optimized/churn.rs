@@ -65,6 +65,8 @@ fn cpu1_job() {
     let mut i = 0;
     while !STOP.load(Ordering::Acquire) {
         smp::quiescent(cpu);
+        // Under single-threaded TCG, CPU 0 runs now (it waits for us).
+        smp::relax();
         workload(i);
         i += 1;
     }
@@ -193,7 +195,7 @@ pub fn run(r: &mut Report) {
             fixed_opt,
             errors,
             MISMATCHES.load(Ordering::SeqCst),
-            calls1 > 0,
+            calls1 >= cycles,
             per_cpu,
             fixed_hits,
             fixed_gone,
@@ -209,7 +211,7 @@ pub fn run(r: &mut Report) {
         ),
         format_args!(
             "optimized churn: CPU 0 made {ops} optimise/un-optimise/disable/unregister operations in {cycles} cycles \
-             ({ms} ms) while CPU 1 made {calls1} rounds of 4 calls: every result right, the fixed optimised probe \
+             ({ms} ms) while CPU 1 made {calls1} rounds of 4 calls (at least one per cycle): every result right, the fixed optimised probe \
              hit exactly once per call on each CPU"
         ),
     );
