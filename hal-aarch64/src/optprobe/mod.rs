@@ -71,9 +71,11 @@
 //!   optimised hit counts no trap on either path.
 //!
 //! So detours run at EL1 only (the engine optimises kernel probes only).
-//! PSTATE bits beyond NZCV and DAIF (PAN, UAO, SSBS, DIT, TCO) are not
-//! saved: path (b)'s `eret` resumes with them 0, path (a) does not touch
-//! them. The code before `DISPLACED_AT` has the same length in every
+//! The frame holds NZCV and DAIF of PSTATE; path (a) does not touch the
+//! other PSTATE controls, and path (b)'s `SPSR_EL1` carries PAN, UAO, DIT,
+//! TCO and SSBS over from their current values (read where the CPU
+//! implements them), so the `eret` resumes with them as the probed code had
+//! them, as a trap's return would. The code before `DISPLACED_AT` has the same length in every
 //! detour (`nop` stands for what is not needed), so the engine's
 //! breakpoint path can resume at `detour + 336` while the jump is being
 //! written or removed.

@@ -97,6 +97,50 @@ fn pc_change(r: &mut Report) {
     );
 }
 
+/// PSTATE.PAN, read or written through its system register (generic
+/// name, so the assembler needs no FEAT_PAN flag; QEMU's `max` CPU has
+/// it).
+fn pan() -> bool {
+    let v: usize;
+    // SAFETY: reading PAN at EL1 has no side effect.
+    unsafe { asm!("mrs {0}, S3_0_C4_C2_3", out(reg) v, options(nomem, nostack)) };
+    v & (1 << 22) != 0
+}
+
+fn set_pan(on: bool) {
+    // SAFETY: PAN only forbids EL1 accesses to EL0-accessible pages; the
+    // kernel's own pages have no EL0 access, and PAN is cleared again
+    // right after the call that needs it.
+    unsafe {
+        asm!("msr S3_0_C4_C2_3, {0}", in(reg) usize::from(on) << 22, options(nomem, nostack))
+    };
+}
+
+/// A pc change with PSTATE.PAN set: the detour's `eret` must resume with
+/// PAN still set (a trap's SPSR would have held it; an SPSR built from
+/// NZCV and DAIF alone would turn it off under the resumed code).
+fn pan_kept(r: &mut Report) {
+    let f = addr::t_add2();
+    HITS.store(0, Ordering::SeqCst);
+    let id = ENGINE.register_kprobe(&Kprobe::at(f).pre(return_42)).ok();
+    let opt = id.map(optimization);
+    set_pan(true);
+    let (got, traps) = counting_traps(|| call(f, 10, 3));
+    let after = pan();
+    set_pan(false);
+    if let Some(id) = id {
+        let _ = ENGINE.unregister(id);
+    }
+    r.check_eq(
+        (opt, got, traps, HITS.load(Ordering::SeqCst), after, pan()),
+        (Some(Optimization::Optimized), 42, 0, 1, true, false),
+        format_args!(
+            "optimized: a pc change through the detour's eret with PSTATE.PAN set resumes with PAN still set \
+             (returned 42, 0 traps)"
+        ),
+    );
+}
+
 fn sp_change(r: &mut Report) {
     let f = addr::t_stack();
     let inputs = [runner::pattern()];
@@ -154,6 +198,7 @@ fn fp_state(r: &mut Report) {
 
 pub fn run(r: &mut Report) {
     pc_change(r);
+    pan_kept(r);
     sp_change(r);
     fp_state(r);
 }
