@@ -75,8 +75,9 @@
 //! other PSTATE controls, and path (b)'s `SPSR_EL1` carries PAN, UAO, DIT,
 //! TCO and SSBS over from their current values (read where the CPU
 //! implements them), so the `eret` resumes with them as the probed code had
-//! them, as a trap's return would. The code before `DISPLACED_AT` has the same length in every
-//! detour (`nop` stands for what is not needed), so the engine's
+//! them, as a trap's return would. The code before `DISPLACED_AT` has the
+//! same length in every detour (`nop` stands for what is not needed), so
+//! the engine's
 //! breakpoint path can resume at `detour + 336` while the jump is being
 //! written or removed.
 //!
