@@ -164,7 +164,7 @@ pub fn run(r: &mut Report) {
 }
 
 /// `CRMD.IE`.
-const CRMD_IE: usize = 1 << 2;
+pub(crate) const CRMD_IE: usize = 1 << 2;
 
 /// `CRMD.IE` as the last [`ret_note_ie`] saw it (2: never ran).
 static IE_SEEN: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(2);
@@ -176,7 +176,7 @@ fn ret_note_ie(_: &ProbeContext, _: &mut dyn Registers, _: &mut [u8]) {
 
 /// Set or clear `CRMD.IE`. ECFG is 0 (every interrupt line disabled), so
 /// enabling lets nothing in.
-fn set_ie(on: bool) {
+pub(crate) fn set_ie(on: bool) {
     let value: usize = if on { CRMD_IE } else { 0 };
     // SAFETY: csrxchg changes only CRMD.IE (the mask); with ECFG = 0 no
     // interrupt can be taken either way.

@@ -709,6 +709,78 @@ fn pc_change(r: &mut Report) {
     );
 }
 
+static IE_IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// `CRMD.IE` now.
+fn ie() -> bool {
+    crate::csr::read::<{ crate::csr::CRMD }>() & super::kretprobe::CRMD_IE != 0
+}
+
+/// Note `CRMD.IE` inside the handler (bit 0: seen set; bit 1: a hit).
+fn note_ie(_: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    IE_IN_HANDLER.fetch_or(2 | ie() as usize, Ordering::SeqCst);
+    PreAction::Continue
+}
+
+/// As [`return_42`], noting `CRMD.IE` as [`note_ie`].
+fn note_ie_return_42(ctx: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
+    let _ = note_ie(ctx, regs);
+    return_42(ctx, regs)
+}
+
+/// Interrupts through a detour, with `CRMD.IE` set and clear before the
+/// call (ECFG is 0: no interrupt line is enabled, so setting IE lets
+/// nothing in): the handler runs with IE clear (the detour masks it, as a
+/// trap does), and the probed code continues with IE as it was, on path
+/// (a) (the detour's `csrxchg` back) and on path (b) (`PRMD.PIE` and the
+/// `ertn`).
+fn interrupts(r: &mut Report) {
+    let f = addr::t_add2();
+    let mut seen = [(false, 0usize, false, 0usize); 4];
+    for (k, (pre, ie_before)) in [
+        (
+            note_ie as fn(&ProbeContext, &mut dyn Registers) -> PreAction,
+            false,
+        ),
+        (note_ie, true),
+        (note_ie_return_42, false),
+        (note_ie_return_42, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Ok(id) = ENGINE.register_kprobe(&Kprobe::at(f).pre(pre)) else {
+            continue;
+        };
+        IE_IN_HANDLER.store(0, Ordering::SeqCst);
+        super::kretprobe::set_ie(ie_before);
+        let (got, traps) = counting_traps(|| call(f, 10, 3));
+        let ie_after = ie();
+        super::kretprobe::set_ie(false);
+        let optimized = optimization(id) == Optimization::Optimized;
+        let _ = ENGINE.unregister(id);
+        seen[k] = (
+            optimized,
+            got,
+            ie_after,
+            IE_IN_HANDLER.load(Ordering::SeqCst) + 4 * traps,
+        );
+    }
+    r.check_eq(
+        seen,
+        [
+            (true, 13, false, 2),
+            (true, 13, true, 2),
+            (true, 42, false, 2),
+            (true, 42, true, 2),
+        ],
+        format_args!(
+            "optimized: CRMD.IE through a detour, set and clear before the call, on path (a) and on \
+             path (b) (pc change through ertn): clear in the handler, as before the call afterwards, 0 traps"
+        ),
+    );
+}
+
 // ---- The two-CPU churn ----
 
 /// Churn cycles on CPU 0 (at most).
@@ -922,6 +994,7 @@ pub fn run(r: &mut Report) {
     fp_state(r);
     kretprobe(r);
     pc_change(r);
+    interrupts(r);
     if smp::is_online(1) {
         two_cpus(r);
     }
