@@ -141,6 +141,88 @@ fn pan_kept(r: &mut Report) {
     );
 }
 
+/// PSTATE.DAIF (bits 9:6).
+fn daif() -> usize {
+    let v: usize;
+    // SAFETY: reading DAIF has no side effect.
+    unsafe { asm!("mrs {0}, daif", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+fn set_daif(v: usize) {
+    // SAFETY: only the A (SError) mask differs between the values the
+    // check writes; no SError is pending in this kernel, and the previous
+    // value is written back right after the call.
+    unsafe { asm!("msr daif, {0}", in(reg) v, options(nomem, nostack)) };
+}
+
+/// A pre-handler, as [`Kprobe::pre`] takes it.
+type PreHandler = fn(&ProbeContext, &mut dyn Registers) -> PreAction;
+
+/// DAIF seen by the last handler (+ 1 << 16 per hit).
+static DAIF_IN_HANDLER: AtomicU64 = AtomicU64::new(0);
+
+fn note_daif(_: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    DAIF_IN_HANDLER.store((1 << 16) | daif() as u64, Ordering::SeqCst);
+    PreAction::Continue
+}
+
+fn note_daif_return_42(ctx: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
+    let _ = note_daif(ctx, regs);
+    return_42(ctx, regs)
+}
+
+/// DAIF through a detour: with the A mask set and clear before the call
+/// (the kernel's IRQs stay masked), the handler runs with every exception
+/// masked and the probed code continues with DAIF as it was, on path (a)
+/// (the detour restores it) and on path (b) (`SPSR_EL1` and the `eret`).
+fn daif_kept(r: &mut Report) {
+    const A: usize = 1 << 8;
+    const ALL: u64 = 0xf << 6;
+    let f = addr::t_add2();
+    let outer = daif();
+    let mut seen = [(false, 0usize, false, 0u64, 0usize); 4];
+    let cases: [(PreHandler, usize); 4] = [
+        (note_daif, outer | A),
+        (note_daif, outer & !A),
+        (note_daif_return_42, outer | A),
+        (note_daif_return_42, outer & !A),
+    ];
+    for (k, (pre, before)) in cases.into_iter().enumerate() {
+        let Ok(id) = ENGINE.register_kprobe(&Kprobe::at(f).pre(pre)) else {
+            continue;
+        };
+        DAIF_IN_HANDLER.store(0, Ordering::SeqCst);
+        set_daif(before);
+        let (got, traps) = counting_traps(|| call(f, 10, 3));
+        let after = daif();
+        set_daif(outer);
+        let opt = optimization(id) == Optimization::Optimized;
+        let _ = ENGINE.unregister(id);
+        seen[k] = (
+            opt,
+            got,
+            after == before,
+            DAIF_IN_HANDLER.load(Ordering::SeqCst),
+            traps,
+        );
+    }
+    let handler = (1 << 16) | ALL;
+    r.check_eq(
+        seen,
+        [
+            (true, 13, true, handler, 0),
+            (true, 13, true, handler, 0),
+            (true, 42, true, handler, 0),
+            (true, 42, true, handler, 0),
+        ],
+        format_args!(
+            "optimized: DAIF through a detour with the A mask set and clear before the call, on path (a) \
+             and on path (b) (eret): every exception masked in the handler, DAIF as before afterwards, 0 traps"
+        ),
+    );
+}
+
 fn sp_change(r: &mut Report) {
     let f = addr::t_stack();
     let inputs = [runner::pattern()];
@@ -199,6 +281,7 @@ fn fp_state(r: &mut Report) {
 pub fn run(r: &mut Report) {
     pc_change(r);
     pan_kept(r);
+    daif_kept(r);
     sp_change(r);
     fp_state(r);
 }
