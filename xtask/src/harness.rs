@@ -84,7 +84,7 @@ pub const KERNELS: &[Kernel] = &[
             "-no-reboot",
         ],
         pass_status: 0,
-        min_passed: 115,
+        min_passed: 116,
     },
     Kernel {
         arch: "loongarch64",

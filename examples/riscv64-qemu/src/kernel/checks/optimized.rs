@@ -590,6 +590,79 @@ fn pc_change() -> Outcome {
     note!("both calls returned 42 at once (resumed at ra through the detour's sret), every other register as passed in, 0 traps")
 }
 
+/// `sstatus.SIE` seen by the last handler (+ 2 per hit).
+static SIE_IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// `sstatus.SIE` now.
+fn sie() -> bool {
+    let v: usize;
+    // SAFETY: reading sstatus in S-mode has no side effect.
+    unsafe { core::arch::asm!("csrr {}, sstatus", out(reg) v, options(nomem, nostack)) };
+    v & 2 != 0
+}
+
+/// Set or clear `sstatus.SIE`. No interrupt source is enabled in `sie`,
+/// so setting it lets nothing in.
+fn set_sie(on: bool) {
+    // SAFETY: only the global interrupt enable changes, and nothing can
+    // interrupt (above).
+    unsafe {
+        if on {
+            core::arch::asm!("csrsi sstatus, 2", options(nomem, nostack));
+        } else {
+            core::arch::asm!("csrci sstatus, 2", options(nomem, nostack));
+        }
+    }
+}
+
+fn note_sie(_: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    SIE_IN_HANDLER.store(2 | sie() as usize, Ordering::SeqCst);
+    PreAction::Continue
+}
+
+fn note_sie_return_42(ctx: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
+    let _ = note_sie(ctx, regs);
+    return_42(ctx, regs)
+}
+
+/// A pre-handler, as [`Kprobe::pre`] takes it.
+type PreHandler = fn(&ProbeContext, &mut dyn Registers) -> PreAction;
+
+/// `sstatus.SIE` through a detour, set and clear before the call: clear
+/// in the handler (the detour masks it, as a trap does), as before the
+/// call afterwards on path (a) (the entry sets it back) and on path (b)
+/// (SPIE and the `sret`).
+fn interrupts() -> Outcome {
+    let f = symbols::get("t_opt_wide");
+    let cases: [(PreHandler, bool); 4] = [
+        (note_sie, false),
+        (note_sie, true),
+        (note_sie_return_42, false),
+        (note_sie_return_42, true),
+    ];
+    for (pre, before) in cases {
+        let id = ENGINE.register_kprobe(&Kprobe::at(f.start).pre(pre))?;
+        let opt = optimization(id);
+        SIE_IN_HANDLER.store(0, Ordering::SeqCst);
+        set_sie(before);
+        let (got, traps) = counting_traps(|| call2(f.start, 10, 3));
+        let after = sie();
+        set_sie(false);
+        ENGINE.unregister(id)?;
+        let moved = pre == note_sie_return_42 as PreHandler;
+        ensure_eq!(opt, Optimization::Optimized, "probe at t_opt_wide's entry");
+        ensure_eq!(got, if moved { 42 } else { wide(10, 3) }, "result");
+        ensure_eq!(traps, 0, "traps");
+        ensure_eq!(
+            SIE_IN_HANDLER.load(Ordering::SeqCst),
+            2,
+            "SIE in the handler (+2: ran)"
+        );
+        ensure_eq!(after, before, "SIE after the call");
+    }
+    note!("SIE clear in the handler and as before the call afterwards, on path (a) and on path (b), 0 traps")
+}
+
 // ---- The two-hart churn ----
 
 /// Churn cycles on hart 0 (at most).
@@ -803,6 +876,10 @@ pub fn run() {
     check(
         "optimized: a pre-handler's pc change (return 42 at t_opt_wide's entry) through the detour",
         pc_change,
+    );
+    check(
+        "optimized: sstatus.SIE set and clear before calls through a detour (paths (a) and (b))",
+        interrupts,
     );
     if smp::others_online() > 0 {
         check(
