@@ -634,13 +634,13 @@ type PreHandler = fn(&ProbeContext, &mut dyn Registers) -> PreAction;
 /// (SPIE and the `sret`).
 fn interrupts() -> Outcome {
     let f = symbols::get("t_opt_wide");
-    let cases: [(PreHandler, bool); 4] = [
-        (note_sie, false),
-        (note_sie, true),
-        (note_sie_return_42, false),
-        (note_sie_return_42, true),
+    let cases: [(PreHandler, bool, bool); 4] = [
+        (note_sie, false, false),
+        (note_sie, true, false),
+        (note_sie_return_42, false, true),
+        (note_sie_return_42, true, true),
     ];
-    for (pre, before) in cases {
+    for (pre, before, moved) in cases {
         let id = ENGINE.register_kprobe(&Kprobe::at(f.start).pre(pre))?;
         let opt = optimization(id);
         SIE_IN_HANDLER.store(0, Ordering::SeqCst);
@@ -649,7 +649,6 @@ fn interrupts() -> Outcome {
         let after = sie();
         set_sie(false);
         ENGINE.unregister(id)?;
-        let moved = pre == note_sie_return_42 as PreHandler;
         ensure_eq!(opt, Optimization::Optimized, "probe at t_opt_wide's entry");
         ensure_eq!(got, if moved { 42 } else { wide(10, 3) }, "result");
         ensure_eq!(traps, 0, "traps");
