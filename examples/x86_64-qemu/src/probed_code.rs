@@ -171,6 +171,25 @@ global_asm!(
     "cli",
     "ret",
     "xq_if_step_end:",
+    // Pair xq_if_opt(want_if, pc_change) = (flags after, want_if + 3): two
+    // boostable adds (one jump-optimisable region) run with IF as asked;
+    // the probe's handler may return at once (rsi = 1 tells the caller's
+    // check which; the function itself ignores it).
+    ".global xq_if_opt, xq_if_opt_site, xq_if_opt_end",
+    "xq_if_opt:",
+    "mov rdx, rdi",
+    "test rdi, rdi",
+    "jz 1f",
+    "sti",
+    "1:",
+    "xq_if_opt_site:",
+    "add rdx, 1",
+    "add rdx, 2",
+    "pushfq",
+    "pop rax",
+    "cli",
+    "ret",
+    "xq_if_opt_end:",
     // Pair xq_riprel() = (RIPREL_VALUE, &xq_riprel_data): a rip-relative
     // load and a rip-relative lea, both fixed up in the slot.
     ".global xq_riprel, xq_riprel_load, xq_riprel_lea, xq_riprel_end, xq_riprel_data",
@@ -433,6 +452,9 @@ extern "C" {
     pub fn xq_if_step(want_if: u64) -> u64;
     pub fn xq_if_step_site();
     pub fn xq_if_step_end();
+    pub fn xq_if_opt(want_if: u64, pc_change: u64) -> Pair;
+    pub fn xq_if_opt_site();
+    pub fn xq_if_opt_end();
     pub fn xq_riprel() -> Pair;
     pub fn xq_riprel_load();
     pub fn xq_riprel_lea();

@@ -31,6 +31,7 @@ static TABLE: &[(&str, At, At)] = &[
     row!(xq_cli, xq_cli_end),
     row!(xq_sti, xq_sti_end),
     row!(xq_if_step, xq_if_step_end),
+    row!(xq_if_opt, xq_if_opt_end),
     row!(xq_riprel, xq_riprel_end),
     row!(xq_jcc, xq_jcc_end),
     row!(xq_loop, xq_loop_end),

@@ -835,6 +835,89 @@ fn pc_change() {
     );
 }
 
+/// IF inside the last handler (+ 2: it ran).
+static IF_IN_HANDLER: AtomicU64 = AtomicU64::new(0);
+
+fn note_if(_: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    IF_IN_HANDLER.store(
+        2 | crate::cpu::interrupts_enabled() as u64,
+        Ordering::SeqCst,
+    );
+    PreAction::Continue
+}
+
+/// As [`note_if`], then return 77 from `xq_if_opt` at once (rip = [rsp],
+/// rsp += 8: the probe site follows no push).
+fn note_if_return_77(ctx: &ProbeContext, regs: &mut dyn Registers) -> PreAction {
+    let _ = note_if(ctx, regs);
+    let sp = regs.sp();
+    // SAFETY: at xq_if_opt_site rsp points at the return address its caller
+    // pushed, on this CPU's stack.
+    let ret = unsafe { core::ptr::read(sp as *const usize) };
+    regs.set_pc(ret);
+    regs.set_sp(sp + 8);
+    regs.set_return_value(77);
+    PreAction::SkipInstruction
+}
+
+/// A pre-handler, as [`Kprobe::pre`] takes it.
+type PreHandler = fn(&ProbeContext, &mut dyn Registers) -> PreAction;
+
+/// IF through a detour, set and clear before the probed region (CPU 0
+/// takes no interrupt: nothing is routed to it): clear in the handler
+/// (the detour's `cli`), as before afterwards on path (a) (`popfq`) and on
+/// path (b) (`popfq` before the `ret`).
+fn interrupt_flag() {
+    let name =
+        "optimized: IF set and clear before a jump-optimised region, on path (a) and path (b): \
+                clear in the handler, as before afterwards";
+    let cases: [(PreHandler, bool, bool); 4] = [
+        (note_if, false, false),
+        (note_if, true, false),
+        (note_if_return_77, false, true),
+        (note_if_return_77, true, true),
+    ];
+    let mut ok = true;
+    // (IF before, moved, optimised, rax, IF after, handler note, traps)
+    let mut seen = [(false, false, false, 0u64, false, 0u64, 0u64); 4];
+    for (k, (pre, want_if, moved)) in cases.into_iter().enumerate() {
+        let site = xq_if_opt_site as *const () as usize;
+        let id = match ENGINE.register_kprobe(&Kprobe::at(site).pre(pre)) {
+            Ok(id) => id,
+            Err(e) => {
+                check(name, false, format_args!("registering failed: {e}"));
+                return;
+            }
+        };
+        let opt = optimization(id) == Optimization::Optimized;
+        IF_IN_HANDLER.store(0, Ordering::SeqCst);
+        // SAFETY: a probed_code function (C ABI); it clears IF before
+        // returning, and when the handler returns for it IF is cleared
+        // right below.
+        let (p, traps) = counting_traps(|| unsafe { xq_if_opt(want_if as u64, moved as u64) });
+        let if_after = crate::cpu::interrupts_enabled();
+        crate::cpu::disable_interrupts();
+        let _ = ENGINE.unregister(id);
+        let in_handler = IF_IN_HANDLER.load(Ordering::SeqCst);
+        ok &= opt
+            && traps == 0
+            && in_handler == 2
+            && if moved {
+                p.a == 77 && if_after == want_if
+            } else {
+                (p.a & crate::cpu::IF != 0) == want_if && p.b == want_if as u64 + 3 && !if_after
+            };
+        seen[k] = (want_if, moved, opt, p.a, if_after, in_handler, traps);
+    }
+    check(
+        name,
+        ok,
+        format_args!(
+            "(IF before, pc moved, optimised, rax, IF after, handler saw 2 + IF, traps): {seen:?}"
+        ),
+    );
+}
+
 /// Run the single-CPU checks (optimisation switched on for them, off
 /// again afterwards: the other checks count breakpoint traps).
 pub fn run() {
@@ -850,5 +933,6 @@ pub fn run() {
     reasons(&t);
     kretprobe();
     pc_change();
+    interrupt_flag();
     let _ = ENGINE.set_optimization(false);
 }
