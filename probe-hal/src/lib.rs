@@ -31,7 +31,7 @@ pub mod view;
 pub use arch::{Arch, Breakpoint};
 pub use decision::{Decoded, ExecMode, Handling, SlotImage, MAX_SLOT_LEN};
 pub use error::{errno, Capacity, ProbeError, ProbeErrorKind, Refusal};
-pub use memory::{DataAccess, MemoryFault};
+pub use memory::{DataAccess, MemoryFault, TextAt};
 pub use opthook::{set_opt_hook, OptHook};
 pub use optimize::{FunctionText, OptRegion, SiteRule, MAX_OPT_REGION};
 pub use reg_names::{RegRef, RegisterNames};

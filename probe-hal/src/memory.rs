@@ -31,3 +31,48 @@ pub trait DataAccess {
         self.write(addr, &value.to_ne_bytes())
     }
 }
+
+/// Read-only bytes at a base address, as a [`DataAccess`]: e.g. a copy of a
+/// function's text for [`crate::Arch::analyze_optimizable`] or a decoder
+/// test (the backends' unit tests use it). A read outside `base ..
+/// base + bytes.len()` fails at the first address past the bytes (or at
+/// `addr` when it is below `base`); every write fails.
+///
+/// ```
+/// use probe_hal::{DataAccess, MemoryFault, TextAt};
+/// let text = TextAt::new(0x1000, &[1, 2, 3, 4]);
+/// let mut b = [0u8; 2];
+/// text.read(0x1002, &mut b).unwrap();
+/// assert_eq!(b, [3, 4]);
+/// assert_eq!(text.read(0x1003, &mut b), Err(MemoryFault { addr: 0x1004 }));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct TextAt<'a> {
+    base: usize,
+    bytes: &'a [u8],
+}
+
+impl<'a> TextAt<'a> {
+    /// `bytes` at `base`.
+    pub const fn new(base: usize, bytes: &'a [u8]) -> Self {
+        Self { base, bytes }
+    }
+}
+
+impl DataAccess for TextAt<'_> {
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
+        let off = addr.checked_sub(self.base).ok_or(MemoryFault { addr })?;
+        let src = off
+            .checked_add(buf.len())
+            .and_then(|end| self.bytes.get(off..end))
+            .ok_or(MemoryFault {
+                addr: self.base + self.bytes.len(),
+            })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write(&self, addr: usize, _: &[u8]) -> Result<(), MemoryFault> {
+        Err(MemoryFault { addr })
+    }
+}

@@ -1,7 +1,7 @@
 //! Unit tests: the rules on hand-assembled functions, the jump, and the
 //! detour decoded back (encodings checked against GNU as 2.40).
 
-use probe_hal::{DataAccess, ExecMode, MemoryFault, OptRegion, SiteRule};
+use probe_hal::{ExecMode, OptRegion, SiteRule, TextAt};
 
 use super::detour::{self, *};
 use super::region::{analyze, classify, is_indirect_jump, is_landing_pad, Control};
@@ -9,23 +9,6 @@ use super::{JUMP_LEN, REACH};
 use crate::decode::{decode_word, imm19, imm26, Op, Simulated, Verdict};
 
 const BASE: usize = 0x4010_0000;
-
-/// A function's text at [`BASE`].
-struct Text(Vec<u8>);
-
-impl DataAccess for Text {
-    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
-        let off = addr.checked_sub(BASE).ok_or(MemoryFault { addr })?;
-        let src = self.0.get(off..off + buf.len()).ok_or(MemoryFault {
-            addr: BASE + self.0.len(),
-        })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-    fn write(&self, addr: usize, _: &[u8]) -> Result<(), MemoryFault> {
-        Err(MemoryFault { addr })
-    }
-}
 
 /// Hand assembly.
 #[derive(Default)]
@@ -70,7 +53,7 @@ fn run(a: &Asm, addr: usize) -> Result<OptRegion, SiteRule> {
     analyze(
         addr,
         BASE..a.here(),
-        &Text(a.0.clone()),
+        &TextAt::new(BASE, &a.0),
         &|_| false,
         ExecMode::Kernel,
     )
@@ -139,7 +122,7 @@ fn function_region_and_boundary() {
     let mut a = Asm::default();
     let p = a.w(ADD_X0);
     let last = a.w(ADD_X0);
-    let t = Text(a.0.clone());
+    let t = TextAt::new(BASE, &a.0);
     let end = a.here();
     let k = ExecMode::Kernel;
     assert!(analyze(last, BASE..end, &t, &|_| false, k).is_ok());
@@ -225,7 +208,7 @@ fn may_fault_and_undecodable() {
     let p = a.w(ADD_X0);
     let ld = a.w(LDR_X1);
     a.w(RET);
-    let t = Text(a.0.clone());
+    let t = TextAt::new(BASE, &a.0);
     assert_eq!(
         analyze(p, BASE..a.here(), &t, &|x| x == ld, ExecMode::Kernel),
         Err(SiteRule::MayFault { at: ld })
@@ -492,7 +475,7 @@ fn the_arch_items() {
     let r = Aarch64::analyze_optimizable(
         p,
         BASE..a.here(),
-        &Text(a.0.clone()),
+        &TextAt::new(BASE, &a.0),
         &|_| false,
         ExecMode::Kernel,
     )

@@ -1,7 +1,7 @@
 //! Unit tests: the rules on hand-assembled functions, the jump and its
 //! reach, and the detour decoded back.
 
-use probe_hal::{DataAccess, ExecMode, MemoryFault, OptRegion, SiteRule};
+use probe_hal::{ExecMode, OptRegion, SiteRule, TextAt};
 
 use super::detour::{self, *};
 use super::region::analyze;
@@ -9,23 +9,6 @@ use super::{JUMP_LEN, REACH};
 use crate::decode::{decode_word, offs16, offs21, offs26, rd, rj, si20, Op, Simulated, Verdict};
 
 const BASE: usize = 0x9000_0000_0020_0000;
-
-/// A function's text at [`BASE`].
-struct Text(Vec<u8>);
-
-impl DataAccess for Text {
-    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
-        let off = addr.checked_sub(BASE).ok_or(MemoryFault { addr })?;
-        let src = self.0.get(off..off + buf.len()).ok_or(MemoryFault {
-            addr: BASE + self.0.len(),
-        })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-    fn write(&self, addr: usize, _: &[u8]) -> Result<(), MemoryFault> {
-        Err(MemoryFault { addr })
-    }
-}
 
 /// Hand assembly.
 #[derive(Default)]
@@ -65,7 +48,7 @@ fn run(a: &Asm, addr: usize) -> Result<OptRegion, SiteRule> {
     analyze(
         addr,
         BASE..a.here(),
-        &Text(a.0.clone()),
+        &TextAt::new(BASE, &a.0),
         &|_| false,
         ExecMode::Kernel,
     )
@@ -130,7 +113,7 @@ fn function_boundary_and_end() {
     let p = a.w(ADDI_A0);
     a.w(ADDI_A0);
     a.w(RET);
-    let t = Text(a.0.clone());
+    let t = TextAt::new(BASE, &a.0);
     let none = |_: usize| false;
     assert_eq!(
         analyze(p, p + 4..p + 12, &t, &none, ExecMode::Kernel),
@@ -158,7 +141,7 @@ fn function_boundary_and_end() {
     // The text cannot be read to the end of the function.
     let mut a = Asm::default();
     let p = a.w(ADDI_A0);
-    let t = Text(a.0.clone());
+    let t = TextAt::new(BASE, &a.0);
     assert_eq!(
         analyze(p, BASE..BASE + 12, &t, &none, ExecMode::Kernel),
         Err(SiteRule::ReadFailed { addr: BASE + 4 })
@@ -247,7 +230,7 @@ fn may_fault_anywhere_in_the_function_refuses_it() {
         let r = analyze(
             p,
             BASE..a.here(),
-            &Text(a.0.clone()),
+            &TextAt::new(BASE, &a.0),
             &|x| x == fault,
             ExecMode::Kernel,
         );
@@ -481,7 +464,7 @@ fn the_arch_items() {
     let r = LoongArch64::analyze_optimizable(
         p,
         BASE..a.here(),
-        &Text(a.0.clone()),
+        &TextAt::new(BASE, &a.0),
         &|_| false,
         ExecMode::Kernel,
     )

@@ -1,7 +1,7 @@
 //! Unit tests: the rules on hand-assembled functions, the jump, and the
 //! detour decoded back.
 
-use probe_hal::{DataAccess, ExecMode, MemoryFault, OptRegion, SiteRule};
+use probe_hal::{ExecMode, OptRegion, SiteRule, TextAt};
 
 use super::detour::{self, *};
 use super::region::analyze;
@@ -9,23 +9,6 @@ use super::{JUMP_LEN, REACH};
 use crate::decode::{decode_insn, Flow, Verdict};
 
 const BASE: usize = 0x8020_0000;
-
-/// A function's text at [`BASE`].
-struct Text(Vec<u8>);
-
-impl DataAccess for Text {
-    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), MemoryFault> {
-        let off = addr.checked_sub(BASE).ok_or(MemoryFault { addr })?;
-        let src = self.0.get(off..off + buf.len()).ok_or(MemoryFault {
-            addr: BASE + self.0.len(),
-        })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-    fn write(&self, addr: usize, _: &[u8]) -> Result<(), MemoryFault> {
-        Err(MemoryFault { addr })
-    }
-}
 
 /// Hand assembly.
 #[derive(Default)]
@@ -86,7 +69,7 @@ fn run(a: &Asm, addr: usize) -> Result<OptRegion, SiteRule> {
     analyze(
         addr,
         BASE..a.here(),
-        &Text(a.0.clone()),
+        &TextAt::new(BASE, &a.0),
         &|_| false,
         ExecMode::Kernel,
     )
@@ -144,7 +127,7 @@ fn the_region_must_end_inside_the_function() {
     let r = analyze(
         p,
         BASE..BASE + 4,
-        &Text(a.0.clone()),
+        &TextAt::new(BASE, &a.0),
         &|_| false,
         ExecMode::Kernel,
     );
@@ -161,7 +144,7 @@ fn function_and_boundary() {
     let p = a.w(ADDI_A0);
     a.w(ADDI_A0);
     a.w(RET);
-    let t = Text(a.0.clone());
+    let t = TextAt::new(BASE, &a.0);
     let none = |_: usize| false;
     assert_eq!(
         analyze(p, p + 4..p + 12, &t, &none, ExecMode::Kernel),
@@ -259,7 +242,7 @@ fn may_fault_undecodable_and_c_unimp() {
     let r = analyze(
         p,
         BASE..a.here(),
-        &Text(a.0.clone()),
+        &TextAt::new(BASE, &a.0),
         &|x| x == f,
         ExecMode::Kernel,
     );
@@ -276,7 +259,7 @@ fn may_fault_undecodable_and_c_unimp() {
     assert_eq!(run(&a, p), Err(SiteRule::Undecodable { at: u }));
     let mut a = Asm::default();
     let p = a.w(ADDI_A0);
-    let t = Text(a.0.clone());
+    let t = TextAt::new(BASE, &a.0);
     let r = analyze(p, BASE..BASE + 8, &t, &|_| false, ExecMode::Kernel);
     assert_eq!(r, Err(SiteRule::ReadFailed { addr: BASE + 4 }));
 }
@@ -485,7 +468,7 @@ fn the_arch_items() {
     let r = Riscv64::analyze_optimizable(
         p,
         BASE..a.here(),
-        &Text(a.0.clone()),
+        &TextAt::new(BASE, &a.0),
         &|_| false,
         ExecMode::Kernel,
     )
