@@ -236,6 +236,41 @@ impl<'a> FunctionText<'a> {
     }
 }
 
+/// The jump of a fixed-width ISA (one little-endian 32-bit word) from
+/// `addr` to `detour`, written into `out`, for
+/// [`crate::Arch::optimized_jump`]: [`SiteRule::OutOfReach`] when the
+/// distance exceeds `reach` or `encode` cannot express it (`encode` gets
+/// the signed byte offset `detour - addr`), [`SiteRule::BufferTooSmall`]
+/// when `out` is shorter than 4 bytes. Returns 4.
+///
+/// ```
+/// use probe_hal::{optimize::word_jump, SiteRule};
+/// // A made-up `b`: the offset in words in the low 26 bits.
+/// let b = |off: isize| Some(0x1400_0000 | ((off >> 2) as u32 & 0x03ff_ffff));
+/// let mut out = [0u8; 4];
+/// assert_eq!(word_jump(0x1000, 0x2000, 1 << 27, b, &mut out), Ok(4));
+/// assert_eq!(u32::from_le_bytes(out), 0x1400_0400);
+/// assert_eq!(word_jump(0, 1 << 28, 1 << 27, b, &mut out), Err(SiteRule::OutOfReach));
+/// ```
+pub fn word_jump(
+    addr: usize,
+    detour: usize,
+    reach: usize,
+    encode: impl Fn(isize) -> Option<u32>,
+    out: &mut [u8],
+) -> Result<usize, SiteRule> {
+    let offset = detour.wrapping_sub(addr) as isize;
+    if offset.unsigned_abs() > reach {
+        return Err(SiteRule::OutOfReach);
+    }
+    let word = encode(offset).ok_or(SiteRule::OutOfReach)?;
+    let out = out
+        .get_mut(..4)
+        .ok_or(SiteRule::BufferTooSmall { needed: 4 })?;
+    out.copy_from_slice(&word.to_le_bytes());
+    Ok(4)
+}
+
 #[cfg(test)]
 mod function_text_tests {
     use super::*;

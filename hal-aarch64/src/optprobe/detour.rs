@@ -277,14 +277,6 @@ pub(crate) fn build(
 
 /// The `b` written at `addr` to reach `detour`.
 pub(crate) fn jump(addr: usize, detour: usize, out: &mut [u8]) -> Result<usize, SiteRule> {
-    let offset = detour.wrapping_sub(addr) as isize;
-    if offset.unsigned_abs() > super::REACH {
-        return Err(SiteRule::OutOfReach);
-    }
-    let word = branch(false, offset).ok_or(SiteRule::OutOfReach)?;
-    let out = out
-        .get_mut(..JUMP_LEN)
-        .ok_or(SiteRule::BufferTooSmall { needed: JUMP_LEN })?;
-    out.copy_from_slice(&word.to_le_bytes());
-    Ok(JUMP_LEN)
+    const _: () = assert!(JUMP_LEN == 4);
+    probe_hal::optimize::word_jump(addr, detour, super::REACH, |off| branch(false, off), out)
 }
