@@ -15,7 +15,7 @@ pub(crate) const DETOUR_LEN: usize = 320;
 
 /// Offset in every detour of the entry call: the code before it has the
 /// same length whatever the detour's address or interrupt masking.
-const CALL_AT: usize = 90;
+const CALL_AT: usize = 87;
 /// Length of the code from the end of the entry call to the copy of the
 /// displaced instructions (`mov rsp, rbx`, `test`, `jnz`, path (a)'s
 /// restore). [`displaced_at`] adds the call's length: reached with the
@@ -37,7 +37,6 @@ const _: () = assert!(core::mem::size_of::<crate::PtRegs>() == PT_REGS_LEN);
 // Frame offsets (`PtRegs`).
 const OFF_RIP: u32 = 128;
 const OFF_RSP: u32 = 152;
-const OFF_SS: u32 = 160;
 
 /// Appends code to a fixed buffer.
 struct Code {
@@ -130,8 +129,12 @@ pub(crate) fn build(
     // Save.
     c.put(&[0x48, 0x8d, 0xa4, 0x24]); // lea rsp, [rsp - 136]
     c.put(&(-(SLOT_BELOW_SP as i32)).to_le_bytes());
+    // ss from a literal, as cs: reading the ss register (`mov r/m16, ss`)
+    // costs as much as the rest of the save together on the machines
+    // measured (docs/performance.md), and Linux's template pushes a
+    // constant too.
+    let ss_push = c.push_literal(); // ss
     c.put(&[
-        0x6a, 0x00, // push 0: ss (its low 16 bits stored below)
         0x54, // push rsp: rsp, R - 144 (corrected below)
         0x9c, // pushfq: eflags
     ]);
@@ -158,8 +161,6 @@ pub(crate) fn build(
     c.put(&[0x48, 0x81, 0x84, 0x24]); // add qword [rsp + 152], 144: rsp = R
     c.put(&OFF_RSP.to_le_bytes());
     c.put(&(SLOT_BELOW_SP as u32 + 8).to_le_bytes());
-    c.put(&[0x8c, 0x94, 0x24]); // mov word [rsp + 160], ss
-    c.put(&OFF_SS.to_le_bytes());
     // cli, or a nop of the same length: the layout does not depend on it.
     c.put(&[if mask_interrupts { 0xfa } else { 0x90 }]);
     c.put(&[0xfc]); // cld
@@ -244,7 +245,9 @@ pub(crate) fn build(
 
     // The literals the save pushes.
     c.len = c.len.next_multiple_of(8);
-    c.patch_literal(cs_push, current_cs());
+    let (cs, ss) = current_selectors();
+    c.patch_literal(ss_push, ss);
+    c.patch_literal(cs_push, cs);
     c.patch_literal(rip_push, region.addr as u64);
 
     let out = out
@@ -264,23 +267,31 @@ pub(crate) fn displaced_at(detour: usize, entry: usize) -> usize {
     }
 }
 
-/// The code segment selector the detour pushes as the frame's `cs`: the
-/// one this code runs with. The engine builds detours at registration, at
-/// the privilege level of the (kernel) code it optimises, where `cs` is
-/// the same (Linux's `optimized_callback` sets `__KERNEL_CS` likewise).
-fn current_cs() -> u64 {
+/// The code and stack segment selectors the detour pushes as the frame's
+/// `cs` and `ss`: the ones this code runs with. The engine builds detours
+/// at registration, at the privilege level of the (kernel) code it
+/// optimises, where `cs` is the same (Linux's `optimized_callback` sets
+/// `__KERNEL_CS`; its template pushes `__KERNEL_DS` as `ss`). Neither is
+/// loaded back: path (b) ends with a `ret`, not an `iretq`.
+fn current_selectors() -> (u64, u64) {
     #[cfg(target_arch = "x86_64")]
     {
-        let cs: u64;
-        // SAFETY: reading the cs selector has no side effect.
+        let (cs, ss): (u64, u64);
+        // SAFETY: reading the cs and ss selectors has no side effect.
         unsafe {
-            core::arch::asm!("mov {0:r}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+            core::arch::asm!(
+                "mov {0:r}, cs",
+                "mov {1:r}, ss",
+                out(reg) cs,
+                out(reg) ss,
+                options(nomem, nostack, preserves_flags)
+            )
         };
-        cs
+        (cs, ss)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        0
+        (0, 0)
     }
 }
 

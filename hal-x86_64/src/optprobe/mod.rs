@@ -26,7 +26,7 @@
 //!
 //! ```text
 //!     lea   rsp, [rsp - 136]         ; over the red zone and the resume slot (lea: flags kept)
-//!     push  0                        ; ss (its low 16 bits stored below)
+//!     push  qword [rip + ss_lit]     ; ss: the selector the detour was built with
 //!     push  rsp                      ; rsp: R - 144, corrected below
 //!     pushfq                         ; eflags
 //!     push  qword [rip + cs_lit]     ; cs: the selector the detour was built with
@@ -34,7 +34,6 @@
 //!     push  -1                       ; orig_rax: not a system call
 //!     push  rdi … r15                ; PtRegs order: the frame is complete at rsp
 //!     add   qword [rsp + 152], 144   ; rsp = R (the flags are saved already)
-//!     mov   word [rsp + 160], ss
 //!     cli                            ; with mask_interrupts (after the flags were saved), else nop
 //!     cld
 //!     mov   rbx, rsp ; and rsp, -16 ; mov rdi, rbx
@@ -46,7 +45,7 @@
 //!     pop   r15 … rdi                ; path (a): every register from the frame
 //!     lea   rsp, [rsp + 24] ; popfq  ; the flags (IF, DF and the status flags)
 //!     lea   rsp, [rsp + 152]         ; rsp = R
-//! displaced:                         ; at offset 139 (call rel32) or 146 (far call): detour::displaced_at
+//! displaced:                         ; at offset 136 (call rel32) or 143 (far call): detour::displaced_at
 //!     <the displaced instructions, rip-relative operands relocated>
 //!     jmp   addr + len               ; rel32, or jmp [rip + 0] ; .quad addr + len
 //! resume:                            ; path (b): the hook moved the pc
@@ -58,7 +57,7 @@
 //!     lea   rsp, [rsp + 24] ; popfq
 //!     mov   rsp, [rsp]               ; the frame's rsp field: the slot address
 //!     ret   128                      ; pops the new rip, then rsp = the frame's rsp
-//! cs_lit: .quad cs ; addr_lit: .quad addr   ; 8-byte aligned, after the code
+//! ss_lit: .quad ss ; cs_lit: .quad cs ; addr_lit: .quad addr   ; 8-byte aligned, after the code
 //! ```
 //!
 //! The code before `displaced` has one length per form of the entry call
@@ -69,7 +68,11 @@
 //! that while the jump is being written or removed, so no CPU resumes
 //! inside the region).
 //!
-//! The frame's `cs` is the selector the detour's builder ran with: the
+//! The frame's `cs` and `ss` are the selectors the detour's builder ran
+//! with (read once there: `mov r/m16, ss` on every hit cost about 5 ns,
+//! as much as the rest of the save; a CPU that entered ring 0 through an
+//! interrupt may run with a null `ss`, which the frame then does not
+//! show; neither selector is loaded back): the
 //! engine builds detours at registration, at the privilege level of the
 //! code it optimises (kernel code; the user-space harness's "kernel" code
 //! runs in user mode and registers there too), as Linux's

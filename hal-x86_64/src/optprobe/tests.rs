@@ -351,17 +351,21 @@ fn detour_code_decodes_as_documented() {
         .filter(|&&x| matches!(x, Mnemonic::Push | Mnemonic::Pushfq))
         .count();
     assert_eq!(pushes, 21);
-    // cs and the probe address are pushed from literals after the code;
-    // the frame's rsp is the pushed one corrected by 144; the cookie is an
-    // immediate.
+    // ss, cs and the probe address are pushed from literals after the
+    // code (no segment register is read per hit); the frame's rsp is the
+    // pushed one corrected by 144; the cookie is an immediate.
     let lits = pushed_literals(&insns, &out[..n], DETOUR);
-    assert_eq!(lits.len(), 2);
-    assert_eq!(lits[1], BASE as u64);
+    assert_eq!(lits.len(), 3);
+    assert_eq!(lits[2], BASE as u64);
+    assert!(lits[0] < 0x10000, "a selector: {:#x}", lits[0]);
     assert!(
-        lits[0] > 0 && lits[0] < 0x10000,
+        lits[1] > 0 && lits[1] < 0x10000,
         "a selector: {:#x}",
-        lits[0]
+        lits[1]
     );
+    assert!(!insns.iter().any(|i| i.op_count() == 2
+        && i.op_kind(1) == OpKind::Register
+        && i.op1_register().is_segment_register()));
     assert!(
         lits.iter().all(|_| n % 8 == 0),
         "literals aligned at the end"
@@ -527,7 +531,7 @@ fn detour_far_forms_and_the_worst_case_size() {
     let q = jmp.next_ip() as usize - far;
     assert_eq!(&out[q..q + 8], &(BASE as u64 + 19).to_le_bytes());
     // The worst case: far call, far jump back, cli, 19 bytes, the literals.
-    assert_eq!(n, 280);
+    assert_eq!(n, 288);
     assert!(n <= DETOUR_LEN && X86_64::DETOUR_LEN == DETOUR_LEN);
     // A buffer one byte short.
     assert_eq!(
