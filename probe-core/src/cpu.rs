@@ -13,6 +13,9 @@ use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicUsize, Ord
 
 use probe_hal::Arch;
 
+use crate::services::Space;
+use crate::spec::{ProbeContext, ProbeId, ProbeKind, NO_DATA};
+
 /// How deep probes may nest on one CPU (a probe hit while another's step is
 /// in flight, e.g. in an exception taken from the slot).
 pub(crate) const MAX_NESTING: usize = 4;
@@ -216,6 +219,9 @@ pub(crate) struct CpuState<A: Arch> {
     in_handler: AtomicBool,
     /// Kernel-mode steps in flight on this CPU.
     pub(crate) steps: FrameStack<A, MAX_NESTING>,
+    /// The context the entry handlers of the probe that last ran on this
+    /// CPU got (see [`Self::handler_ctx`]).
+    handler_ctx: UnsafeCell<ProbeContext>,
 }
 
 // SAFETY: a `CpuState` is used only by its own CPU (the trap entry points'
@@ -224,7 +230,9 @@ pub(crate) struct CpuState<A: Arch> {
 // never overlap except by nesting on that CPU, which the reserve-then-write
 // and read-then-release protocol of `FrameStack` tolerates: a nested trap
 // only touches frames above the depth it saw, and restores the depth
-// before it returns.
+// before it returns. `handler_ctx` is written only by the context that
+// holds this CPU's handler flag (a nested trap finds the flag set and
+// does not enter).
 unsafe impl<A: Arch> Sync for CpuState<A> {}
 
 impl<A: Arch> CpuState<A> {
@@ -232,6 +240,49 @@ impl<A: Arch> CpuState<A> {
         Self {
             in_handler: AtomicBool::new(false),
             steps: FrameStack::new(),
+            handler_ctx: UnsafeCell::new(ProbeContext {
+                id: ProbeId::NONE,
+                addr: 0,
+                data: &NO_DATA,
+                cpu: 0,
+                space: Space::Kernel,
+                return_address: 0,
+                kind: ProbeKind::Kprobe,
+            }),
+        }
+    }
+
+    /// The context for an entry handler of the probe whose registration
+    /// built `template`, on this CPU (`cpu`): this CPU's copy, refreshed
+    /// only when the probe differs from the one that ran here last. The
+    /// copy is what makes the context carry the CPU; a probe that keeps
+    /// firing on one CPU (the hot case) is not copied again on every hit.
+    /// Ids are never reused (a freed record's generation is bumped), and a
+    /// configuration does not change while its probe is registered, so an
+    /// equal id means an equal context (up to a generation wrap after 2^32
+    /// re-registrations in one record: the copy would then be stale but
+    /// still valid data, never freed memory).
+    ///
+    /// # Safety
+    /// Called by the context that holds this CPU's handler flag (entered
+    /// with [`Self::enter_handler`] or [`Self::enter_idle`], not left), and
+    /// no reference an earlier call returned is used after this call.
+    #[inline(always)]
+    pub(crate) unsafe fn handler_ctx(&self, template: &ProbeContext, cpu: usize) -> &ProbeContext {
+        let ctx = self.handler_ctx.get();
+        // SAFETY: the caller holds the handler flag, so no other context
+        // touches the cell (a nested trap finds the flag set and does not
+        // enter), and no earlier reference into it is live.
+        unsafe {
+            if (*ctx).id.key() != template.id.key() {
+                // Distinct objects (a probe's configuration, this CPU's
+                // state): a plain copy, which the compiler inlines, where
+                // an assignment through the pointer may become a call of
+                // `memmove` (outside the trap text).
+                core::ptr::copy_nonoverlapping(template, ctx, 1);
+                (*ctx).cpu = cpu;
+            }
+            &*ctx
         }
     }
 

@@ -151,6 +151,18 @@ impl<
         }
     }
 
+    /// Whether a probe handler (pre, post, return, or an attached handler
+    /// object) is running on CPU `cpu` right now; false for an index out
+    /// of range. For a host whose probe path runs with its interrupts
+    /// enabled (the user-space harness, where signals play interrupts): its
+    /// grace period asks, from an interrupt taken on `cpu`, whether the
+    /// interrupted context is inside a handler. A kernel masks interrupts
+    /// on the probe path and never needs it.
+    #[link_section = "probe_trap_text"]
+    pub fn handler_running(&self, cpu: usize) -> bool {
+        self.cpus.get(cpu).is_some_and(|s| s.in_handler())
+    }
+
     /// Whether the current CPU runs a probe handler or is inside the trap
     /// path (a step in flight): registration from there must fail, since
     /// it may wait for a grace period, and the interrupted context may

@@ -165,6 +165,24 @@ impl ProbeRecord {
         unsafe { (*self.config.get()).as_ref() }
     }
 
+    /// The configuration of a record known to be in use (reached through
+    /// a point's chain, where `config()` is always `Some`): saves the
+    /// check on the optimised hit's fast path (checked in debug builds).
+    #[inline(always)]
+    #[link_section = "probe_trap_text"]
+    pub(crate) fn config_unchecked(&self) -> &ProbeConfig {
+        match self.config() {
+            Some(cfg) => cfg,
+            None => {
+                debug_assert!(false, "a record in a chain has a configuration");
+                // SAFETY: records linked into a chain are configured (set
+                // before linking, cleared only after unlinking and a grace
+                // period), and callers reach `self` through a chain.
+                unsafe { core::hint::unreachable_unchecked() }
+            }
+        }
+    }
+
     /// Set up or clear the record.
     ///
     /// # Safety

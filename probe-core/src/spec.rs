@@ -53,6 +53,12 @@ pub struct ProbeId {
 }
 
 impl ProbeId {
+    /// Both halves in one word (one comparison on the hit path).
+    #[inline(always)]
+    pub(crate) fn key(self) -> u64 {
+        u64::from(self.index) | u64::from(self.generation) << 32
+    }
+
     /// An id that never names a probe (to fill an array before
     /// [`crate::Engine::register_batch`] writes it).
     pub const NONE: ProbeId = ProbeId {

@@ -401,21 +401,6 @@ impl<
         Some(opt.resume.load(Ordering::Relaxed))
     }
 
-    /// A hit through a detour (no trap): the handlers, unless this CPU is
-    /// inside the probe machinery (then counted as missed). True when a
-    /// handler moved the pc and the detour must resume there.
-    #[inline(always)]
-    #[link_section = "probe_trap_text"]
-    pub(crate) fn optimized_hit<R: Registers>(&self, regs: &mut R, point: u32, cpu: usize) -> bool {
-        let state = &self.cpus[cpu];
-        if !state.enter_idle() && !self.enter_after_unwind(regs, point, cpu) {
-            return false;
-        }
-        let skipped = self.run_chain(regs, point, cpu);
-        state.leave_handler();
-        skipped
-    }
-
     /// An optimised hit on a CPU with a handler running or a step in
     /// flight: drop the steps a non-local jump left behind, then enter the
     /// handlers if that made the CPU idle (true), else count the hit as
@@ -423,7 +408,12 @@ impl<
     #[link_section = "probe_trap_text"]
     #[cold]
     #[inline(never)]
-    fn enter_after_unwind<R: Registers>(&self, regs: &mut R, point: u32, cpu: usize) -> bool {
+    pub(crate) fn enter_after_unwind<R: Registers>(
+        &self,
+        regs: &mut R,
+        point: u32,
+        cpu: usize,
+    ) -> bool {
         let state = &self.cpus[cpu];
         if state.steps.depth() > 0 && !state.in_handler() {
             self.drop_unwound_steps(cpu, regs.sp());
@@ -452,7 +442,7 @@ impl<
     /// address; true when one skipped the instruction (moved the pc).
     #[inline(always)]
     #[link_section = "probe_trap_text"]
-    fn run_chain<R: Registers>(&self, regs: &mut R, point: u32, cpu: usize) -> bool {
+    pub(crate) fn run_chain<R: Registers>(&self, regs: &mut R, point: u32, cpu: usize) -> bool {
         let mut next = self.points[point as usize].head.load(Ordering::Acquire);
         // A chain holds every record at most once: the bound ends even a
         // corrupted one.
@@ -469,24 +459,25 @@ impl<
                 continue;
             }
             let Some(cfg) = rec.config() else { continue };
-            let mut ctx = cfg.ctx;
-            ctx.cpu = cpu;
+            // SAFETY: the caller entered this CPU's handler (every caller
+            // of `run_chain` does), and the reference lives for this
+            // iteration only.
+            let ctx = unsafe { self.cpus[cpu].handler_ctx(&cfg.ctx, cpu) };
             match cfg.handlers {
                 Handlers::Kprobe { pre, .. } => {
                     rec.hits.fetch_add(1, Ordering::Relaxed);
                     let skip = match pre {
-                        Some(pre) => pre(&ctx, regs) == PreAction::SkipInstruction,
+                        Some(pre) => pre(ctx, regs) == PreAction::SkipInstruction,
                         None => false,
                     };
-                    if skip
-                        || Self::run_attached_hits(rec, &ctx, regs) == PreAction::SkipInstruction
+                    if skip || Self::run_attached_hits(rec, ctx, regs) == PreAction::SkipInstruction
                     {
                         return true;
                     }
                 }
                 Handlers::Kretprobe { .. } => {
-                    let _ = Self::run_attached_hits(rec, &ctx, regs);
-                    self.track_call(regs, p, &ctx, ctx.space, &cfg.handlers)
+                    let _ = Self::run_attached_hits(rec, ctx, regs);
+                    self.track_call(regs, p, ctx, ctx.space, &cfg.handlers)
                 }
             }
         }

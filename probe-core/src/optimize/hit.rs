@@ -7,7 +7,9 @@ use probe_hal::opthook::OptHook;
 use probe_hal::{Arch, CallAbi, Registers};
 
 use crate::engine::Engine;
+use crate::probe::{Handlers, ProbeRecord};
 use crate::services::{KernelServices, Space};
+use crate::spec::{PreAction, PreHandler};
 
 /// A detour's frame as a sized [`Registers`] for the engine's generic trap
 /// code: every method forwards (so `as_any_mut` still reaches the frame
@@ -89,6 +91,10 @@ impl<
     /// within the grace period after (the point and its handlers are alive
     /// until then), so it names a used kernel point at this pc (checked in
     /// debug builds). Only an index out of the table is refused.
+    ///
+    /// The common case, one enabled kprobe with a pre-handler and nothing
+    /// attached at the point, calls the pre-handler with the detour's own
+    /// frame; anything else takes the breakpoint path's handler chain.
     #[link_section = "probe_trap_text"]
     unsafe fn on_optimized_hit(&self, cookie: usize, regs: &mut dyn Registers) -> bool {
         let Some(pt) = self.points.get(cookie) else {
@@ -97,6 +103,83 @@ impl<
         debug_assert!(pt.used.load(Ordering::Acquire));
         debug_assert!(pt.info().space == Space::Kernel && pt.info().addr == regs.pc());
         let cpu = self.cpu_index();
-        self.optimized_hit(&mut DynFrame(regs), cookie as u32, cpu)
+        let state = &self.cpus[cpu];
+        if !state.enter_idle() {
+            return self.optimized_hit_busy(regs, cookie as u32, cpu);
+        }
+        let moved = 'hit: {
+            let head = pt.head.load(Ordering::Acquire);
+            if head != 0 {
+                // SAFETY: chain links hold a record index plus one, written
+                // only under the registration lock from indices of
+                // `self.probes`.
+                let rec = unsafe { self.probes.get_unchecked(head as usize - 1) };
+                if let Some(pre) = lone_pre_handler(rec) {
+                    rec.hits.fetch_add(1, Ordering::Relaxed);
+                    // SAFETY: this CPU's handler was entered above and is
+                    // left below; the reference does not outlive the call.
+                    let ctx = unsafe { state.handler_ctx(&rec.config_unchecked().ctx, cpu) };
+                    break 'hit pre(ctx, regs) == PreAction::SkipInstruction;
+                }
+            }
+            self.optimized_chain(regs, cookie as u32, cpu)
+        };
+        state.leave_handler();
+        moved
+    }
+}
+
+impl<
+        A: Arch,
+        L: RawMutex + Sync + Send,
+        K: KernelServices<A>,
+        const PROBES: usize,
+        const INSTANCES: usize,
+        const CPUS: usize,
+        const PAGES: usize,
+        const DATA: usize,
+    > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
+{
+    /// Every other optimised hit: the whole chain, as the breakpoint path
+    /// runs it (kept out of line so the common case stays small).
+    #[inline(never)]
+    #[link_section = "probe_trap_text"]
+    fn optimized_chain(&self, regs: &mut dyn Registers, point: u32, cpu: usize) -> bool {
+        self.run_chain(&mut DynFrame(regs), point, cpu)
+    }
+
+    /// An optimised hit on a CPU that is inside the probe machinery
+    /// already (out of line, as every rare case of the hit): after
+    /// `enter_after_unwind`, the whole chain if that entered the handler,
+    /// else the hit counts as missed.
+    #[cold]
+    #[inline(never)]
+    #[link_section = "probe_trap_text"]
+    fn optimized_hit_busy(&self, regs: &mut dyn Registers, point: u32, cpu: usize) -> bool {
+        let regs = &mut DynFrame(regs);
+        if !self.enter_after_unwind(regs, point, cpu) {
+            return false;
+        }
+        let moved = self.run_chain(regs, point, cpu);
+        self.cpus[cpu].leave_handler();
+        moved
+    }
+}
+
+/// The pre-handler of `rec` when it is the only probe of its point,
+/// enabled, a kprobe with a pre-handler and no handler object attached
+/// (the common case of an optimised hit).
+#[inline(always)]
+#[link_section = "probe_trap_text"]
+fn lone_pre_handler(rec: &ProbeRecord) -> Option<PreHandler> {
+    if rec.next.load(Ordering::Acquire) != 0
+        || !rec.enabled.load(Ordering::Acquire)
+        || !rec.attached.load(Ordering::Acquire).is_null()
+    {
+        return None;
+    }
+    match rec.config_unchecked().handlers {
+        Handlers::Kprobe { pre, .. } => pre,
+        Handlers::Kretprobe { .. } => None,
     }
 }
