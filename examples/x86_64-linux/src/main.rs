@@ -52,8 +52,8 @@ fn main() -> ExitCode {
     }
     let me = threads::register_current();
     cases::kretprobes::try_before_the_return_hook();
-    probe_hal::rethook::set_return_hook(&threads::RETURN_PATH).expect("return hook installed once");
-    probe_hal::opthook::set_opt_hook(&threads::OPT_PATH).expect("opt hook installed once");
+    probe_hal::rethook::set_return_hook(&ENGINE).expect("return hook installed once");
+    probe_hal::opthook::set_opt_hook(&ENGINE).expect("opt hook installed once");
     let ok = match args.first().map(String::as_str) {
         None => cases::run_all(sync_core),
         Some("--soak") => {

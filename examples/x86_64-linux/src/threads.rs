@@ -9,28 +9,32 @@
 //! thread is released by a thread-specific-data destructor when it exits,
 //! and a grace period reclaims the index of a thread found dead.
 //!
-//! The trap path finds the calling thread's index without thread-local
-//! storage (whose accessors are ordinary functions that could be probed):
-//! it reads the thread pointer (`fs:0`, glibc's `pthread_self`) and looks
-//! it up among the claimed indices. Everything here that the trap path runs
+//! The trap path finds the calling thread's index as a kernel reads its
+//! per-CPU number: one load, from a `const`-initialised thread-local
+//! (`INDEX`, set when the thread claims an index) that an executable reads
+//! `fs`-relative without calling any accessor function (which could be
+//! probed), checked against the slot's owner (the thread pointer, `fs:0`,
+//! glibc's `pthread_self`). A thread whose cached index is not its own
+//! (none yet, or a released one) looks itself up among the claimed
+//! indices, as before. Everything here that the trap path runs
 //! is in the `probe_trap_text` section, which the engine refuses to probe.
 //!
 //! Grace period ([`synchronize`]): every other registered thread is
 //! interrupted by `SIGUSR1` and its handler acknowledges only when the
 //! interrupted pc is outside every slot page. `SIGUSR1` is blocked while
 //! the `SIGTRAP` and `SIGSEGV` handlers run and during a masked step, so an
-//! acknowledgement also means the thread was in no probe handler; return
-//! handlers run from the code trampoline instead, through [`ReturnPath`],
-//! which marks the thread busy meanwhile (a kernel runs that callback with
-//! preemption off). A thread found in a slot or on the return path is
-//! asked again until it has left it.
+//! acknowledgement also means the thread was in no probe handler of the
+//! trap path; return handlers and the handlers of jump-optimised probes
+//! run from the code trampoline and the detours instead, with `SIGUSR1`
+//! deliverable (a kernel runs them with interrupts masked), so the handler
+//! also asks the engine whether a probe handler runs on the thread's CPU
+//! (`Engine::handler_running`). A thread found in a slot, in the probe
+//! machinery's code or in a handler is asked again until it has left it.
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use probe_core::{Registers, TaskState};
-use probe_hal::opthook::OptHook;
-use probe_hal::rethook::ReturnHook;
+use probe_core::TaskState;
 use probe_hal_x86_64::X86_64;
 
 use crate::{services, ENGINE};
@@ -52,8 +56,6 @@ pub struct ThreadSlot {
     seen: AtomicU64,
     /// Of those, the ones taken outside the slot pages.
     acked: AtomicU64,
-    /// Inside the engine's return handling (see [`ReturnPath`]).
-    on_return_path: AtomicBool,
     /// Claimed on the fly by the trap path (released at thread exit).
     adopted: AtomicBool,
     /// SIGTRAPs taken.
@@ -64,38 +66,12 @@ pub struct ThreadSlot {
     pub saved_depth: AtomicUsize,
 }
 
-impl ThreadSlot {
-    /// Mark the owner as inside the engine's return or optimised-hit
-    /// handling; returns the previous mark for [`Self::leave_probe_path`].
-    /// Only the owner writes the mark and only it (its own signal handler,
-    /// [`acknowledge`]) reads it, so a load and a store with compiler
-    /// fences suffice, as a kernel's per-CPU flag with interrupts masked:
-    /// no locked instruction on the hit path.
-    #[inline(always)]
-    #[link_section = "probe_trap_text"]
-    fn enter_probe_path(&self) -> bool {
-        let outer = self.on_return_path.load(Ordering::Relaxed);
-        self.on_return_path.store(true, Ordering::Relaxed);
-        core::sync::atomic::compiler_fence(Ordering::SeqCst);
-        outer
-    }
-
-    /// Restore the mark [`Self::enter_probe_path`] returned.
-    #[inline(always)]
-    #[link_section = "probe_trap_text"]
-    fn leave_probe_path(&self, outer: bool) {
-        core::sync::atomic::compiler_fence(Ordering::SeqCst);
-        self.on_return_path.store(outer, Ordering::Relaxed);
-    }
-}
-
 static SLOTS: [ThreadSlot; MAX_THREADS] = [const {
     ThreadSlot {
         tcb: AtomicUsize::new(0),
         tid: AtomicI32::new(0),
         seen: AtomicU64::new(0),
         acked: AtomicU64::new(0),
-        on_return_path: AtomicBool::new(false),
         adopted: AtomicBool::new(false),
         traps: AtomicU64::new(0),
         saved_masks: [const { AtomicU64::new(0) }; MAX_SAVED_MASKS],
@@ -149,11 +125,34 @@ fn gettid() -> i32 {
     tid as i32
 }
 
+std::thread_local! {
+    /// The index this thread claimed last (`usize::MAX`: none). Only a hint:
+    /// [`current`] checks it against the slot's owner.
+    static INDEX: core::cell::Cell<usize> = const { core::cell::Cell::new(usize::MAX) };
+}
+
 /// The calling thread's index, if it has one (signal-handler safe).
 #[link_section = "probe_trap_text"]
-#[inline(never)]
+#[inline(always)]
 pub fn current() -> Option<usize> {
     let me = tcb();
+    // A `const`-initialised thread-local without a destructor: one
+    // `fs`-relative load, no accessor call (`try_with` only fails while
+    // the thread's TLS is being destroyed: then the lookup below serves).
+    let hint = INDEX.try_with(|i| i.get()).unwrap_or(usize::MAX);
+    if SLOTS
+        .get(hint)
+        .is_some_and(|s| s.tcb.load(Ordering::Acquire) == me)
+    {
+        return Some(hint);
+    }
+    lookup(me)
+}
+
+/// The index owned by thread pointer `me`, by a search of every slot.
+#[link_section = "probe_trap_text"]
+#[inline(never)]
+fn lookup(me: usize) -> Option<usize> {
     SLOTS
         .iter()
         .position(|s| s.tcb.load(Ordering::Acquire) == me)
@@ -183,10 +182,10 @@ fn claim(tid: i32) -> Option<usize> {
             .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     })?;
+    let _ = INDEX.try_with(|c| c.set(i));
     let s = &SLOTS[i];
     s.tid.store(tid, Ordering::Release);
     s.saved_depth.store(0, Ordering::Relaxed);
-    s.on_return_path.store(false, Ordering::Relaxed);
     Some(i)
 }
 
@@ -341,68 +340,22 @@ pub fn task_state() -> &'static TaskState<X86_64> {
     &TASKS[cpu_index()]
 }
 
-/// The return hook the backend's code trampoline calls: the engine's,
-/// with the thread marked as inside the probe machinery while it runs.
-pub struct ReturnPath;
-
-impl ReturnHook for ReturnPath {
-    #[link_section = "probe_trap_text"]
-    unsafe fn on_return(&self, regs: &mut dyn Registers) -> usize {
-        let slot = &SLOTS[cpu_index()];
-        let outer = slot.enter_probe_path();
-        // SAFETY: the caller's promise (the trampoline, on this thread),
-        // passed on.
-        let real = unsafe { ENGINE.on_return(regs) };
-        slot.leave_probe_path(outer);
-        real
-    }
-
-    fn engine(&self) -> *const () {
-        &ENGINE as *const _ as *const ()
-    }
-}
-
-/// The one return hook of the process.
-pub static RETURN_PATH: ReturnPath = ReturnPath;
-
-/// The hook detours of jump-optimised probes call: the engine's, with the
-/// thread marked as inside the probe machinery while it runs (as
-/// [`ReturnPath`]).
-pub struct OptPath;
-
-impl OptHook for OptPath {
-    #[link_section = "probe_trap_text"]
-    unsafe fn on_optimized_hit(&self, cookie: usize, regs: &mut dyn Registers) -> bool {
-        let slot = &SLOTS[cpu_index()];
-        let outer = slot.enter_probe_path();
-        // SAFETY: the caller's promise (a detour, on this thread), passed on.
-        let moved = unsafe { ENGINE.on_optimized_hit(cookie, regs) };
-        slot.leave_probe_path(outer);
-        moved
-    }
-
-    fn engine(&self) -> *const () {
-        &ENGINE as *const _ as *const ()
-    }
-}
-
-/// The one optimised-hit hook of the process.
-pub static OPT_PATH: OptPath = OptPath;
-
 /// The `SIGUSR1` handler's work: acknowledge the grace period unless the
 /// thread was interrupted inside a slot page or on the return path.
 #[link_section = "probe_trap_text"]
 pub fn acknowledge(interrupted_pc: usize) {
-    let Some(slot) = current_slot() else { return };
-    // Inside the probe machinery: a slot, the trap text (a detour's entry
-    // before `OptPath` marks the thread), a displaced region whose jump is
-    // changing or a detour (resuming there after the grace period could
-    // run half a jump or a freed detour), or a handler called from the
-    // return or detour path.
+    let Some(i) = current() else { return };
+    let slot = &SLOTS[i];
+    // Inside the probe machinery: a slot, the trap text (the return path
+    // and a detour's entry and the engine code around the handlers), a
+    // displaced region whose jump is changing or a detour (resuming there
+    // after the grace period could run half a jump or a freed detour), or
+    // a handler called from the return or detour path (the engine's own
+    // per-CPU flag: this signal interrupted the thread that is CPU `i`).
     let busy = services::in_slot_area(interrupted_pc)
         || probe_core::trap_text_range().contains(&interrupted_pc)
         || ENGINE.in_optimized_code(interrupted_pc)
-        || slot.on_return_path.load(Ordering::Acquire);
+        || ENGINE.handler_running(i);
     if !busy {
         slot.acked.fetch_add(1, Ordering::AcqRel);
     }

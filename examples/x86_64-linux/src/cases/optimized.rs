@@ -16,6 +16,10 @@
 //! - **pc change**: a pre-handler that returns from the probed function at
 //!   its entry is honoured through the detour.
 //! - **kretprobe**: an optimised entry on the recursive `tf_sum`.
+//! - **grace period**: a grace period does not end while another thread
+//!   runs a handler from a detour or from the return trampoline (there a
+//!   `SIGUSR1` can interrupt it, as an interrupt could in a kernel that
+//!   did not mask them).
 //! - **churn**: two threads call probed functions while this one
 //!   optimises, un-optimises, disables and unregisters the same probes
 //!   (a kprobe and a kretprobe, both optimised when registered) 1,000
@@ -476,6 +480,96 @@ fn kretprobe() -> CheckResult {
     Ok("tf_sum(10) = 55 with the kretprobe's entry optimised: 10 calls tracked, 10 returns, 0 traps".into())
 }
 
+/// A handler that holds its thread until [`GATE_OPEN`] (at most 5 s).
+static IN_GATE: AtomicBool = AtomicBool::new(false);
+static GATE_OPEN: AtomicBool = AtomicBool::new(false);
+
+fn wait_at_gate() {
+    IN_GATE.store(true, Ordering::Release);
+    let t = std::time::Instant::now();
+    while !GATE_OPEN.load(Ordering::Acquire) && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::hint::spin_loop();
+    }
+}
+
+fn gate_pre(_: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    wait_at_gate();
+    PreAction::Continue
+}
+
+fn gate_ret(_: &ProbeContext, _: &mut dyn Registers, _: &mut [u8]) {
+    wait_at_gate();
+}
+
+/// A grace period started while another thread runs a handler called from
+/// a detour (no trap: `SIGUSR1` reaches the thread inside the handler, as
+/// an interrupt would reach a kernel that did not mask them) does not end
+/// before the handler returns; the same for a return handler called from
+/// the code trampoline.
+fn grace_waits_for_handlers() -> CheckResult {
+    ENGINE.set_optimization(true).map_err(|e| e.to_string())?;
+    let mut held = Vec::new();
+    for (what, func, want) in [
+        ("pre-handler through a detour", "tf_alu", alu(10, 32)),
+        ("return handler through the code trampoline", "tf_sum", 15),
+    ] {
+        let mut probes = Probes::new();
+        let f = testfns::func(func).start;
+        let id = if func == "tf_alu" {
+            probes.add(what, ENGINE.register_kprobe(&Kprobe::at(f).pre(gate_pre)))?
+        } else {
+            probes.add(
+                what,
+                ENGINE.register_kretprobe(&Kretprobe::at(f).ret(gate_ret)),
+            )?
+        };
+        expect_opt(id, Optimization::Optimized, what)?;
+        IN_GATE.store(false, Ordering::Release);
+        GATE_OPEN.store(false, Ordering::Release);
+        let args = if func == "tf_alu" { (10, 32) } else { (5, 0) };
+        let caller = std::thread::spawn(move || {
+            let _me = threads::register_current();
+            call_fn(func, args.0, args.1, 0).ret
+        });
+        let t = std::time::Instant::now();
+        while !IN_GATE.load(Ordering::Acquire) {
+            ensure!(
+                t.elapsed() < std::time::Duration::from_secs(5),
+                "{what}: the handler never ran"
+            );
+            std::hint::spin_loop();
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let grace = {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                threads::synchronize();
+                done.store(true, Ordering::Release);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let early = done.load(Ordering::Acquire);
+        GATE_OPEN.store(true, Ordering::Release);
+        grace
+            .join()
+            .map_err(|_| "the grace-period thread panicked".to_string())?;
+        let got = caller
+            .join()
+            .map_err(|_| "the caller panicked".to_string())?;
+        probes.clear()?;
+        ensure!(
+            !early,
+            "{what}: the grace period ended while the handler ran"
+        );
+        ensure_eq!(got, want, "{what}: result");
+        held.push(what);
+    }
+    Ok(format!(
+        "a grace period waited 200 ms and more for a {} and for a {}, and ended once each returned",
+        held[0], held[1]
+    ))
+}
+
 /// Cycles of the churn.
 const CHURN_CYCLES: u64 = 1_000;
 
@@ -585,6 +679,10 @@ pub(super) fn run(r: &mut Report) {
     r.check(
         "optimized: a kretprobe with an optimised entry on recursion",
         kretprobe,
+    );
+    r.check(
+        "optimized: a grace period waits for a handler running from a detour or the return trampoline",
+        grace_waits_for_handlers,
     );
     r.check(
         "optimized: optimise/un-optimise/disable/unregister churn against 2 calling threads",
