@@ -66,9 +66,9 @@
 ///     /* then the kernel's own fault handling (exception tables, signals) */
 /// }
 /// fn task_exit(task: &Task) {
-///     // SAFETY: the task never runs again. (exec: `exec_task`; signals:
+///     // Safe: the task state has its own lock. (exec: `exec_task`; signals:
 ///     // `should_defer_signal` / `abort_user_step`, see docs/integration.md)
-///     unsafe { ENGINE.release_task(&task.probe_state) };
+///     let _ = ENGINE.release_task(&task.probe_state); // Err only from a handler
 /// }
 ///
 /// // 5. Probes. An eBPF program reads Linux's riscv64 `pt_regs`:

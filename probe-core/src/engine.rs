@@ -387,7 +387,11 @@ impl<
         cpus + self.leaked_user_steps.load(Ordering::Relaxed) as u64
     }
 
-    /// Return-probe instances held by `task`.
+    /// Return-probe instances held by `task`. Takes no lock (a diagnostic
+    /// must not make the task's own return probes miss, nor make its
+    /// kernel returns find the list busy): the links are atomic and the
+    /// walk is bounded, so counting a list that changes meanwhile gives a
+    /// stale or off count, never undefined behaviour.
     pub fn pending_returns(&self, task: &TaskState<A>) -> usize {
         self.pool.chain_len(task.ret_head.load(Ordering::Acquire))
     }

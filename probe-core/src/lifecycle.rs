@@ -1,5 +1,12 @@
 //! Task lifecycle hooks: exit, exec, and signals during a user step.
 //!
+//! The hooks are safe functions: a [`TaskState`] carries its own lock,
+//! which the trap paths only try (on failure a probe hit is missed, or a
+//! user trap is retried or answered as not the engine's) and the hooks
+//! wait for from task context (from a probe handler they fail with
+//! [`ProbeErrorKind::InTrapContext`]). A hook called while the task still
+//! runs is a kernel bug with defined effects, never a data race.
+//!
 //! A user task's out-of-line step is parked in its [`TaskState`] between
 //! the breakpoint and the step-end trap, and keeps its probe point (and
 //! slot) alive while parked. The kernel's part:
@@ -25,7 +32,8 @@ use probe_hal::{Arch, Registers};
 
 use crate::engine::Engine;
 use crate::services::{KernelServices, Space};
-use crate::task::TaskState;
+use crate::task::{TaskGuard, TaskState, HELD_BY_LIFECYCLE, HELD_BY_TRAP};
+use crate::{ProbeError, ProbeErrorKind};
 
 impl<
         A: Arch,
@@ -42,13 +50,33 @@ impl<
     /// [`TaskState`]): its return instances go back to the pool and its
     /// parked user steps are dropped (their points may then be freed).
     ///
-    /// # Safety
-    /// The task no longer runs and never will on this state (no trap on
-    /// its behalf is in progress or can start); no other call on this
-    /// task's state runs concurrently.
-    pub unsafe fn release_task(&self, task: &TaskState<A>) {
-        // SAFETY: the caller's promise.
-        unsafe { self.drop_task_state(task, |_| true) };
+    /// Call it once the task no longer runs. Called too early, the outcome
+    /// is still defined: a trap path of the task running meanwhile on
+    /// another CPU is waited for; a step-end trap the task takes later is
+    /// not the engine's (its step is gone), a return into a user
+    /// trampoline is not the engine's, and a kernel return into the
+    /// trampoline panics (its instance is gone).
+    ///
+    /// [`ProbeErrorKind::InTrapContext`] (nothing changed) from a probe
+    /// handler or the trap path.
+    pub fn release_task(&self, task: &TaskState<A>) -> Result<(), ProbeError> {
+        let guard = self.lock_task(task)?;
+        self.drop_task_state(&guard, |_| true);
+        Ok(())
+    }
+
+    /// `task`'s lock for a lifecycle call: refused from trap context (the
+    /// holder could be the interrupted context on this CPU), else waited
+    /// for (the holder is a short trap path on another CPU, or another
+    /// lifecycle call).
+    pub(crate) fn lock_task<'t>(
+        &self,
+        task: &'t TaskState<A>,
+    ) -> Result<TaskGuard<'t, A>, ProbeError> {
+        if self.in_trap_context() {
+            return Err(ProbeError::new(ProbeErrorKind::InTrapContext, 0));
+        }
+        Ok(task.lock(HELD_BY_LIFECYCLE))
     }
 
     /// The task execs: drop its parked user steps and the return instances
@@ -57,14 +85,14 @@ impl<
     /// from the exec path before the new program runs, then
     /// [`Engine::release_space`] for the old space if no other task uses it.
     ///
-    /// # Safety
-    /// `task` is the current task, called from its exec path (task context,
-    /// not from a probe handler), or a task that cannot run meanwhile.
-    pub unsafe fn exec_task(&self, task: &TaskState<A>) {
-        // SAFETY: the caller's promise: nothing else touches the task's
-        // state while this runs (its own traps cannot happen: it executes
-        // this code).
-        unsafe { self.drop_task_state(task, |inst| inst.user) };
+    /// Meant for the current task from its exec path; on another task
+    /// that still runs, the outcome is defined as for
+    /// [`Engine::release_task`]. [`ProbeErrorKind::InTrapContext`]
+    /// (nothing changed) from a probe handler or the trap path.
+    pub fn exec_task(&self, task: &TaskState<A>) -> Result<(), ProbeError> {
+        let guard = self.lock_task(task)?;
+        self.drop_task_state(&guard, |inst| inst.user);
+        Ok(())
     }
 
     /// Whether the kernel should hold back signal delivery to `task` for
@@ -82,7 +110,8 @@ impl<
     /// the task resumes there); when it has run and only the step-end trap
     /// is pending (an interrupt came in between), the step is completed
     /// now, post-handlers included, as that trap would have. Returns false
-    /// (nothing changed) when the task has no step parked at that pc.
+    /// (nothing changed) when the task has no step parked at that pc, or
+    /// when its state is busy (a lifecycle call on it runs elsewhere).
     ///
     /// # Safety
     /// Called with interrupts masked on behalf of the current task (the one
@@ -91,7 +120,8 @@ impl<
     pub unsafe fn abort_user_step<R: Registers>(&self, regs: &mut R) -> bool {
         let pc = regs.pc();
         let frame = self.services.with_current_task(|task| {
-            // SAFETY: the current task's own stack, on its behalf.
+            let _guard = task.try_lock(HELD_BY_TRAP)?;
+            // SAFETY: the task's lock is held.
             unsafe {
                 task.steps
                     .take(|f| pc >= f.slot && pc < f.slot + A::SLOT_LEN, |_| {})

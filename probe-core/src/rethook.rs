@@ -21,7 +21,7 @@ use crate::instances::Instance;
 use crate::probe::Handlers;
 use crate::services::{KernelServices, Space};
 use crate::spec::{EntryAction, ProbeContext, ProbeId, ProbeKind};
-use crate::task::TaskState;
+use crate::task::{TaskGuard, TaskState, HELD_BY_LIFECYCLE, HELD_BY_TRAP};
 
 impl<
         A: Arch,
@@ -99,6 +99,14 @@ impl<
                 return;
             }
         }
+        // The task's list is busy (a lifecycle call on another CPU, or a
+        // walker): the call is missed, with no instance taken.
+        let Some(_guard) = task.try_lock(HELD_BY_TRAP) else {
+            rec.release_instance(ctx.id.generation);
+            rec.missed.fetch_add(1, Ordering::Relaxed);
+            self.pool.release(i);
+            return;
+        };
         let mem = self.memory(space);
         let frame = A::entry_frame(regs);
         let real_ret = match A::hijack_return(regs, &mem, trampoline) {
@@ -153,6 +161,10 @@ impl<
         regs: &mut dyn Registers,
         space: Space,
     ) -> Option<usize> {
+        // Held: a lifecycle call or a walker runs on this task's list, which
+        // no legitimate return meets (the task is running this return):
+        // not ours (a kernel return panics in `on_return`).
+        let _guard = task.try_lock(HELD_BY_TRAP)?;
         let frame = self.matching_frame(task, A::return_frame(&*regs))?;
         let cpu_index = self.cpu_index();
         let cpu = &self.cpus[cpu_index];
@@ -245,7 +257,8 @@ impl<
         near
     }
 
-    /// Pop instance `i` (the head of `task`'s list) and free it.
+    /// Pop instance `i` (the head of `task`'s list) and free it. The caller
+    /// holds the task's lock.
     #[link_section = "probe_trap_text"]
     fn retire(&self, i: u32, task: &TaskState<A>) {
         // SAFETY: `i` heads the current (or a stopped) task's list; only it
@@ -256,24 +269,22 @@ impl<
         self.pool.release(i);
     }
 
-    /// Drop the return instances of `task` that `drop` selects (the others
-    /// stay, in order) and all its parked user steps.
-    ///
-    /// # Safety
-    /// The task does not run meanwhile, or is the current task outside
-    /// trap context.
-    pub(crate) unsafe fn drop_task_state(
+    /// Drop the return instances of the guarded task that `drop` selects
+    /// (the others stay, in order) and all its parked user steps.
+    pub(crate) fn drop_task_state(
         &self,
-        task: &TaskState<A>,
+        guard: &TaskGuard<'_, A>,
         mut drop: impl FnMut(&Instance) -> bool,
     ) {
+        let task = guard.task;
         // Walk the list, relinking around dropped instances.
         let mut prev_kept: Option<u32> = None;
         let mut cur = task.ret_head.load(Ordering::Acquire);
         while cur != 0 {
             let i = cur - 1;
             let older = self.pool.prev(i);
-            // SAFETY: the task's own list, which nothing else touches now.
+            // SAFETY: the task's own list; its lock is held (no trap path
+            // or other lifecycle call touches it).
             let inst = unsafe { self.pool.meta(i) };
             if drop(&inst) {
                 match prev_kept {
@@ -287,8 +298,20 @@ impl<
             }
             cur = older;
         }
-        // SAFETY: the caller's promise: no trap runs on the task's behalf.
+        // SAFETY: the task's lock is held: no trap path touches its steps.
         unsafe { task.steps.clear(|frame| self.unpin(&frame)) };
+    }
+
+    /// Every instance on the guarded task's list, newest first (copies).
+    pub(crate) fn walk_list(&self, guard: &TaskGuard<'_, A>, mut f: impl FnMut(&Instance)) {
+        let mut cur = guard.task.ret_head.load(Ordering::Acquire);
+        while cur != 0 {
+            // SAFETY: a copy of a record on the task's list; its lock is
+            // held, so the instance is not freed or rewritten meanwhile.
+            let inst = unsafe { self.pool.meta(cur - 1) };
+            f(&inst);
+            cur = self.pool.prev(cur - 1);
+        }
     }
 
     /// For unwinders: if `addr` (a return address found on a stack) is a
@@ -296,16 +319,24 @@ impl<
     /// task and the frame identity ([`Arch::entry_frame`] of the call).
     /// `None` when `addr` is no trampoline or no instance matches.
     ///
+    /// Takes the task's lock, waiting for a lifecycle call on it (from
+    /// task context) or answering `None` when one holds it and the caller
+    /// is inside the probe machinery.
+    ///
     /// # Safety
     /// `task` is the current task (an unwinder walking its own stack, a
-    /// return handler of it), or a task that cannot run meanwhile: its
-    /// return instances are read without synchronisation.
+    /// return handler of it), or a task that cannot run meanwhile: when its
+    /// own trap path holds the lock (a return handler calling this), the
+    /// list is read without it. Not from a context (an NMI) that may have
+    /// interrupted a lifecycle call on the same task on this CPU outside
+    /// a probe handler: it would wait for that call forever.
     pub unsafe fn unwind_return_address(
         &self,
         task: &TaskState<A>,
         addr: usize,
         frame: usize,
     ) -> Option<usize> {
+        let _guard = self.lock_for_walk(task).ok()?;
         let mut cur = task.ret_head.load(Ordering::Acquire);
         while cur != 0 {
             // SAFETY: a copy of the instance's record, read through a raw
@@ -325,6 +356,10 @@ impl<
     /// as `(frame, trampoline, real return address)`: what a debugger or a
     /// detaching tracer needs to put the real addresses back.
     ///
+    /// Reports nothing when a lifecycle call holds the task's lock and the
+    /// caller is inside the probe machinery (see
+    /// [`Engine::unwind_return_address`]).
+    ///
     /// # Safety
     /// As for [`Engine::unwind_return_address`].
     pub unsafe fn pending_return_frames(
@@ -332,12 +367,49 @@ impl<
         task: &TaskState<A>,
         mut f: impl FnMut(usize, usize, usize),
     ) {
+        let Ok(_guard) = self.lock_for_walk(task) else {
+            return;
+        };
         let mut cur = task.ret_head.load(Ordering::Acquire);
         while cur != 0 {
             // SAFETY: as in `unwind_return_address`.
             let inst = unsafe { self.pool.meta(cur - 1) };
             f(inst.frame, inst.trampoline, inst.real_ret);
             cur = self.pool.prev(cur - 1);
+        }
+    }
+}
+
+impl<
+        A: Arch,
+        L: RawMutex,
+        K: KernelServices<A>,
+        const PROBES: usize,
+        const INSTANCES: usize,
+        const CPUS: usize,
+        const PAGES: usize,
+        const DATA: usize,
+    > Engine<A, L, K, PROBES, INSTANCES, CPUS, PAGES, DATA>
+{
+    /// The task's lock for a read-only walk of its list: `Ok(Some(_))`
+    /// when taken, `Ok(None)` when a trap path (or another walker) holds
+    /// it (a walker's caller promises that holder is the task's own trap
+    /// path beneath it, or only reads), `Err(())` when a lifecycle call
+    /// holds it and the caller is inside the probe machinery (waiting could
+    /// deadlock). From task context a lifecycle holder is waited for.
+    pub(crate) fn lock_for_walk<'t>(
+        &self,
+        task: &'t TaskState<A>,
+    ) -> Result<Option<TaskGuard<'t, A>>, ()> {
+        loop {
+            if let Some(g) = task.try_lock(HELD_BY_TRAP) {
+                return Ok(Some(g));
+            }
+            match task.holder() {
+                HELD_BY_TRAP => return Ok(None),
+                HELD_BY_LIFECYCLE if self.in_trap_context() => return Err(()),
+                _ => core::hint::spin_loop(),
+            }
         }
     }
 }

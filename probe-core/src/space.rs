@@ -16,7 +16,7 @@ use crate::instances::Instance;
 use crate::point::PointKind;
 use crate::services::{KernelServices, Space};
 use crate::table::Key;
-use crate::task::TaskState;
+use crate::task::{TaskState, HELD_BY_LIFECYCLE};
 
 /// The generation orphaned instances carry: records start at 1 and a probe
 /// would need 2^32 re-registrations in one record to reach 0 again.
@@ -120,9 +120,12 @@ impl<
     /// steps settled with [`Engine::abort_user_step`]): a task stopped
     /// inside a slot would resume in a page that is gone.
     ///
+    /// Each task's lock is taken (waited for) while its state changes.
+    ///
     /// # Safety
-    /// None of `tasks` runs during the call (their return instances and
-    /// steps are changed without synchronisation).
+    /// None of `tasks` runs during the call (a tracer detaching: the real
+    /// return addresses `put_back` reports must be written back before
+    /// they run again).
     pub unsafe fn detach_space(
         &self,
         asid: usize,
@@ -137,21 +140,16 @@ impl<
             }
         }
         for task in tasks {
-            // SAFETY: the caller stopped the tasks.
-            unsafe {
-                self.pending_return_frames(task, |frame, tramp, real| {
-                    if reg
-                        .xol
-                        .contains(space, tramp, self.services.slot_page_size())
-                    {
-                        put_back(frame, tramp, real);
-                    }
-                })
-            };
-            // SAFETY: the caller stopped the tasks (a tracer detaching).
+            let guard = task.lock(HELD_BY_LIFECYCLE);
+            let page = self.services.slot_page_size();
+            self.walk_list(&guard, |inst| {
+                if reg.xol.contains(space, inst.trampoline, page) {
+                    put_back(inst.frame, inst.trampoline, inst.real_ret);
+                }
+            });
             // Only their returns into this space go: kernel return
             // instances of a task stopped inside the kernel stay.
-            unsafe { self.drop_task_state(task, |inst| inst.user) };
+            self.drop_task_state(&guard, |inst| inst.user);
         }
         self.release_space_locked(&mut reg, asid);
         Ok(())
@@ -168,11 +166,13 @@ impl<
     /// fails the fork (its pending returns would trap with no instance).
     /// `write_text` into the child must break copy-on-write.
     ///
-    /// # Safety
-    /// `parent_task` is the current (forking) task or cannot run during
-    /// the call, and `child_task` has not run yet: their return instances
-    /// are read and written without synchronisation.
-    pub unsafe fn fork_space(
+    /// `child_task` must hold no return instance and be a different state
+    /// from `parent_task` (else [`ProbeErrorKind::InvalidRequest`], nothing
+    /// changed). Both tasks' locks are taken (waited for; from a probe
+    /// handler the call fails with [`ProbeErrorKind::InTrapContext`]); the
+    /// parent's instances are read under its lock, the child's list is
+    /// built under its own.
+    pub fn fork_space(
         &self,
         parent: usize,
         child: usize,
@@ -180,6 +180,22 @@ impl<
         child_task: &TaskState<A>,
     ) -> Result<(), ProbeError> {
         let mut reg = self.lock_registry()?;
+        if core::ptr::eq(parent_task, child_task) {
+            return Err(ProbeError::new(
+                ProbeErrorKind::InvalidRequest("fork_space: the child task is the parent task"),
+                0,
+            ));
+        }
+        // Held to the end: the child's list is checked and built under it.
+        // Lock order child then parent; concurrent calls are serialised by
+        // the registration lock, and other holders take one lock only.
+        let child_guard = child_task.lock(HELD_BY_LIFECYCLE);
+        if child_task.ret_head.load(Ordering::Relaxed) != 0 {
+            return Err(ProbeError::new(
+                ProbeErrorKind::InvalidRequest("fork_space: the child task holds return instances"),
+                0,
+            ));
+        }
         let (ps, cs) = (Space::User(parent), Space::User(child));
         for p in self.points_in(ps) {
             let pt = &self.points[p as usize];
@@ -195,14 +211,14 @@ impl<
         // Copy the parent's pending instances that return through the
         // user trampoline, oldest first so the child's list keeps the order.
         let mut pending = heapless::Vec::<(usize, usize), INSTANCES>::new();
-        // SAFETY: the caller's promise on `parent_task`.
-        unsafe {
-            self.pending_return_frames(parent_task, |frame, t, real| {
-                if t == tramp {
-                    let _ = pending.push((frame, real));
+        {
+            let parent_guard = parent_task.lock(HELD_BY_LIFECYCLE);
+            self.walk_list(&parent_guard, |inst| {
+                if inst.trampoline == tramp {
+                    let _ = pending.push((inst.frame, inst.real_ret));
                 }
-            })
-        };
+            });
+        }
         if pending.is_empty() {
             return Ok(());
         }
@@ -246,10 +262,12 @@ impl<
                     },
                 )
             };
+            let child_task = child_guard.task;
             self.pool
                 .set_prev(i, child_task.ret_head.load(Ordering::Relaxed));
             child_task.ret_head.store(i + 1, Ordering::Release);
         }
+        drop(child_guard);
         Ok(())
     }
 

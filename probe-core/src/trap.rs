@@ -15,6 +15,7 @@ use crate::point::{PointInfo, PointKind};
 use crate::probe::Handlers;
 use crate::services::{KernelServices, Space};
 use crate::spec::PreAction;
+use crate::task::HELD_BY_TRAP;
 
 /// What a trap entry point did with a trap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,8 +214,10 @@ impl<
                 unsafe { self.cpus[cpu].steps.take(in_slot, |_| {}) },
                 Space::Kernel,
             ),
+            // Busy (a lifecycle call on the task elsewhere): as if no step
+            // were parked, which is what that call leaves.
             ExecMode::User => (
-                self.take_user_step(in_slot),
+                self.take_user_step(in_slot).unwrap_or(None),
                 Space::User(self.services.current_space()),
             ),
         };
@@ -242,7 +245,7 @@ impl<
         let frame = match mode {
             // SAFETY: this CPU's own stack, with interrupts masked.
             ExecMode::Kernel => unsafe { self.cpus[self.cpu_index()].steps.take(in_slot, |_| {}) },
-            ExecMode::User => self.take_user_step(in_slot),
+            ExecMode::User => self.take_user_step(in_slot).unwrap_or(None),
         };
         match frame {
             Some(f) => {
@@ -260,22 +263,26 @@ impl<
     }
 
     /// Take a parked step of the current task that `f` accepts (and drop
-    /// newer, leaked ones).
+    /// newer, leaked ones). `Err(())` when the task's state is busy (a
+    /// lifecycle call on it runs on another CPU): nothing taken.
     #[link_section = "probe_trap_text"]
     #[inline(never)]
-    fn take_user_step(&self, f: impl FnMut(&StepFrame<A>) -> bool) -> Option<StepFrame<A>> {
+    fn take_user_step(
+        &self,
+        f: impl FnMut(&StepFrame<A>) -> bool,
+    ) -> Result<Option<StepFrame<A>>, ()> {
         self.services
             .with_current_task(|task| {
-                // SAFETY: the current task's own stack, on its behalf (the
-                // trap entry points' contract).
-                unsafe {
+                let _guard = task.try_lock(HELD_BY_TRAP).ok_or(())?;
+                // SAFETY: the task's lock is held.
+                Ok(unsafe {
                     task.steps.take(f, |leaked| {
                         self.leaked_user_steps.fetch_add(1, Ordering::Relaxed);
                         self.unpin(&leaked);
                     })
-                }
+                })
             })
-            .flatten()
+            .unwrap_or(Ok(None))
     }
 
     /// A user step of `frame` ended or was dropped: its point may be freed.
@@ -299,12 +306,17 @@ impl<
     ) -> Result<(), Space> {
         let space = Space::User(self.services.current_space());
         match self.take_user_step(|f| f.end == addr) {
-            Some(frame) => {
+            Ok(Some(frame)) => {
                 self.complete_step(regs, space, cpu, &frame);
                 self.unpin(&frame);
                 Ok(())
             }
-            None => Err(space),
+            Ok(None) => Err(space),
+            // Busy: the task traps at the marker again (retry).
+            Err(()) => {
+                regs.set_pc(addr);
+                Ok(())
+            }
         }
     }
 
@@ -566,7 +578,7 @@ impl<
             Space::Kernel => {
                 let _ = unsafe { self.cpus[cpu].steps.push(frame) };
             }
-            Space::User(_) => self.park_user_step(frame),
+            Space::User(_) => self.park_user_step(regs, info, frame),
         }
         TrapOutcome::Handled
     }
@@ -601,22 +613,34 @@ impl<
 
     /// Keep a user task's step with the task (it may be preempted or
     /// migrate before the step ends); the point stays alive while it is
-    /// parked.
+    /// parked. When the task's state is busy (a lifecycle call on it runs
+    /// on another CPU), the step is undone: the pc goes back to the probe
+    /// address and the task traps there again (retry).
     #[link_section = "probe_trap_text"]
     #[inline(never)]
-    fn park_user_step(&self, frame: StepFrame<A>) {
+    fn park_user_step<R: Registers>(&self, regs: &mut R, info: &PointInfo<A>, frame: StepFrame<A>) {
         self.points[frame.point as usize]
             .parked
             .fetch_add(1, Ordering::AcqRel);
         let evicted = self.services.with_current_task(|task| {
-            // SAFETY: the current task's own stack, on its behalf.
-            unsafe { task.steps.push(frame) }
+            let _guard = task.try_lock(HELD_BY_TRAP).ok_or(())?;
+            // SAFETY: the task's lock is held.
+            Ok(unsafe { task.steps.push(frame) })
         });
-        // `None`: no current task, checked on entry to the user trap (a
-        // kernel that changes its answer within one trap leaks the pin).
-        if let Some(Some(evicted)) = evicted {
-            self.leaked_user_steps.fetch_add(1, Ordering::Relaxed);
-            self.unpin(&evicted);
+        match evicted {
+            // `None`: no current task, checked on entry to the user trap (a
+            // kernel that changes its answer within one trap leaks the pin).
+            None | Some(Ok(None)) => {}
+            Some(Ok(Some(evicted))) => {
+                self.leaked_user_steps.fetch_add(1, Ordering::Relaxed);
+                self.unpin(&evicted);
+            }
+            Some(Err(())) => {
+                if let Some(decoded) = &info.decoded {
+                    A::abort_step(decoded, regs, info.addr, frame.state);
+                }
+                self.unpin(&frame);
+            }
         }
     }
 

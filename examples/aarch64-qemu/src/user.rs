@@ -245,9 +245,11 @@ pub fn run(func: usize, a0: usize, a1: usize) -> UserRun {
         .copied()
         .unwrap_or(Ending::BadSyscall);
     if ending != Ending::Exit {
-        // SAFETY: the task died on this CPU and never runs again; DAIF is
-        // masked in the kernel.
-        unsafe { ENGINE.release_task(kernel::task(USER_TASK)) };
+        // The task died on this CPU and never runs again; this is task
+        // context, outside the probe machinery.
+        ENGINE
+            .release_task(kernel::task(USER_TASK))
+            .expect("release_task outside the probe machinery");
     }
     UserRun {
         value: exit.value,

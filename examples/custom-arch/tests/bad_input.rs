@@ -242,8 +242,7 @@ fn rows() -> Vec<Row> {
             fx.step_until_pending(&mut kernel, 14);
             fx.w.clone_space(Space::User(1), Space::User(5));
         },
-        // SAFETY: the simulated tasks do not run during the call.
-        |fx| unsafe { fx.e.fork_space(1, 5, &fx.w.tasks[1], &fx.w.tasks[6]) },
+        |fx| fx.e.fork_space(1, 5, &fx.w.tasks[1], &fx.w.tasks[6]),
         |k| k == K::CapacityFull(probe_hal::Capacity::Instances),
     );
     case::<64>(

@@ -142,8 +142,8 @@ fn a_file_uprobe_reaches_every_space_that_maps_the_file_and_follows_a_fork() {
     // Fork space 1 into space 3.
     fx.w.clone_space(Space::User(1), Space::User(3));
     fx.w.set_task_space(3, 3);
-    // SAFETY: the simulated tasks do not run during the call.
-    unsafe { fx.e.fork_space(1, 3, &fx.w.tasks[1], &fx.w.tasks[3]) }.unwrap();
+    fx.e.fork_space(1, 3, &fx.w.tasks[1], &fx.w.tasks[3])
+        .unwrap();
     files.forked(fx.e, 1, 3).unwrap();
     assert_eq!(fx.call_in(Space::User(3), 3, ARITH, &[]).r[1], 13);
     assert_eq!(hits(s), 3, "the file uprobe followed the fork");

@@ -174,8 +174,8 @@ fn task_exit_releases_its_instances_and_the_unwinder_finds_real_returns() {
     assert_eq!(none, None);
     // the task dies mid-recursion
     assert_eq!(fx.e.free_instances(), 12);
-    // SAFETY: task 2 runs no more.
-    unsafe { fx.e.release_task(&fx.w.tasks[2]) };
+    // task 2 runs no more
+    fx.e.release_task(&fx.w.tasks[2]).unwrap();
     assert_eq!(fx.e.free_instances(), 16);
     assert_eq!(fx.e.pending_returns(&fx.w.tasks[2]), 0);
 }

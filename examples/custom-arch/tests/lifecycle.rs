@@ -383,8 +383,9 @@ fn fork_with_too_few_instances_gives_the_child_none() {
     fx.step_until_pending(&mut kernel, 10);
     assert_eq!(fx.e.free_instances(), 0);
     fx.w.clone_space(Space::User(1), Space::User(5));
-    // SAFETY: the simulated tasks do not run during the call.
-    let e = unsafe { fx.e.fork_space(1, 5, &fx.w.tasks[1], &fx.w.tasks[6]) }.unwrap_err();
+    let e =
+        fx.e.fork_space(1, 5, &fx.w.tasks[1], &fx.w.tasks[6])
+            .unwrap_err();
     assert_eq!(e.kind(), ProbeErrorKind::CapacityFull(Capacity::Instances));
     assert_eq!(fx.e.pending_returns(&fx.w.tasks[6]), 0, "all or nothing");
     assert_eq!(fx.e.free_instances(), 0);
@@ -544,8 +545,8 @@ fn exec_drops_user_state_and_keeps_kernel_instances() {
     let mut kernel = fx.cpu_calling(0, 1, Space::Kernel, RECUR, &[2]);
     fx.step_until_pending(&mut kernel, 3);
     fx.w.switch_to(0, 1);
-    // SAFETY: task 1 is the current task, in its exec path.
-    unsafe { fx.e.exec_task(&fx.w.tasks[1]) };
+    // task 1 is the current task, in its exec path
+    fx.e.exec_task(&fx.w.tasks[1]).unwrap();
     assert_eq!(fx.e.pending_returns(&fx.w.tasks[1]), 1);
     fx.e.release_space(1).unwrap();
     assert_eq!(kernel.run(fx.w, fx.e, 100_000), Stop::Halted);
@@ -591,4 +592,217 @@ fn a_step_left_by_a_longjmp_is_dropped_at_the_next_hit() {
     // Registration from that CPU works again.
     fx.w.switch_to(0, 0);
     fx.e.unregister(id).unwrap();
+}
+
+/// Handler data for lifecycle calls made (wrongly) from a handler.
+struct LifecycleFromHandler {
+    e: &'static ToyEngine,
+    w: &'static custom_arch::world::World,
+    results: Mutex<Vec<Result<(), ProbeError>>>,
+}
+
+fn pre_calls_lifecycle(ctx: &ProbeContext, _: &mut dyn Registers) -> PreAction {
+    let c = ctx.data.downcast_ref::<LifecycleFromHandler>().unwrap();
+    let t = &c.w.tasks[0];
+    let mut r = c.results.lock().unwrap();
+    r.push(c.e.release_task(t));
+    r.push(c.e.exec_task(t));
+    r.push(c.e.fork_space(1, 2, t, &c.w.tasks[3]));
+    PreAction::Continue
+}
+
+#[test]
+fn lifecycle_calls_from_a_handler_are_refused_with_nothing_changed() {
+    let fx: Fx = Fx::new();
+    let k = seen();
+    fx.e.register_kretprobe(&Kretprobe::at(RECUR).ret(ret_record).data(k))
+        .unwrap();
+    let c: &'static LifecycleFromHandler = Box::leak(Box::new(LifecycleFromHandler {
+        e: fx.e,
+        w: fx.w,
+        results: Mutex::new(Vec::new()),
+    }));
+    fx.e.register_kprobe(&Kprobe::at(ARITH + 8).pre(pre_calls_lifecycle).data(c))
+        .unwrap();
+    // task 0 holds kernel return instances while the handler runs
+    let mut kernel = fx.cpu_calling(1, 0, Space::Kernel, RECUR, &[3]);
+    fx.step_until_pending(&mut kernel, 2);
+    assert_eq!(fx.call(ARITH, &[]).r[1], 13);
+    let kinds: Vec<_> = c
+        .results
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.map_err(|e| e.kind()))
+        .collect();
+    assert_eq!(kinds, vec![Err(ProbeErrorKind::InTrapContext); 3]);
+    assert_eq!(fx.e.pending_returns(&fx.w.tasks[0]), 2, "nothing released");
+    assert_eq!(kernel.run(fx.w, fx.e, 100_000), Stop::Halted);
+    assert_eq!(kernel.regs.r[1], 6);
+    assert_eq!(k.ret.load(Ordering::SeqCst), 4);
+    assert_eq!(fx.e.free_instances(), 16);
+}
+
+#[test]
+fn fork_into_a_child_holding_instances_is_refused_with_nothing_changed() {
+    let fx = user_fx();
+    fx.e.register_kretprobe(&Kretprobe::at(RECUR).in_space(Space::User(1)))
+        .unwrap();
+    fx.e.register_kretprobe(&Kretprobe::at(RECUR)).unwrap();
+    let mut user = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[3]);
+    fx.step_until_pending(&mut user, 2);
+    // the "child" already holds kernel instances
+    let mut kernel = fx.cpu_calling(1, 6, Space::Kernel, RECUR, &[3]);
+    fx.step_until_pending(&mut kernel, 2);
+    fx.w.clone_space(Space::User(1), Space::User(5));
+    let before = fx.w.peek(Space::User(5), RECUR, 8);
+    let free = fx.e.free_instances();
+    let e =
+        fx.e.fork_space(1, 5, &fx.w.tasks[1], &fx.w.tasks[6])
+            .unwrap_err();
+    assert!(matches!(e.kind(), ProbeErrorKind::InvalidRequest(_)));
+    let e =
+        fx.e.fork_space(1, 5, &fx.w.tasks[1], &fx.w.tasks[1])
+            .unwrap_err();
+    assert!(matches!(e.kind(), ProbeErrorKind::InvalidRequest(_)));
+    assert_eq!(fx.e.pending_returns(&fx.w.tasks[6]), 2);
+    assert_eq!(fx.e.pending_returns(&fx.w.tasks[1]), 2);
+    assert_eq!(fx.e.free_instances(), free);
+    assert_eq!(
+        fx.w.peek(Space::User(5), RECUR, 8),
+        before,
+        "child untouched"
+    );
+    assert_eq!(kernel.run(fx.w, fx.e, 100_000), Stop::Halted);
+    assert_eq!(user.run(fx.w, fx.e, 100_000), Stop::Halted);
+    assert_eq!(fx.e.free_instances(), 16);
+}
+
+#[test]
+fn release_of_a_task_that_still_runs_is_defined() {
+    let fx = user_fx();
+    let (u, a) = (seen(), seen());
+    fx.e.register_kretprobe(
+        &Kretprobe::at(RECUR)
+            .in_space(Space::User(1))
+            .ret(ret_record)
+            .data(u),
+    )
+    .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .in_space(Space::User(1))
+            .pre(pre_count)
+            .post(post_count)
+            .data(a),
+    )
+    .unwrap();
+    // pending user returns, released while the task goes on running
+    let mut user = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[3]);
+    fx.step_until_pending(&mut user, 2);
+    fx.e.release_task(&fx.w.tasks[1]).unwrap();
+    assert_eq!(fx.e.pending_returns(&fx.w.tasks[1]), 0);
+    assert_eq!(fx.e.free_instances(), 16);
+    let stop = user.run(fx.w, fx.e, 100_000);
+    assert!(
+        matches!(stop, Stop::ForeignBreakpoint(_)),
+        "its return into the trampoline is not the engine's: {stop:?}"
+    );
+    assert_eq!(
+        u.ret.load(Ordering::SeqCst),
+        2,
+        "only the calls made after the release"
+    );
+    // a parked step, released while the task goes on running
+    let mut cpu = fx.cpu_calling(0, 1, Space::User(1), ARITH, &[]);
+    fx.step_into_slot(&mut cpu);
+    assert!(fx.e.should_defer_signal(&fx.w.tasks[1]));
+    fx.e.release_task(&fx.w.tasks[1]).unwrap();
+    assert!(!fx.e.should_defer_signal(&fx.w.tasks[1]));
+    let stop = cpu.run(fx.w, fx.e, 10_000);
+    assert_ne!(stop, Stop::Halted, "the step end is no longer the engine's");
+    assert_eq!(a.post.load(Ordering::SeqCst), 0);
+    assert_eq!(fx.e.leaked_steps(), 0);
+    assert_eq!(fx.e.free_instances(), 16);
+    // the task state is usable again
+    let mut cpu = fx.cpu_calling(0, 1, Space::User(1), ARITH, &[]);
+    assert_eq!(cpu.run(fx.w, fx.e, 10_000), Stop::Halted);
+    assert_eq!(cpu.regs.r[1], 13);
+    assert_eq!((hits(a), a.post.load(Ordering::SeqCst)), (2, 1));
+    let mut user = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[3]);
+    assert_eq!(user.run(fx.w, fx.e, 100_000), Stop::Halted);
+    assert_eq!(u.ret.load(Ordering::SeqCst), 6);
+    fx.e.release_space(1).unwrap();
+    assert_eq!(fx.e.free_instances(), 16);
+}
+
+#[test]
+fn trap_paths_meeting_a_held_task_lock_miss_or_retry() {
+    let fx = user_fx();
+    let (u, a) = (seen(), seen());
+    let ret_id =
+        fx.e.register_kretprobe(
+            &Kretprobe::at(RECUR)
+                .in_space(Space::User(1))
+                .ret(ret_record)
+                .data(u),
+        )
+        .unwrap();
+    fx.e.register_kprobe(
+        &Kprobe::at(ARITH + 8)
+            .in_space(Space::User(1))
+            .pre(pre_count)
+            .post(post_count)
+            .data(a),
+    )
+    .unwrap();
+    let k = seen();
+    let kret_id =
+        fx.e.register_kretprobe(&Kretprobe::at(RECUR).ret(ret_record).data(k))
+            .unwrap();
+    let mut outer = fx.cpu_calling(0, 1, Space::User(1), RECUR, &[3]);
+    fx.step_until_pending(&mut outer, 1);
+    let mut calls = 0;
+    let mut stepper = fx.cpu_calling(2, 1, Space::User(1), ARITH, &[]);
+    let mut inner = fx.cpu_calling(1, 1, Space::User(1), RECUR, &[0]);
+    // The walker holds task 1's lock while it calls back; task 1's traps
+    // then find its state busy.
+    // SAFETY: the walk only reads; the traps of task 1 that run inside it
+    // do not change its state (they find it busy).
+    unsafe {
+        fx.e.pending_return_frames(&fx.w.tasks[1], |_, _, _| {
+            calls += 1;
+            // the task in the kernel: its return probe's entries are
+            // missed, no instance taken; the calls return normally
+            let mut kernel = fx.cpu_calling(1, 1, Space::Kernel, RECUR, &[2]);
+            assert_eq!(kernel.run(fx.w, fx.e, 10_000), Stop::Halted);
+            assert_eq!(kernel.regs.r[1], 3);
+            // the task in user mode: its breakpoints (which may be a step's
+            // end) are retried, at the probe, until its state is free
+            assert_eq!(inner.run(fx.w, fx.e, 200), Stop::Budget);
+            assert_eq!(inner.regs.pc as usize, RECUR);
+            assert_eq!(stepper.run(fx.w, fx.e, 200), Stop::Budget);
+            assert_eq!(stepper.regs.pc as usize, ARITH + 8);
+        })
+    };
+    assert_eq!(calls, 1);
+    let info = fx.e.info(kret_id).unwrap();
+    assert_eq!((info.hits, info.missed), (0, 3), "the entries met the lock");
+    assert_eq!(k.ret.load(Ordering::SeqCst), 0);
+    let info = fx.e.info(ret_id).unwrap();
+    assert_eq!((info.hits, info.missed), (1, 0), "only the outer call");
+    assert_eq!(fx.e.pending_returns(&fx.w.tasks[1]), 1);
+    assert_eq!(u.ret.load(Ordering::SeqCst), 0);
+    assert_eq!(hits(a), 0);
+    assert_eq!(a.post.load(Ordering::SeqCst), 0);
+    assert!(!fx.e.should_defer_signal(&fx.w.tasks[1]));
+    // the lock is free again: both complete normally
+    assert_eq!(stepper.run(fx.w, fx.e, 10_000), Stop::Halted);
+    assert_eq!(stepper.regs.r[1], 13);
+    assert_eq!((hits(a), a.post.load(Ordering::SeqCst)), (1, 1));
+    assert_eq!(inner.run(fx.w, fx.e, 10_000), Stop::Halted);
+    assert_eq!(u.ret.load(Ordering::SeqCst), 1);
+    assert_eq!(outer.run(fx.w, fx.e, 100_000), Stop::Halted);
+    assert_eq!(fx.e.free_instances(), 16);
+    assert_eq!(fx.e.leaked_steps(), 0);
 }

@@ -486,8 +486,11 @@ impl Model {
                 drop(cpus);
                 // the CPU runs nothing of the dead task any more
                 self.fx.w.cpu_pcs.lock().unwrap().remove(&(cpu as usize));
-                // SAFETY: the task's context is gone: it never runs again.
-                unsafe { self.fx.e.release_task(&self.fx.w.tasks[ctx.cpu.task]) };
+                // the task's context is gone: it never runs again
+                self.fx
+                    .e
+                    .release_task(&self.fx.w.tasks[ctx.cpu.task])
+                    .unwrap();
             }
             Op::ReleaseSpace(s) => {
                 let space = Space::User(s as usize);
@@ -499,12 +502,11 @@ impl Model {
                 }
                 drop(cpus);
                 for cpu in 0..2 {
-                    // SAFETY: every task of the space exited.
-                    unsafe {
-                        self.fx
-                            .e
-                            .release_task(&self.fx.w.tasks[task_of(cpu, space)])
-                    };
+                    // every task of the space exited
+                    self.fx
+                        .e
+                        .release_task(&self.fx.w.tasks[task_of(cpu, space)])
+                        .unwrap();
                 }
                 self.admin();
                 self.fx.e.release_space(s as usize).unwrap();
@@ -750,8 +752,8 @@ impl Model {
         w.clone_space(Space::User(1), Space::User(7));
         self.admin();
         let user_pending = e.pending_returns(&w.tasks[parent]);
-        // SAFETY: the model runs one context at a time; neither task runs.
-        match unsafe { e.fork_space(1, 7, &w.tasks[parent], &w.tasks[child_task]) } {
+        // the model runs one context at a time; neither task runs
+        match e.fork_space(1, 7, &w.tasks[parent], &w.tasks[child_task]) {
             Ok(()) => assert!(e.pending_returns(&w.tasks[child_task]) <= user_pending),
             Err(err) => {
                 assert_eq!(
@@ -768,8 +770,8 @@ impl Model {
                 "the child has its original bytes"
             );
         }
-        // SAFETY: the child never ran.
-        unsafe { e.release_task(&w.tasks[child_task]) };
+        // the child never ran
+        e.release_task(&w.tasks[child_task]).unwrap();
         e.release_space(7).unwrap();
     }
 

@@ -204,8 +204,8 @@ fn a_forked_child_gets_original_bytes_and_its_pending_returns_still_work() {
     // fork: the child (task 3, space 3) is a copy of the parent
     fx.w.clone_space(Space::User(1), Space::User(3));
     fx.w.set_task_space(3, 3);
-    // SAFETY: the simulated tasks do not run during the call.
-    unsafe { fx.e.fork_space(1, 3, &fx.w.tasks[1], &fx.w.tasks[3]) }.unwrap();
+    fx.e.fork_space(1, 3, &fx.w.tasks[1], &fx.w.tasks[3])
+        .unwrap();
     assert_eq!(
         fx.w.peek(Space::User(3), ARITH, 16),
         orig_arith,

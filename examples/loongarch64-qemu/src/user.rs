@@ -251,8 +251,11 @@ pub fn run(func: usize, a0: usize, a1: usize) -> UserRun {
         .unwrap_or(Ending::BadSyscall);
     if ending != Ending::Exit {
         // The task died: its pending return instances go back to the pool.
-        // SAFETY: the task died: it never runs again on this state.
-        unsafe { ENGINE.release_task(kernel::task(USER_TASK)) };
+        // The task died: it never runs again on this state (task context,
+        // outside the probe machinery).
+        ENGINE
+            .release_task(kernel::task(USER_TASK))
+            .expect("release_task outside the probe machinery");
     }
     UserRun {
         value: exit.value,

@@ -192,9 +192,11 @@ fn claim(tid: i32) -> Option<usize> {
 /// Give index `i` back (its thread runs no probed code any more, or is
 /// dead): its return instances and parked steps go, then the index.
 fn release(i: usize) {
-    // SAFETY: the owner of index `i` runs no probed code any more (it is
-    // exiting or dead), so nothing else uses its task state.
-    unsafe { ENGINE.release_task(&TASKS[i]) };
+    // The owner of index `i` runs no probed code any more (it is exiting
+    // or dead); this runs in task context, outside the probe machinery.
+    ENGINE
+        .release_task(&TASKS[i])
+        .expect("release_task outside the probe machinery");
     let s = &SLOTS[i];
     s.adopted.store(false, Ordering::Relaxed);
     s.tid.store(0, Ordering::Release);

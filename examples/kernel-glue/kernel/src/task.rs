@@ -54,7 +54,7 @@ pub fn switch_to(next: Option<Arc<Task>>) {
 /// `task` exited and never runs again; its space goes with it when
 /// `last_in_space`.
 pub fn exit(task: Arc<Task>, last_in_space: bool) {
-    crate::probe::traps::on_exit(&task); // probe hook
+    let _ = crate::probe::ENGINE.release_task(&task.probe); // probe hook
     if last_in_space {
         drop_space(task.asid());
     }
@@ -68,7 +68,7 @@ fn drop_space(asid: usize) {
 /// The current task `task` execs into the new space `asid`; the old space
 /// goes when `last_in_space`.
 pub fn exec(task: &Task, asid: usize, last_in_space: bool) {
-    crate::probe::traps::on_exec(task); // probe hook
+    let _ = crate::probe::ENGINE.exec_task(&task.probe); // probe hook
     let old = task.space.swap(asid, Ordering::Relaxed);
     if last_in_space {
         drop_space(old);
@@ -81,10 +81,11 @@ pub fn fork(parent: &Task, tid: usize, child_asid: usize) -> Result<Arc<Task>, i
     let space = mm::space(parent.asid()).ok_or(-14)?;
     space.fork(child_asid);
     let child = Task::new(tid, child_asid);
-    if let Err(e) = crate::probe::traps::on_fork(parent, &child) {
+    let probe = &crate::probe::ENGINE; // probe hook
+    if let Err(e) = probe.fork_space(parent.asid(), child_asid, &parent.probe, &child.probe) {
         // probe hook
         drop_space(child_asid);
-        return Err(e);
+        return Err(e.into());
     }
     Ok(child)
 }

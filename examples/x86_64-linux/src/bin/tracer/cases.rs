@@ -615,8 +615,10 @@ fn child_exit_releases_space(k: &mut Children) -> CheckResult {
     b.send(&Command::default())?;
     ptrace::cont(b.pid, 0)?;
     ensure_eq!(ptrace::wait(b.pid)?, Status::Exited(0), "B exits");
-    // SAFETY: B exited: its task state is used by nothing any more.
-    unsafe { ENGINE.release_task(b.task) };
+    // B exited: its task state is used by nothing any more.
+    ENGINE
+        .release_task(b.task)
+        .map_err(|e| format!("release_task: {e}"))?;
     ENGINE
         .release_space(b.pid as usize)
         .map_err(|e| e.to_string())?;

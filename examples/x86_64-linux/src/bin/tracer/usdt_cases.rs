@@ -142,8 +142,8 @@ impl Drop for World {
             // SAFETY: killing our own (traced) process.
             unsafe { libc::kill(c.pid, libc::SIGKILL) };
             let _ = ptrace::wait(c.pid);
-            // SAFETY: the child is dead: its task state is used by nothing.
-            unsafe { ENGINE.release_task(c.task) };
+            // The child is dead: its task state is used by nothing.
+            let _ = ENGINE.release_task(c.task);
             let _ = ENGINE.release_space(c.pid as usize);
             FILES.space_released(c.pid as usize);
             services::remove_child(c.pid);
@@ -427,8 +427,9 @@ fn fork_child(parent: &Child) -> Result<Child, String> {
     services::add_child(pid, f.slot_page, f.task)?;
     // As the kernel at fork: the engine (address-space probes go from the
     // copy), then the file layer (file probes follow).
-    // SAFETY: both are stopped; the fork has not run.
-    unsafe { ENGINE.fork_space(parent.pid as usize, pid as usize, parent.task, f.task) }
+    // Both are stopped; the fork has not run.
+    ENGINE
+        .fork_space(parent.pid as usize, pid as usize, parent.task, f.task)
         .map_err(|e| format!("fork_space: {e}"))?;
     FILES
         .forked(&ENGINE, parent.pid as usize, pid as usize)
@@ -592,8 +593,10 @@ fn exit_child(w: &mut World, name: &str) -> Result<pid_t, String> {
             other => return Err(format!("{name} {}: {other:?}", c.pid)),
         }
     }
-    // SAFETY: the child exited: its task state is used by nothing any more.
-    unsafe { ENGINE.release_task(c.task) };
+    // The child exited: its task state is used by nothing any more.
+    ENGINE
+        .release_task(c.task)
+        .map_err(|e| format!("release_task: {e}"))?;
     ENGINE
         .release_space(c.pid as usize)
         .map_err(|e| e.to_string())?;
